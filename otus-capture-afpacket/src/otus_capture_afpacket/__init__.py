@@ -1,0 +1,1 @@
+"""Otus capturer: AF_PACKET TPACKET_V3 ring with fanout workers and BPF."""

@@ -1,0 +1,26 @@
+"""cffi build script for ``otus._native._otus_native`` (out-of-line API mode).
+
+Run by setuptools at build time only; runtime code imports the compiled module lazily through
+``otus._native``. C declarations live in ``otus_cdef.h``; sources are the ``*.c`` files here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+
+ffibuilder = FFI()
+ffibuilder.cdef((HERE / "otus_cdef.h").read_text())
+ffibuilder.set_source(
+    "otus._native._otus_native",
+    '#include "otus_batch.h"\n',
+    sources=[str(p.relative_to(HERE.parents[2])) for p in sorted(HERE.glob("*.c"))],
+    include_dirs=[str(HERE)],
+    extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,110 @@
+"""Records: what parsers produce and processors and reporters consume.
+
+A :class:`Record` is a plain slotted object (not a pydantic model): records are built on the hot
+path. :func:`record_to_dict` is the one place that turns a record into its wire shape (design §4);
+every reporter uses it.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+__all__ = ["Record", "record_to_dict"]
+
+
+class Record:
+    """One observation: a parsed message (or a raw payload) with its addresses and labels.
+
+    ``labels`` are ``{protocol}.{field}`` keys in lower case (``sip.method``) with string values.
+    ``payload`` is the parser's structured view (JSON-serialisable) or ``None``.
+    ``raw_payload`` is a copy of the L7 bytes (it outlives the capture buffer).
+    """
+
+    __slots__ = (
+        "task_id",
+        "agent_id",
+        "pipeline_id",
+        "ts_ns",
+        "src_ip",
+        "dst_ip",
+        "src_port",
+        "dst_port",
+        "protocol",
+        "payload_type",
+        "labels",
+        "raw_payload",
+        "payload",
+    )
+
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        src_ip: str,
+        dst_ip: str,
+        src_port: int,
+        dst_port: int,
+        protocol: int,
+        payload_type: str,
+        raw_payload: bytes = b"",
+        payload: dict[str, Any] | None = None,
+        labels: dict[str, str] | None = None,
+        task_id: str = "",
+        agent_id: str = "",
+        pipeline_id: int = 0,
+    ) -> None:
+        self.task_id = task_id
+        self.agent_id = agent_id
+        self.pipeline_id = pipeline_id
+        self.ts_ns = ts_ns
+        self.src_ip = src_ip
+        self.dst_ip = dst_ip
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.protocol = protocol
+        self.payload_type = payload_type
+        self.labels: dict[str, str] = labels if labels is not None else {}
+        self.raw_payload = raw_payload
+        self.payload = payload
+
+    @property
+    def raw_payload_len(self) -> int:
+        return len(self.raw_payload)
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.ts_ns // 1_000_000
+
+    @property
+    def key(self) -> str:
+        """The Kafka message key of the Go original: ``{src_ip}:{src_port}-{dst_ip}:{dst_port}``."""
+        return f"{self.src_ip}:{self.src_port}-{self.dst_ip}:{self.dst_port}"
+
+    def __repr__(self) -> str:
+        return (
+            f"Record({self.payload_type} {self.src_ip}:{self.src_port} -> "
+            f"{self.dst_ip}:{self.dst_port} labels={self.labels!r})"
+        )
+
+
+def record_to_dict(record: Record, *, include_raw: bool = True) -> dict[str, Any]:
+    """The JSON value of a record, field for field as the Go Otus writes it (design §4)."""
+    out: dict[str, Any] = {
+        "task_id": record.task_id,
+        "agent_id": record.agent_id,
+        "pipeline_id": record.pipeline_id,
+        "timestamp": record.timestamp_ms,
+        "src_ip": record.src_ip,
+        "dst_ip": record.dst_ip,
+        "src_port": record.src_port,
+        "dst_port": record.dst_port,
+        "protocol": record.protocol,
+        "payload_type": record.payload_type,
+        "labels": record.labels,
+        "raw_payload_len": record.raw_payload_len,
+    }
+    if include_raw:
+        out["raw_payload"] = base64.b64encode(record.raw_payload).decode("ascii")
+    out["payload"] = record.payload
+    return out

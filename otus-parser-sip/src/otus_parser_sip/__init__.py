@@ -1,0 +1,1 @@
+"""Otus parser: SIP over UDP and TCP with dialogs, SDP and media flows."""

@@ -1,0 +1,1 @@
+"""Otus reporter: records to the console or a file as JSON lines or text."""

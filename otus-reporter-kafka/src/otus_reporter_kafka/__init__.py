@@ -1,0 +1,1 @@
+"""Otus reporter: records to Kafka in the Go Otus wire format."""
