@@ -23,4 +23,6 @@ class PluginContext:
     workers: int = 1
     node_tags: dict[str, str] = field(default_factory=dict)
     data_dir: str = ""
+    #: The global configuration (root key ``otus``) as plain data, e.g. ``settings["kafka"]``.
+    settings: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)
