@@ -53,7 +53,7 @@ class RawBatch:
     :meth:`release` once nothing refers to it any more, and never touches it afterwards.
     """
 
-    __slots__ = ("count", "data", "descs", "_release")
+    __slots__ = ("_release", "count", "data", "descs")
 
     def __init__(
         self,
@@ -133,7 +133,7 @@ class Capturer(abc.ABC):
 
     @abc.abstractmethod
     def open(self) -> None:
-        """Acquire the source. Raises :class:`otus.errors.CaptureError` with an actionable message."""
+        """Acquire the source; raise :class:`otus.errors.CaptureError` with an actionable message."""
 
     @abc.abstractmethod
     def batches(self) -> Iterator[RawBatch]:

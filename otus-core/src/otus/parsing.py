@@ -51,15 +51,15 @@ class Datagram:
     """One L4 payload with its addresses. ``payload`` is valid only during the parse call."""
 
     __slots__ = (
-        "ts_ns",
-        "src_ip",
         "dst_ip",
-        "src_port",
         "dst_port",
-        "protocol",
-        "payload",
-        "vlan_id",
         "ifindex",
+        "payload",
+        "protocol",
+        "src_ip",
+        "src_port",
+        "ts_ns",
+        "vlan_id",
     )
 
     def __init__(

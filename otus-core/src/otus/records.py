@@ -22,19 +22,19 @@ class Record:
     """
 
     __slots__ = (
-        "task_id",
         "agent_id",
-        "pipeline_id",
-        "ts_ns",
-        "src_ip",
         "dst_ip",
-        "src_port",
         "dst_port",
-        "protocol",
-        "payload_type",
         "labels",
-        "raw_payload",
         "payload",
+        "payload_type",
+        "pipeline_id",
+        "protocol",
+        "raw_payload",
+        "src_ip",
+        "src_port",
+        "task_id",
+        "ts_ns",
     )
 
     def __init__(

@@ -12,8 +12,18 @@ TCP_ACK = 0x10
 class TcpSegment:
     """One TCP segment of a flow a stream parser wants; ``payload`` is an owned copy."""
 
-    __slots__ = ("ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "seq", "ack", "flags",
-                 "payload", "parser")  # fmt: skip
+    __slots__ = (
+        "ack",
+        "dst_ip",
+        "dst_port",
+        "flags",
+        "parser",
+        "payload",
+        "seq",
+        "src_ip",
+        "src_port",
+        "ts_ns",
+    )  # fmt: skip
 
     def __init__(
         self,
