@@ -133,7 +133,7 @@ class Capturer(abc.ABC):
 
     @abc.abstractmethod
     def open(self) -> None:
-        """Acquire the source; raise :class:`otus.errors.CaptureError` with an actionable message."""
+        """Acquire the source; raise :class:`otus.errors.CaptureError` saying what to do."""
 
     @abc.abstractmethod
     def batches(self) -> Iterator[RawBatch]:

@@ -1,8 +1,9 @@
 """cffi build script for ``otus._native._otus_native`` (out-of-line API mode).
 
-Run by setuptools at build time only; runtime code imports the compiled module lazily through
-``otus._native``. C declarations for Python live in the ``*.cdef`` files (one per area: batch, decode,
-pcap, …), C headers in ``*.h`` and sources in ``*.c``; each area adds its own files, nothing is listed here.
+Run by setuptools at build time only; runtime code imports the compiled module lazily
+through ``otus._native``. C declarations for Python live in the ``*.cdef`` files (one per
+area: batch, decode, pcap, ...), C headers in ``*.h`` and sources in ``*.c``; each area adds
+its own files, nothing is listed here.
 """
 
 from __future__ import annotations
