@@ -1,0 +1,65 @@
+"""A small synchronous JSON-RPC client for the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+from typing import Any
+
+from otus.errors import ControlError
+
+_ids = itertools.count(1)
+
+
+class RpcCallError(ControlError):
+    """The daemon answered with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data
+
+
+def call(
+    path: str, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0
+) -> Any:
+    """Call ``method`` on the daemon listening at ``path`` and return its result."""
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except FileNotFoundError:
+        raise ControlError(
+            f"no daemon is running (no control socket at {path}); start one with 'otus daemon'"
+        ) from None
+    except ConnectionRefusedError:
+        raise ControlError(
+            f"no daemon is listening on {path} (stale socket); start one with 'otus daemon'"
+        ) from None
+    except PermissionError:
+        raise ControlError(
+            f"permission denied on {path}: run as root, as the daemon's user, or as a member "
+            "of the group set in otus.control.group"
+        ) from None
+    with sock:
+        request = {"jsonrpc": "2.0", "method": method, "params": params or {}, "id": next(_ids)}
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        buf = bytearray()
+        try:
+            while not buf.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except TimeoutError:
+            raise ControlError(
+                f"the daemon did not answer {method} within {timeout:.0f}s"
+            ) from None
+    if not buf:
+        raise ControlError("the daemon closed the connection without an answer")
+    answer = json.loads(buf)
+    if "error" in answer:
+        err = answer["error"]
+        raise RpcCallError(err.get("code", 0), err.get("message", "error"), err.get("data"))
+    return answer.get("result")

@@ -1,0 +1,1 @@
+"""The daemon: lifecycle (signals, start, drain, stop), tasks and worker supervision."""

@@ -1,0 +1,49 @@
+"""Adding up worker statistics so that totals never go backwards.
+
+A worker ships cumulative snapshots (nested dicts of ints). When a worker dies its last
+snapshot is folded into a per-task base, and the restarted worker counts from zero again:
+``total = base + live``. Gauges (the ``gauges`` sub-tree of a snapshot) are summed over live
+workers only, so the gauges of a dead worker disappear with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GAUGES = "gauges"
+
+
+def add_into(total: dict[str, Any], part: dict[str, Any]) -> None:
+    """Add the numbers of ``part`` into ``total`` (nested dicts by key)."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            add_into(total.setdefault(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+
+
+def without_gauges(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in snapshot.items() if k != GAUGES}
+
+
+class TaskCounters:
+    """The statistics of one task across all its workers and their restarts."""
+
+    def __init__(self) -> None:
+        self._base: dict[str, Any] = {}
+        self._live: dict[int, dict[str, Any]] = {}
+
+    def update(self, worker: int, snapshot: dict[str, Any]) -> None:
+        self._live[worker] = snapshot
+
+    def worker_exited(self, worker: int) -> None:
+        last = self._live.pop(worker, None)
+        if last is not None:
+            add_into(self._base, without_gauges(last))
+
+    def total(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        add_into(out, self._base)
+        for snap in self._live.values():
+            add_into(out, snap)
+        return out
