@@ -1,0 +1,234 @@
+"""The plugin registry: every loaded spec by kind and name, plus what failed and why.
+
+:func:`load_registry` imports the entry points (:mod:`otus._plugins.discovery`), registers each
+module with a pluggy ``PluginManager`` and calls its registration hooks one plugin at a time, so a
+hook that raises or a name that two plugins claim is recorded against the plugins concerned and
+everything else still loads. Nothing is cached: callers keep the registry they loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, overload
+
+import pluggy
+
+from otus import hookspecs
+from otus._plugins.discovery import EntryPointOrigin, LoadedModule, describe_error, discover
+from otus.errors import PluginError
+from otus.specs import CapturerSpec, ParserSpec, PluginSpec, ProcessorSpec, ReporterSpec
+
+__all__ = ["KINDS", "PluginInfo", "PluginRegistry", "load_registry", "strict_from_env"]
+
+Kind = Literal["capturer", "parser", "processor", "reporter"]
+
+#: kind → (registration hook, spec class), in pipeline order.
+KINDS: dict[str, tuple[str, type[PluginSpec[Any]]]] = {
+    "capturer": ("otus_capturers", CapturerSpec),
+    "parser": ("otus_parsers", ParserSpec),
+    "processor": ("otus_processors", ProcessorSpec),
+    "reporter": ("otus_reporters", ReporterSpec),
+}
+
+STRICT_ENV = "OTUS_STRICT_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One line of ``otus plugins list``: a spec that loaded, or something that failed.
+
+    ``kind`` is ``None`` for an entry point that failed before its kind could be known (its
+    module did not import); ``name`` is then the entry-point name.
+    """
+
+    name: str
+    kind: str | None
+    distribution: str
+    version: str
+    summary: str
+    status: Literal["loaded", "failed"]
+    error: str | None = None
+    entry_point: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Provided:
+    spec: PluginSpec[Any]
+    origin: EntryPointOrigin
+
+
+class PluginRegistry:
+    """Loaded specs by kind and name; the failures; the pluggy hook relay for lifecycle hooks."""
+
+    def __init__(
+        self,
+        manager: pluggy.PluginManager,
+        specs: dict[str, dict[str, _Provided]],
+        failures: list[PluginInfo],
+    ) -> None:
+        self.manager = manager
+        self._specs = specs
+        self.failures: list[PluginInfo] = failures
+        self._failed_by_name = {(f.kind, f.name): f for f in failures if f.kind is not None}
+
+    @property
+    def hook(self) -> Any:
+        """``registry.hook.otus_task_started(task_id=..., config=...)`` calls every plugin."""
+        return self.manager.hook
+
+    @overload
+    def get(self, kind: Literal["capturer"], name: str) -> CapturerSpec: ...
+    @overload
+    def get(self, kind: Literal["parser"], name: str) -> ParserSpec: ...
+    @overload
+    def get(self, kind: Literal["processor"], name: str) -> ProcessorSpec: ...
+    @overload
+    def get(self, kind: Literal["reporter"], name: str) -> ReporterSpec: ...
+    @overload
+    def get(self, kind: str, name: str) -> PluginSpec[Any]: ...
+
+    def get(self, kind: str, name: str) -> PluginSpec[Any]:
+        """The spec of ``kind`` called ``name``; :class:`PluginError` saying what exists if none."""
+        provided = self._kind(kind).get(name)
+        if provided is not None:
+            return provided.spec
+        failed = self._failed_by_name.get((kind, name))
+        if failed is not None:
+            raise PluginError(f"{kind} {name!r} failed to load: {failed.error}")
+        available = ", ".join(self.names(kind)) or "none installed"
+        raise PluginError(f"unknown {kind} {name!r}; available: {available}")
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names of the loaded plugins of ``kind``."""
+        return sorted(self._kind(kind))
+
+    def entries(self) -> list[PluginInfo]:
+        """Every loaded spec and every failure, ordered by kind then name."""
+        loaded = [
+            PluginInfo(
+                name=p.spec.name,
+                kind=kind,
+                distribution=p.origin.distribution,
+                version=p.origin.version,
+                summary=p.spec.summary,
+                status="loaded",
+                entry_point=p.origin.name,
+            )
+            for kind, by_name in self._specs.items()
+            for p in by_name.values()
+        ]
+        order = {kind: i for i, kind in enumerate(KINDS)}
+        return sorted(
+            loaded + self.failures,
+            key=lambda i: (order.get(i.kind or "", len(order)), i.name, i.distribution),
+        )
+
+    def _kind(self, kind: str) -> dict[str, _Provided]:
+        if kind not in self._specs:
+            raise PluginError(f"unknown plugin kind {kind!r}; use one of {', '.join(KINDS)}")
+        return self._specs[kind]
+
+
+def strict_from_env() -> bool:
+    """``OTUS_STRICT_PLUGINS=1`` (or ``true``/``yes``) makes every plugin failure an error."""
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_registry(strict: bool | None = None) -> PluginRegistry:
+    """Load every installed plugin; with ``strict`` (default from the environment) any failure
+    raises :class:`PluginError` instead of being recorded."""
+    if strict is None:
+        strict = strict_from_env()
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+
+    loaded, load_failures = discover()
+    failures = [_failure(f.origin, None, f.error) for f in load_failures]
+    origins: dict[str, EntryPointOrigin] = {}
+    for item in loaded:
+        error = _register(manager, item)
+        if error is None:
+            origins[item.origin.label] = item.origin
+        else:
+            failures.append(_failure(item.origin, None, error))
+
+    candidates: dict[tuple[str, str], list[_Provided]] = {}
+    for kind, (hook_name, spec_class) in KINDS.items():
+        for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            origin = origins[impl.plugin_name]
+            try:
+                specs = _collect(impl.function(), spec_class, hook_name)
+            except Exception as err:  # a plugin's bug must not stop the others loading
+                failures.append(_failure(origin, kind, f"{hook_name}(): {describe_error(err)}"))
+                continue
+            for spec in specs:
+                candidates.setdefault((kind, spec.name), []).append(_Provided(spec, origin))
+
+    specs_by_kind: dict[str, dict[str, _Provided]] = {kind: {} for kind in KINDS}
+    for (kind, name), provided in candidates.items():
+        if len(provided) == 1:
+            specs_by_kind[kind][name] = provided[0]
+            continue
+        who = " and ".join(
+            f"{p.origin.distribution} (entry point {p.origin.name!r})" for p in provided
+        )
+        error = f"name clash: {kind} {name!r} is provided by {who}; uninstall one of them"
+        failures.extend(_failure(p.origin, kind, error, p.spec) for p in provided)
+
+    if strict and failures:
+        details = "; ".join(f"{f.kind or 'plugin'} {f.name!r}: {f.error}" for f in failures)
+        raise PluginError(f"plugins failed to load ({STRICT_ENV}=1): {details}")
+    return PluginRegistry(manager, specs_by_kind, failures)
+
+
+def _register(manager: pluggy.PluginManager, item: LoadedModule) -> str | None:
+    """Register one module; ``None`` on success, else why it was rejected."""
+    try:
+        manager.register(item.module, name=item.origin.label)
+    except Exception as err:  # pluggy.PluginValidationError, or a duplicate module
+        return describe_error(err)
+    unknown = [
+        caller.name
+        for caller in manager.get_hookcallers(item.module) or []
+        if caller.spec is None
+        and any(
+            not impl.optionalhook
+            for impl in caller.get_hookimpls()
+            if impl.plugin_name == item.origin.label
+        )
+    ]
+    if unknown:
+        manager.unregister(item.module)
+        return f"implements unknown hook(s) {', '.join(sorted(unknown))} (newer otus-core needed?)"
+    return None
+
+
+def _collect(
+    result: Iterable[Any] | None, spec_class: type[PluginSpec[Any]], hook_name: str
+) -> list[PluginSpec[Any]]:
+    specs = list(result or ())
+    for spec in specs:
+        if not isinstance(spec, spec_class):
+            expected = spec_class.__name__
+            raise TypeError(f"{hook_name}() must return {expected} objects, got {spec!r}")
+    return specs
+
+
+def _failure(
+    origin: EntryPointOrigin, kind: str | None, error: str, spec: PluginSpec[Any] | None = None
+) -> PluginInfo:
+    return PluginInfo(
+        name=spec.name if spec is not None else origin.name,
+        kind=kind,
+        distribution=origin.distribution,
+        version=origin.version,
+        summary=spec.summary if spec is not None else "",
+        status="failed",
+        error=error,
+        entry_point=origin.name,
+    )
