@@ -1,0 +1,37 @@
+"""Task persistence: atomic files, safe ids, recovery from interrupted writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from otus._daemon.store import TaskStore, check_task_id
+from otus.errors import ConfigError
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "x" * 65, "a..b", "a b"])
+def test_ids_that_could_escape_are_refused(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        check_task_id(bad)
+
+
+def test_save_load_delete(tmp_path: Path) -> None:
+    store = TaskStore(tmp_path)
+    store.save("sip-1", {"config": {"id": "sip-1"}, "state": "running"})
+    assert (tmp_path / "tasks" / "sip-1.json").stat().st_mode & 0o777 == 0o600
+    assert store.load_all() == {"sip-1": {"config": {"id": "sip-1"}, "state": "running"}}
+    store.delete("sip-1")
+    assert store.load_all() == {}
+
+
+def test_leftovers_and_corrupt_files(tmp_path: Path) -> None:
+    store = TaskStore(tmp_path)
+    store.save("good", {"config": {"id": "good"}})
+    (store.dir / ".good.json.123.tmp").write_text("{half")
+    (store.dir / "bad.json").write_text("{not json")
+    loaded = TaskStore(tmp_path)
+    assert list(loaded.load_all()) == ["good"]
+    assert not list(store.dir.glob(".*.tmp"))
+    assert (store.dir / "bad.corrupt").exists()
+    assert loaded.corrupt and "bad.json" in loaded.corrupt[0]

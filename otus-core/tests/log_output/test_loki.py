@@ -1,0 +1,87 @@
+"""Loki output against a local HTTP receiver that checks the push format and can be down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+from otus._logging.loki import LokiHandler
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    pushes: list[dict[str, Any]] = []  # noqa: RUF012 - one receiver per test via subclass
+    status = 204
+
+    def do_POST(self) -> None:  # noqa: N802
+        assert self.path == "/loki/api/v1/push"
+        assert self.headers["Content-Type"] == "application/json"
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).pushes.append(body)
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _serve(status: int) -> tuple[HTTPServer, type[_Receiver]]:
+    handler = type("Rx", (_Receiver,), {"pushes": [], "status": status})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, handler
+
+
+def _logger(handler: logging.Handler) -> logging.Logger:
+    log = logging.getLogger(f"test-loki-{id(handler)}")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
+    return log
+
+
+def test_push_format_labels_and_ns_timestamps() -> None:
+    server, rx = _serve(204)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        h = LokiHandler(url, {"app": "otus", "host": "n1"}, batch_size=3, batch_wait=0.1)
+        log = _logger(h)
+        before = time.time_ns()
+        log.info("one")
+        log.warning("two")
+        log.info("three")
+        h.close()
+        streams = [s for push in rx.pushes for s in push["streams"]]
+        lines = sorted(v[1] for s in streams for v in s["values"])
+        assert lines == ["one", "three", "two"]
+        for s in streams:
+            assert s["stream"]["app"] == "otus"
+            assert s["stream"]["host"] == "n1"
+            assert s["stream"]["level"] in ("info", "warning")
+            for ts, _ in s["values"]:
+                assert isinstance(ts, str)
+                assert int(ts) >= before - 1_000_000_000
+        assert h.stats()["sent"] == 3
+    finally:
+        server.shutdown()
+
+
+def test_unreachable_loki_drops_and_counts_without_blocking() -> None:
+    # Nothing listens on this port (bound then closed): pushes fail and the buffer fills.
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    h = LokiHandler(f"http://127.0.0.1:{port}", {"app": "otus"}, buffer=10, batch_wait=0.05)
+    log = _logger(h)
+    for i in range(100):
+        log.info("line %d", i)
+    st = h.stats()
+    assert st["dropped"] + st["buffered"] + st["sent"] <= 100
+    assert st["dropped"] >= 100 - 10 - h.batch_size
+    h.close(timeout=0.5)
