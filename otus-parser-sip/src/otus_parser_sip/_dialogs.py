@@ -1,0 +1,192 @@
+"""The dialog table: INVITE calls followed from offer to BYE (RFC 3261 12, 13, 15).
+
+Keyed by Call-ID (the tags are stored and reported; forked early dialogs of one Call-ID share an
+entry). Bounded: when full, the least recently active call is evicted. Time-limited: ``tick``
+drops ended calls after a linger period and idle calls after a timeout.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+__all__ = ["Dialog", "DialogTable"]
+
+ENDED = frozenset({"terminated", "failed", "cancelled"})
+
+
+class Dialog:
+    """State of one call."""
+
+    __slots__ = (
+        "answer_ns",
+        "call_id",
+        "callee",
+        "caller",
+        "cancel_seen",
+        "end_ns",
+        "final_status",
+        "from_tag",
+        "invite_ns",
+        "last_ns",
+        "ring_ns",
+        "state",
+        "to_tag",
+    )
+
+    def __init__(self, call_id: str, now_ns: int) -> None:
+        self.call_id = call_id
+        self.state = "trying"
+        self.invite_ns = now_ns
+        self.last_ns = now_ns
+        self.ring_ns = 0
+        self.answer_ns = 0
+        self.end_ns = 0
+        self.final_status = 0
+        self.from_tag = ""
+        self.to_tag = ""
+        self.caller = ""
+        self.callee = ""
+        self.cancel_seen = False
+
+    def labels(self) -> dict[str, str]:
+        """The ``sip.call_*`` labels of this call so far."""
+        out = {"sip.call_state": self.state}
+        if self.caller:
+            out["sip.caller"] = self.caller
+        if self.callee:
+            out["sip.callee"] = self.callee
+        if self.ring_ns:
+            out["sip.ring_ms"] = str((self.ring_ns - self.invite_ns) // 1_000_000)
+        if self.answer_ns:
+            out["sip.answer_ms"] = str((self.answer_ns - self.invite_ns) // 1_000_000)
+        if self.final_status:
+            out["sip.final_status"] = str(self.final_status)
+        if self.end_ns and self.answer_ns:
+            out["sip.duration_ms"] = str((self.end_ns - self.answer_ns) // 1_000_000)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "state": self.state,
+            "from_tag": self.from_tag,
+            "to_tag": self.to_tag,
+            **self.labels(),
+        }
+
+
+class DialogTable:
+    """Bounded, time-limited table of calls; counters for ``stats()``."""
+
+    def __init__(self, max_dialogs: int, early_ns: int, confirmed_ns: int, linger_ns: int) -> None:
+        self.max_dialogs = max_dialogs
+        self.early_ns = early_ns
+        self.confirmed_ns = confirmed_ns
+        self.linger_ns = linger_ns
+        self._d: OrderedDict[str, Dialog] = OrderedDict()
+        self.created = 0
+        self.evicted = 0
+        self.expired = 0
+        self.by_outcome: dict[str, int] = {}
+        #: Call-IDs of calls that ended since the caller last drained this list.
+        self.ended: list[Dialog] = []
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def get(self, call_id: str) -> Dialog | None:
+        return self._d.get(call_id)
+
+    def update(self, p: dict[str, Any], ts_ns: int) -> Dialog | None:
+        """Advance the call of message ``p`` (a parsed payload); None if not an INVITE call."""
+        call_id: str = p["call_id"]
+        d = self._d.get(call_id)
+        cseq_method = p["cseq"]["method"]
+        if p["kind"] == "request":
+            method = p["method"]
+            if d is None:
+                if method != "INVITE":
+                    return None
+                d = self._create(call_id, p, ts_ns)
+            elif method == "INVITE" and d.state in ENDED and not p["to"].get("tag"):
+                d = self._create(call_id, p, ts_ns)  # a new call reusing the Call-ID
+            elif method == "CANCEL":
+                d.cancel_seen = True
+            elif method == "BYE" and d.state not in ENDED:
+                self._end(d, "terminated", ts_ns)
+        else:
+            if d is None:
+                return None
+            code: int = p["status_code"]
+            if cseq_method == "INVITE":
+                if d.to_tag == "" and p["to"].get("tag"):
+                    d.to_tag = p["to"]["tag"]
+                if d.state not in ENDED and d.state != "confirmed":
+                    if code == 180 and d.state == "trying":
+                        d.state = "ringing"
+                    elif 180 <= code < 200 and code != 180 and d.state in ("trying", "ringing"):
+                        d.state = "early"
+                    if 180 <= code < 200 and not d.ring_ns:
+                        d.ring_ns = ts_ns
+                    if 200 <= code < 300:
+                        d.state = "confirmed"
+                        d.answer_ns = ts_ns
+                        d.final_status = code
+                    elif code >= 300:
+                        d.final_status = code
+                        outcome = "cancelled" if code == 487 or d.cancel_seen else "failed"
+                        self._end(d, outcome, ts_ns)
+        d.last_ns = ts_ns
+        self._d.move_to_end(call_id)
+        return d
+
+    def _create(self, call_id: str, p: dict[str, Any], ts_ns: int) -> Dialog:
+        d = Dialog(call_id, ts_ns)
+        d.from_tag = p["from"].get("tag", "")
+        d.to_tag = p["to"].get("tag", "")
+        d.caller = p["from"]["uri"].get("user", p["from"]["uri"]["raw"])
+        d.callee = p["to"]["uri"].get("user", p["to"]["uri"]["raw"])
+        self._d[call_id] = d
+        self.created += 1
+        while len(self._d) > self.max_dialogs:
+            _, victim = self._d.popitem(last=False)
+            self.evicted += 1
+            self.ended.append(victim)
+        return d
+
+    def _end(self, d: Dialog, outcome: str, ts_ns: int) -> None:
+        d.state = outcome
+        d.end_ns = ts_ns
+        self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+        self.ended.append(d)
+
+    def expire(self, now_ns: int) -> list[Dialog]:
+        """Remove ended calls after the linger time and idle calls after their timeout."""
+        dead: list[Dialog] = []
+        for d in self._d.values():
+            if d.state in ENDED:
+                limit = self.linger_ns
+            elif d.state == "confirmed":
+                limit = self.confirmed_ns
+            else:
+                limit = self.early_ns
+            if now_ns - d.last_ns >= limit:
+                dead.append(d)
+        for d in dead:
+            del self._d[d.call_id]
+            if d.state not in ENDED:
+                self.by_outcome["timeout"] = self.by_outcome.get("timeout", 0) + 1
+        self.expired += len(dead)
+        return dead
+
+    def stats(self) -> dict[str, int]:
+        out = {
+            "dialogs.active": len(self._d),
+            "dialogs.created": self.created,
+            "dialogs.evicted": self.evicted,
+            "dialogs.expired": self.expired,
+        }
+        for k, v in self.by_outcome.items():
+            out[f"dialogs.{k}"] = v
+        return out

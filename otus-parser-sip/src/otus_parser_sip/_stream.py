@@ -1,0 +1,264 @@
+"""Framing of SIP messages in reassembled TCP byte streams (RFC 3261 18.3, RFC 7118).
+
+Each direction of a connection has a bounded buffer. Messages are cut by Content-Length; CRLF
+keep-alives are skipped; after a gap or a mid-stream join the buffer is searched for the next
+start line. A connection that starts with a TLS record is counted as encrypted and ignored; one
+that upgrades to WebSocket is followed frame by frame.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from otus.parsing import StreamChunk
+
+__all__ = ["StreamFramer", "find_start_line", "looks_like_tls"]
+
+FlowKey = tuple[str, int, str, int]
+_SIP20 = b"SIP/2.0"
+_TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~")
+
+MODE_SIP = 0
+MODE_WS = 1
+MODE_IGNORE = 2
+
+
+def looks_like_tls(data: bytes | bytearray) -> bool:
+    """A TLS record header (handshake/alert/appdata, version 3.x) or a DTLS one."""
+    return len(data) >= 3 and 20 <= data[0] <= 23 and data[1] in (3, 0xFE)
+
+
+def _is_request_line(line: bytes | bytearray) -> bool:
+    sp = line.find(b" ")
+    return sp > 0 and all(c in _TOKEN for c in line[:sp]) and line.endswith(b" " + _SIP20)
+
+
+def find_start_line(buf: bytes | bytearray) -> int:
+    """Offset of the first line that is a SIP start line, or -1 (scans ``SIP/2.0`` marks)."""
+    pos = buf.find(_SIP20)
+    while pos >= 0:
+        after = buf[pos + 7 : pos + 8]
+        if after == b" " and (pos == 0 or buf[pos - 1] == 0x0A):
+            return pos  # Status-Line
+        if after == b"\r":
+            nl = buf.rfind(b"\n", 0, pos)
+            start = nl + 1
+            if _is_request_line(buf[start : pos + 7]):
+                return start
+        pos = buf.find(_SIP20, pos + 7)
+    return -1
+
+
+def _content_length(head: bytes) -> int:
+    """Content-Length (or ``l``) of a header block; -1 when absent, -2 when not a number."""
+    for line in head.split(b"\r\n")[1:]:
+        colon = line.find(b":")
+        if colon <= 0:
+            continue
+        name = line[:colon].strip().lower()
+        if name in {b"content-length", b"l"}:
+            value = line[colon + 1 :].strip()
+            return int(value) if value.isdigit() and len(value) <= 9 else -2
+    return -1
+
+
+class _Flow:
+    __slots__ = ("buf", "frag", "mode", "need", "resync")
+
+    def __init__(self, resync: bool) -> None:
+        self.buf = bytearray()
+        self.frag = bytearray()
+        self.need = 0
+        self.resync = resync
+        self.mode = MODE_SIP
+
+
+class StreamFramer:
+    """Turns :class:`StreamChunk` objects into complete SIP messages (bytes)."""
+
+    def __init__(
+        self,
+        errors: dict[str, int],
+        *,
+        max_message_size: int,
+        buffer_limit: int,
+        max_flows: int,
+        websocket: bool,
+    ) -> None:
+        self.errors = errors
+        self.max_message_size = max_message_size
+        self.buffer_limit = max(buffer_limit, max_message_size)
+        self.max_flows = max_flows
+        self.websocket = websocket
+        self._flows: OrderedDict[FlowKey, _Flow] = OrderedDict()
+        self.gaps = 0
+        self.resyncs = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def _err(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def feed(self, chunk: StreamChunk) -> Iterator[tuple[bytes, bool]]:
+        """Yield ``(message, framed_by_websocket)`` for every message the chunk completes."""
+        key = chunk.flow
+        fl = self._flows.get(key)
+        data = chunk.data
+        if fl is None:
+            fl = _Flow(resync=chunk.gap != 0)
+            self._flows[key] = fl
+            if len(self._flows) > self.max_flows:
+                self._flows.popitem(last=False)
+                self.evicted += 1
+            if looks_like_tls(data):
+                self._err("encrypted")
+                fl.mode = MODE_IGNORE
+            elif self.websocket and chunk.gap == 0 and _is_ws_upgrade(data):
+                fl.mode = MODE_WS
+                hend = data.find(b"\r\n\r\n")
+                data = data[hend + 4 :] if hend >= 0 else b""
+        elif chunk.gap != 0:
+            self.gaps += 1
+            fl.buf.clear()
+            fl.frag.clear()
+            fl.need = 0
+            fl.resync = True
+            if fl.mode == MODE_WS:
+                fl.mode = MODE_IGNORE  # frame boundaries are lost for good
+                self._err("websocket_gap")
+        if chunk.end:
+            self._flows.pop(key, None)
+        else:
+            self._flows.move_to_end(key)
+        if fl.mode == MODE_IGNORE or not data:
+            return
+        fl.buf += data
+        if fl.mode == MODE_WS:
+            yield from self._ws_frames(fl)
+        else:
+            yield from self._sip_messages(fl)
+        if len(fl.buf) > self.buffer_limit:
+            self._err("buffer_overflow")
+            fl.buf.clear()
+            fl.need = 0
+            fl.resync = True
+
+    def _sip_messages(self, fl: _Flow) -> Iterator[tuple[bytes, bool]]:
+        buf = fl.buf
+        while True:
+            if fl.need:
+                if len(buf) < fl.need:
+                    return
+                msg = bytes(buf[: fl.need])
+                del buf[: fl.need]
+                fl.need = 0
+                yield msg, False
+                continue
+            i = 0
+            while buf[i : i + 2] == b"\r\n":
+                i += 2
+            if i:
+                del buf[:i]
+            if not buf:
+                return
+            if fl.resync:
+                pos = find_start_line(buf)
+                if pos < 0:
+                    nl = buf.rfind(b"\n")
+                    if nl >= 0:
+                        del buf[: nl + 1]  # keep only a possibly partial last line
+                    if len(buf) > self.max_message_size:
+                        buf.clear()
+                    return
+                if pos:
+                    del buf[:pos]
+                self.resyncs += 1
+                fl.resync = False
+            hend = buf.find(b"\r\n\r\n")
+            if hend < 0:
+                eol = buf.find(b"\r\n")
+                if eol >= 0 and not _is_start_line(buf[:eol]):
+                    self._err("bad_start_line")
+                    del buf[: eol + 2]
+                    fl.resync = True
+                    continue
+                if len(buf) > self.max_message_size:
+                    self._err("header_too_long")
+                    buf.clear()
+                    fl.resync = True
+                return
+            cl = _content_length(bytes(buf[:hend]))
+            if cl == -2:
+                self._err("bad_content_length")
+                del buf[: hend + 4]
+                fl.resync = True
+                continue
+            total = hend + 4 + max(cl, 0)
+            if total > self.max_message_size:
+                self._err("message_too_large")
+                del buf[: hend + 4]
+                fl.resync = True
+                continue
+            fl.need = total
+
+    def _ws_frames(self, fl: _Flow) -> Iterator[tuple[bytes, bool]]:
+        """RFC 6455 frames; each complete text/binary message is one SIP message (RFC 7118)."""
+        buf = fl.buf
+        while len(buf) >= 2:
+            b0, b1 = buf[0], buf[1]
+            ln = b1 & 0x7F
+            off = 2
+            if ln == 126:
+                if len(buf) < 4:
+                    return
+                ln = int.from_bytes(buf[2:4], "big")
+                off = 4
+            elif ln == 127:
+                if len(buf) < 10:
+                    return
+                ln = int.from_bytes(buf[2:10], "big")
+                off = 10
+            masked = b1 & 0x80
+            if masked:
+                off += 4
+            if ln > self.max_message_size:
+                self._err("message_too_large")
+                fl.mode = MODE_IGNORE
+                buf.clear()
+                return
+            if len(buf) < off + ln:
+                return
+            payload = bytes(buf[off : off + ln])
+            if masked and ln:
+                key = bytes(buf[off - 4 : off])
+                mask = (key * (ln // 4 + 1))[:ln]
+                payload = (
+                    int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little")
+                ).to_bytes(ln, "little")
+            del buf[: off + ln]
+            opcode = b0 & 0x0F
+            if opcode in (0, 1, 2):
+                fl.frag += payload
+                if b0 & 0x80:
+                    msg = bytes(fl.frag)
+                    fl.frag.clear()
+                    if msg:
+                        yield msg, True
+            elif opcode == 8:
+                fl.mode = MODE_IGNORE
+                return
+
+
+def _is_start_line(line: bytes | bytearray) -> bool:
+    return line.startswith(b"SIP/2.0 ") or _is_request_line(line)
+
+
+def _is_ws_upgrade(data: bytes) -> bool:
+    """An HTTP Upgrade to WebSocket (request or 101 response) at the start of a connection."""
+    if not (data.startswith((b"GET ", b"HTTP/1.1 101"))):
+        return False
+    hend = data.find(b"\r\n\r\n")
+    return hend > 0 and b"websocket" in data[:hend].lower()

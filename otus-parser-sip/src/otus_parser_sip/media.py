@@ -1,0 +1,100 @@
+"""The media flow registry: RTP/RTCP endpoints announced by SDP, shared with other parsers.
+
+The SIP parser publishes one instance per pipeline in ``context.shared["media_flows"]``; an RTP
+parser looks packets up by destination (or source) address. Entries are bounded in number and
+expire when their call ends or times out.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = ["MediaFlow", "MediaFlowRegistry"]
+
+
+@dataclass
+class MediaFlow:
+    """One receiving endpoint: ``kind`` is ``rtp`` or ``rtcp`` (or ``rtp+rtcp`` with rtcp-mux)."""
+
+    ip: str
+    port: int
+    kind: str
+    call_id: str
+    media: str
+    codecs: dict[str, str]
+    expires_ns: int
+
+
+class MediaFlowRegistry:
+    """Lookup of media flows by ``(ip, port)``; least recently registered evicted when full."""
+
+    def __init__(self, max_flows: int = 200000) -> None:
+        self.max_flows = max_flows
+        self._flows: OrderedDict[tuple[str, int], MediaFlow] = OrderedDict()
+        self._by_call: dict[str, set[tuple[str, int]]] = {}
+        self.registered = 0
+        self.evicted = 0
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def register(self, flow: MediaFlow) -> None:
+        """Add or refresh an endpoint (a later SDP for the same address wins)."""
+        key = (flow.ip, flow.port)
+        old = self._flows.pop(key, None)
+        if old is not None and old.call_id != flow.call_id:
+            self._unlink(old.call_id, key)
+        self._flows[key] = flow
+        self._by_call.setdefault(flow.call_id, set()).add(key)
+        self.registered += 1
+        while len(self._flows) > self.max_flows:
+            k, victim = self._flows.popitem(last=False)
+            self._unlink(victim.call_id, k)
+            self.evicted += 1
+
+    def lookup(self, ip: str, port: int) -> MediaFlow | None:
+        """The flow receiving at ``ip:port``, if any."""
+        return self._flows.get((ip, port))
+
+    def flows_of(self, call_id: str) -> list[MediaFlow]:
+        """Every endpoint registered by one call."""
+        return [self._flows[k] for k in self._by_call.get(call_id, ()) if k in self._flows]
+
+    def end_call(self, call_id: str, expires_ns: int) -> None:
+        """The call ended: its flows expire at ``expires_ns`` (late packets still match)."""
+        for key in self._by_call.get(call_id, ()):
+            flow = self._flows.get(key)
+            if flow is not None:
+                flow.expires_ns = min(flow.expires_ns, expires_ns)
+
+    def remove_call(self, call_id: str) -> None:
+        """Forget every flow of a call now."""
+        for key in self._by_call.pop(call_id, ()):
+            if self._flows.pop(key, None) is not None:
+                self.expired += 1
+
+    def expire(self, now_ns: int) -> int:
+        """Drop flows whose expiry has passed; returns how many."""
+        dead = [k for k, f in self._flows.items() if f.expires_ns <= now_ns]
+        for k in dead:
+            flow = self._flows.pop(k)
+            self._unlink(flow.call_id, k)
+        self.expired += len(dead)
+        return len(dead)
+
+    def _unlink(self, call_id: str, key: tuple[str, int]) -> None:
+        keys = self._by_call.get(call_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_call[call_id]
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "media.active": len(self._flows),
+            "media.registered": self.registered,
+            "media.evicted": self.evicted,
+            "media.expired": self.expired,
+        }

@@ -1,0 +1,283 @@
+"""The ``sip`` parser: datagrams and TCP streams in, one record per SIP message out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from otus import Datagram, Interest, Parser, PluginContext, Record, StreamChunk
+from otus_parser_sip._dialogs import Dialog, DialogTable
+from otus_parser_sip._message import Limits, parse_message
+from otus_parser_sip._options import SipOptions
+from otus_parser_sip._stream import StreamFramer, looks_like_tls
+from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
+
+__all__ = ["SipParser", "labels_of"]
+
+PROTO_TCP = 6
+PROTO_UDP = 17
+_NS = 1_000_000_000
+
+
+def labels_of(p: dict[str, Any]) -> dict[str, str]:
+    """The ``sip.*`` labels of one parsed message (design §4)."""
+    frm = p["from"]
+    to = p["to"]
+    cseq = p["cseq"]
+    labels = {
+        "sip.call_id": p["call_id"],
+        "sip.from_uri": frm["uri"]["raw"],
+        "sip.to_uri": to["uri"]["raw"],
+        "sip.cseq": f"{cseq['number']} {cseq['method']}",
+        "sip.cseq_method": cseq["method"],
+    }
+    if p["kind"] == "request":
+        labels["sip.method"] = p["method"]
+        labels["sip.request_uri"] = p["request_uri"]["raw"]
+    else:
+        labels["sip.status_code"] = str(p["status_code"])
+        labels["sip.method"] = cseq["method"]
+    user = frm["uri"].get("user")
+    if user is not None:
+        labels["sip.from_user"] = user
+    user = to["uri"].get("user")
+    if user is not None:
+        labels["sip.to_user"] = user
+    tag = frm.get("tag")
+    if tag is not None:
+        labels["sip.from_tag"] = tag
+    tag = to.get("tag")
+    if tag is not None:
+        labels["sip.to_tag"] = tag
+    vias = p["via"]
+    if vias:
+        top = vias[0]
+        labels["sip.via"] = f"{top['protocol']}/{top['transport']} {top['host']}" + (
+            f":{top['port']}" if "port" in top else ""
+        )
+        branch = top.get("branch")
+        if branch is not None:
+            labels["sip.via_branch"] = branch
+    ua = p.get("user_agent") or p.get("server")
+    if ua is not None:
+        labels["sip.user_agent"] = ua
+    return labels
+
+
+class SipParser(Parser):
+    """SIP over UDP and TCP (and WebSocket), with a dialog table and a media flow registry."""
+
+    payload_type = "sip"
+
+    def __init__(self, options: SipOptions, context: PluginContext | None = None) -> None:
+        self.options = options
+        self.limits = Limits(
+            max_message_size=options.max_message_size,
+            max_headers=options.max_headers,
+            max_header_line=options.max_header_line,
+            parse_sdp=options.parse_sdp,
+        )
+        self.errors: dict[str, int] = {}
+        self.messages = 0
+        self.requests = 0
+        self.responses = 0
+        self.rejected = 0
+        self.keepalives = 0
+        self.trailing_octets = 0
+        self.dialogs = DialogTable(
+            options.max_dialogs,
+            int(options.early_timeout_s * _NS),
+            int(options.dialog_timeout_s * _NS),
+            int(options.dialog_linger_s * _NS),
+        )
+        self.media: MediaFlowRegistry | None = None
+        if options.media_registry:
+            self.media = MediaFlowRegistry(options.max_media_flows)
+            if context is not None:
+                context.shared["media_flows"] = self.media
+        self.framer = StreamFramer(
+            self.errors,
+            max_message_size=options.max_message_size,
+            buffer_limit=options.tcp_buffer_limit,
+            max_flows=options.max_tcp_flows,
+            websocket=options.websocket,
+        )
+
+    def interest(self) -> Interest:
+        return Interest(
+            transports=frozenset({"udp", "tcp"}),
+            ports=frozenset(self.options.ports),
+            detector="sip",
+            tcp_stream=True,
+        )
+
+    # -- input --------------------------------------------------------------------------------
+
+    def parse(self, datagrams: Sequence[Datagram]) -> list[Record]:
+        out: list[Record] = []
+        for d in datagrams:
+            data = bytes(d.payload)
+            if len(data) <= 4 and not data.strip(b"\r\n\x00"):
+                self.keepalives += 1  # RFC 5626 CRLF keep-alive
+                continue
+            if looks_like_tls(data):
+                self._err("encrypted")
+                continue
+            if data[:2] == b"\r\n":
+                data = data.lstrip(b"\r\n")
+            self._one(
+                data, True, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, d.protocol, out
+            )
+        return out
+
+    def parse_stream(self, chunks: Sequence[StreamChunk]) -> list[Record]:
+        out: list[Record] = []
+        for c in chunks:
+            for msg, ws in self.framer.feed(c):
+                self._one(
+                    msg, ws, c.ts_ns, c.src_ip, c.dst_ip, c.src_port, c.dst_port, PROTO_TCP, out
+                )
+        return out
+
+    def _err(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def _one(
+        self,
+        data: bytes,
+        datagram: bool,
+        ts_ns: int,
+        src_ip: str,
+        dst_ip: str,
+        src_port: int,
+        dst_port: int,
+        protocol: int,
+        out: list[Record],
+    ) -> None:
+        """Parse one message and append its record (or count why it was rejected)."""
+        if len(data) > self.limits.max_message_size:
+            self._err("message_too_large")
+            self.rejected += 1
+            return
+        res = parse_message(data, self.limits, datagram=datagram)
+        errors = self.errors
+        for a in res.anomalies:
+            errors[a] = errors.get(a, 0) + 1
+        p = res.payload
+        if p is None:
+            reason = res.reject or "unknown"
+            errors[reason] = errors.get(reason, 0) + 1
+            self.rejected += 1
+            if self.options.report_errors:
+                out.append(
+                    Record(
+                        ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
+                        dst_port=dst_port, protocol=protocol, payload_type="sip",
+                        raw_payload=data, payload={"error": reason}, labels={"sip.error": reason},
+                    )
+                )  # fmt: skip
+            return
+        self.messages += 1
+        if p["kind"] == "request":
+            self.requests += 1
+        else:
+            self.responses += 1
+        trailing = p.get("trailing_octets")
+        if trailing:
+            self.trailing_octets += 1
+            data = data[: len(data) - trailing]
+        labels = labels_of(p)
+        dialog = self.dialogs.update(p, ts_ns)
+        if dialog is not None:
+            if self.media is not None:
+                self._register_media(p, dialog, ts_ns)
+            if self.options.include_dialog_labels:
+                labels.update(dialog.labels())
+            if self.dialogs.ended:
+                self._calls_ended(ts_ns)
+        out.append(
+            Record(
+                ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port, dst_port=dst_port,
+                protocol=protocol, payload_type="sip", raw_payload=data, payload=p, labels=labels,
+            )
+        )  # fmt: skip
+
+    # -- dialogs and media ------------------------------------------------------------------
+
+    def _register_media(self, p: dict[str, Any], dialog: Dialog, ts_ns: int) -> None:
+        """SDP offer or answer: each side announces where it receives RTP and RTCP."""
+        body = p.get("body")
+        if body is None:
+            return
+        sdps = (
+            [body["sdp"]]
+            if "sdp" in body
+            else [x["sdp"] for x in body.get("parts", ()) if "sdp" in x]
+        )
+        assert self.media is not None
+        expires = ts_ns + int(self.options.media_timeout_s * _NS)
+        for sdp in sdps:
+            for m in sdp["media"]:
+                port = m.get("port", 0)
+                addr = m.get("address")
+                if not port or not addr or m.get("direction") == "inactive":
+                    continue
+                codecs = {pt: e["encoding"] for pt, e in m.get("rtpmap", {}).items()}
+                media = m["media"]
+                mux = m.get("rtcp_mux", False)
+                self.media.register(
+                    MediaFlow(
+                        addr,
+                        port,
+                        "rtp+rtcp" if mux else "rtp",
+                        dialog.call_id,
+                        media,
+                        codecs,
+                        expires,
+                    )
+                )
+                if not mux:
+                    rtcp = m.get("rtcp", {})
+                    self.media.register(
+                        MediaFlow(
+                            rtcp.get("address", addr), rtcp.get("port", port + 1), "rtcp",
+                            dialog.call_id, media, codecs, expires,
+                        )
+                    )  # fmt: skip
+
+    def _calls_ended(self, ts_ns: int) -> None:
+        ended = self.dialogs.ended
+        if self.media is not None:
+            linger = ts_ns + int(self.options.dialog_linger_s * _NS)
+            for d in ended:
+                self.media.end_call(d.call_id, linger)
+        ended.clear()
+
+    def tick(self, now_ns: int) -> list[Record]:
+        dead = self.dialogs.expire(now_ns)
+        if self.media is not None:
+            for d in dead:
+                self.media.remove_call(d.call_id)
+            self.media.expire(now_ns)
+        self.dialogs.ended.clear()
+        return []
+
+    def stats(self) -> dict[str, int]:
+        out = {
+            "messages": self.messages,
+            "requests": self.requests,
+            "responses": self.responses,
+            "rejected": self.rejected,
+            "keepalives": self.keepalives,
+            "trailing_octets": self.trailing_octets,
+            "tcp.flows": len(self.framer),
+            "tcp.gaps": self.framer.gaps,
+            "tcp.resyncs": self.framer.resyncs,
+            "tcp.evicted": self.framer.evicted,
+        }
+        out.update(self.dialogs.stats())
+        if self.media is not None:
+            out.update(self.media.stats())
+        for reason, n in self.errors.items():
+            out[f"error.{reason}"] = n
+        return out

@@ -1,0 +1,28 @@
+"""Registration of the ``sip`` parser (entry point ``otus.plugins: sip``); imports stay light."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from otus import Parser, ParserSpec, PluginContext, hookimpl
+from otus_parser_sip._options import SipOptions
+
+__all__ = ["otus_parsers"]
+
+
+def _make(options: SipOptions, context: PluginContext) -> Parser:
+    from otus_parser_sip.parser import SipParser
+
+    return SipParser(options, context)
+
+
+@hookimpl
+def otus_parsers() -> Iterable[ParserSpec]:
+    return [
+        ParserSpec(
+            name="sip",
+            factory=_make,
+            options_model=SipOptions,
+            summary="SIP over UDP/TCP/WebSocket: headers, SDP, dialogs, media flows",
+        )
+    ]
