@@ -1,0 +1,1 @@
+"""The built-in pcap / pcapng file capturer (registered through the plugin path as ``pcap``)."""
