@@ -1,0 +1,1 @@
+"""The ``otus`` command line. Entry point: :func:`otus.cli.main.main`."""
