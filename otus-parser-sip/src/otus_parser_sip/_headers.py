@@ -80,6 +80,7 @@ def parse_name_addr(value: str) -> dict[str, Any]:
     s = value.strip()
     display = ""
     rest = s
+    uri_ws = False
     if s.startswith('"'):
         try:
             end = _closing_quote(s)
@@ -98,14 +99,20 @@ def parse_name_addr(value: str) -> dict[str, Any]:
             raise HeaderError("unterminated <uri>")
         if not display:
             display = rest[:lt].strip()
-        uri = rest[lt + 1 : gt].strip()
+        uri = rest[lt + 1 : gt]
         params = rest[gt + 1 :]
+        if uri[:1].isspace() or uri[-1:].isspace():
+            # RFC 3261 25.1 allows no LWS inside <>; RFC 4475 3.1.2.14 (badaspec).
+            uri = uri.strip()
+            uri_ws = True
     else:
         semi = rest.find(";")
         uri = rest if semi < 0 else rest[:semi]
         params = "" if semi < 0 else rest[semi:]
         uri = uri.strip()
     out: dict[str, Any] = {"uri": parse_uri(uri)}
+    if uri_ws:
+        out["uri_whitespace"] = True
     if display:
         out["display"] = display
     p = params.strip()

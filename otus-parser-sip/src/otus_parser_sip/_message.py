@@ -242,7 +242,7 @@ def _identity(
     except HeaderError:
         return "bad_to"
     for key in ("from", "to"):
-        if " " in payload[key]["uri"]["raw"]:
+        if payload[key].get("uri_whitespace") or " " in payload[key]["uri"]["raw"]:
             anomalies.append("whitespace_in_uri")
     try:
         num, meth = parse_cseq(cseq_v)
