@@ -1,0 +1,115 @@
+"""The end-of-run summary of ``otus run``: counts per stage, drops by stage and reason, errors.
+
+Built only from a statistics snapshot (see ``docs/pipeline.md``), so the same text can be made
+for a worker's last snapshot. :func:`summary_data` is the machine-readable form
+(``--summary-json``), :func:`format_summary` the human one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otus._pipeline.progress import human_bytes
+
+#: Dotted key components that mark a counter as a loss (``capture.drops.kernel``,
+#: ``report.kafka.dropped.buffer_full``, ``reassembly.tcp.evicted.memory``).
+_DROP_WORDS = ("drop", "dropped", "drops", "evicted", "overflow", "timeout", "timeouts")
+_ERROR_WORDS = ("error", "errors", "malformed", "invalid")
+
+
+def _nonzero(counters: dict[str, int], prefix: str) -> dict[str, int]:
+    return {k: v for k, v in counters.items() if k.startswith(prefix) and v}
+
+
+def _is_drop(key: str) -> bool:
+    if key.startswith("lost."):
+        return True
+    if key.startswith(("process.", "errors.", "latency.")):
+        # what a processor drops is its job (filtering), shown with the processors
+        return False
+    return any(part.startswith(_DROP_WORDS) for part in key.split(".")[1:])
+
+
+def _is_error(key: str) -> bool:
+    if key.startswith("errors."):
+        return True
+    if key.startswith(("lost.", "latency.")):
+        return False
+    return any(part in _ERROR_WORDS for part in key.split(".")[1:])
+
+
+def summary_data(
+    snapshot: dict[str, Any], *, status: str, error: str | None, elapsed: float
+) -> dict[str, Any]:
+    """The summary as plain data: totals per stage plus every non-zero drop and error counter."""
+    counters: dict[str, int] = snapshot.get("counters", {})
+    parsers = sorted({k.split(".")[1] for k in counters if k.startswith("parse.")})
+    processors = sorted({k.split(".")[1] for k in counters if k.startswith("process.")})
+    reporters = sorted({k.split(".")[1] for k in counters if k.startswith("report.")})
+    return {
+        "status": status,
+        "error": error,
+        "elapsed_seconds": round(elapsed, 3),
+        "read": {
+            "packets": counters.get("capture.packets", 0),
+            "bytes": counters.get("capture.bytes", 0),
+            "batches": counters.get("capture.batches", 0),
+        },
+        "decoded": counters.get("decode.decoded", counters.get("decode.packets", 0)),
+        "parsed": {
+            name: {
+                "in": counters.get(f"parse.{name}.in", 0),
+                "chunks": counters.get(f"parse.{name}.chunks", 0),
+                "records": counters.get(f"parse.{name}.records", 0),
+            }
+            for name in parsers
+        },
+        "processed": {
+            name: {
+                "in": counters.get(f"process.{name}.in", 0),
+                "out": counters.get(f"process.{name}.out", 0),
+            }
+            for name in processors
+        },
+        "reported": {name: counters.get(f"report.{name}.in", 0) for name in reporters},
+        "records": {
+            "parsed": counters.get("records.parsed", 0),
+            "reported": counters.get("records.reported", 0),
+        },
+        "dropped": {k: v for k, v in sorted(counters.items()) if v and _is_drop(k)},
+        "errors": {k: v for k, v in sorted(counters.items()) if v and _is_error(k)},
+    }
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def format_summary(data: dict[str, Any]) -> str:
+    """The summary for a terminal, one stage per line."""
+    read = data["read"]
+    lines = [f"otus run: {data['status']} in {data['elapsed_seconds']:.1f} s"]
+    if data["error"]:
+        lines.append(f"  error      {data['error']}")
+    size = f" ({human_bytes(read['bytes'])})" if read["bytes"] else ""
+    lines.append(
+        f"  read       {_n(read['packets'])} packets{size} in {_n(read['batches'])} batches"
+    )
+    lines.append(f"  decoded    {_n(data['decoded'])} packets")
+    for name, p in data["parsed"].items():
+        src = f"{_n(p['in'])} datagrams"
+        if p["chunks"]:
+            src += f", {_n(p['chunks'])} stream chunks"
+        lines.append(f"  parsed     {name}: {_n(p['records'])} records from {src}")
+    for name, p in data["processed"].items():
+        lines.append(f"  processed  {name}: {_n(p['in'])} in, {_n(p['out'])} out")
+    for name, n in data["reported"].items():
+        lines.append(f"  reported   {name}: {_n(n)} records")
+    for title, key in (("dropped", "dropped"), ("errors", "errors")):
+        items = data[key]
+        if not items:
+            lines.append(f"  {title:<10} none")
+            continue
+        for i, (name, n) in enumerate(items.items()):
+            lines.append(f"  {title if i == 0 else '':<10} {name}: {_n(n)}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""One pipeline in its own process (design §3): the entry point the daemon starts per worker.
+
+:func:`run_worker` is a plain module-level function, so ``multiprocessing`` can start it with
+``spawn`` or ``forkserver``. It validates the task itself (a worker trusts nothing it was sent),
+builds and runs one pipeline, sends statistics snapshots over ``stats_conn`` about every
+``stats_interval`` seconds, and ends cleanly on SIGTERM: stop capturing, flush parsers and
+reporters within ``flush_timeout``, send the last snapshot, return the exit code.
+
+Messages on ``stats_conn``: ``{"type": "stats", "stats": snapshot}`` (see ``docs/pipeline.md``)
+and, when the pipeline fails, ``{"type": "error", "message": "…"}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from typing import Any, Protocol
+
+from otus._pipeline.builder import build_pipeline
+from otus._pipeline.runner import Runner
+from otus.context import PluginContext
+from otus.errors import OtusError
+
+log = logging.getLogger("otus.worker")
+
+
+class Sender(Protocol):
+    """The writing end of a ``multiprocessing`` pipe or queue."""
+
+    def send(self, obj: Any) -> None: ...
+
+
+def pipeline_context(
+    task_id: str, workers: int, settings: Any, pipeline_id: int, settings_data: dict[str, Any]
+) -> PluginContext:
+    """The :class:`PluginContext` of pipeline ``pipeline_id`` of a task."""
+    return PluginContext(
+        task_id=task_id,
+        agent_id=settings.node.hostname,
+        pipeline_id=pipeline_id,
+        workers=workers,
+        node_tags=dict(settings.node.tags),
+        data_dir=settings.data_dir,
+        settings=settings_data,
+    )
+
+
+def run_worker(
+    task: dict[str, Any],
+    pipeline_id: int,
+    stats_conn: Sender | None,
+    settings: dict[str, Any] | None = None,
+    stats_interval: float = 1.0,
+    flush_timeout: float = 5.0,
+) -> int:
+    """Run pipeline ``pipeline_id`` of ``task`` (plain task data) until it ends or SIGTERM.
+
+    ``settings`` is the global configuration as plain data (``Settings.model_dump()``); ``None``
+    means defaults. Returns the process exit code: 0 when the run completed or was stopped,
+    1 when it failed.
+    """
+    from otus._config.settings import Settings
+    from otus._config.validate import validate_task
+    from otus._plugins.registry import load_registry
+
+    def send(msg: dict[str, Any]) -> None:
+        if stats_conn is not None:
+            with contextlib.suppress(OSError, ValueError, BrokenPipeError):
+                stats_conn.send(msg)
+
+    runner: Runner | None = None
+    stop_requested = False
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        if runner is not None:
+            runner.stop()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C in the daemon's terminal reaches the whole process group; the daemon decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    try:
+        parsed = Settings.model_validate(settings or {})
+        registry = load_registry()
+        validated = validate_task(task, source=f"<task {task.get('id', '?')}>", registry=registry)
+        cfg = validated.config
+        data = parsed.model_dump(mode="json")
+        context = pipeline_context(cfg.id, cfg.workers, parsed, pipeline_id, data)
+        pipeline = build_pipeline(validated, context)
+    except OtusError as exc:
+        send({"type": "error", "message": str(exc)})
+        return 1
+
+    last_sent = time.monotonic()
+
+    def on_tick() -> None:
+        nonlocal last_sent
+        now = time.monotonic()
+        if now - last_sent >= stats_interval:
+            last_sent = now
+            send({"type": "stats", "stats": pipeline.snapshot()})
+
+    runner = Runner(pipeline, on_tick=on_tick, flush_timeout=flush_timeout)
+    if stop_requested:
+        runner.stop()
+    result = runner.run()
+    send({"type": "stats", "stats": result.snapshot})
+    if result.status == "failed":
+        send({"type": "error", "message": result.error or "pipeline failed"})
+        log.error("pipeline %d of task %s failed: %s", pipeline_id, cfg.id, result.error)
+        return 1
+    return 0
