@@ -70,7 +70,7 @@ class PcapCapturer(Capturer):
                 for batch in reader.batches(span):
                     if pacer is not None:
                         pacer.wait(PACKET_DESC.unpack_from(batch.descs, 0)[0])
-                    if self._stopped:
+                    if self._is_stopped():
                         batch.release()
                         return
                     yield batch
