@@ -19,9 +19,11 @@ LATENCY_BOUNDS_NS: tuple[int, ...] = (
 LATENCY_STAGES: tuple[str, ...] = ("decode", "parse", "process", "report", "batch")
 
 #: Plugin ``stats()`` keys that are levels, not running totals: their last dotted component is
-#: one of these or starts with ``active``/``buffer``/``current``. They go to ``gauges``.
-GAUGE_NAMES = frozenset({"depth", "capacity", "memory", "memory_bytes", "flows", "datagrams_held"})
+#: one of these, starts with ``active``/``buffer``/``current``/``held`` or ends with ``_active``/
+#: ``_memory``. They go to ``gauges`` (see docs/pipeline.md, "Naming statistics").
+GAUGE_NAMES = frozenset({"depth", "capacity", "memory"})
 GAUGE_PREFIXES = ("active", "buffer", "current", "held")
+GAUGE_SUFFIXES = ("_active", "_memory")
 
 StatsSource = tuple[str, Callable[[], dict[str, int]]]
 
@@ -29,7 +31,7 @@ StatsSource = tuple[str, Callable[[], dict[str, int]]]
 def is_gauge(key: str) -> bool:
     """Whether a plugin statistic named ``key`` is a level (summed over live workers only)."""
     last = key.rsplit(".", 1)[-1]
-    return last in GAUGE_NAMES or last.startswith(GAUGE_PREFIXES)
+    return last in GAUGE_NAMES or last.startswith(GAUGE_PREFIXES) or last.endswith(GAUGE_SUFFIXES)
 
 
 class PluginCounters:

@@ -11,9 +11,9 @@ from typing import Any
 
 from otus._pipeline.progress import human_bytes
 
-#: Dotted key components that mark a counter as a loss (``capture.drops.kernel``,
-#: ``report.kafka.dropped.buffer_full``, ``reassembly.tcp.evicted.memory``).
-_DROP_WORDS = ("drop", "dropped", "drops", "evicted", "overflow", "timeout", "timeouts")
+#: Words in a dotted key component that mark a counter as a loss (``capture.drops.kernel``,
+#: ``report.kafka.dropped.buffer_full``, ``decode.frag_evicted.memory``).
+_DROP_WORDS = ("drop", "evicted", "overflow", "rejected")
 _ERROR_WORDS = ("error", "errors", "malformed", "invalid")
 
 
@@ -27,7 +27,7 @@ def _is_drop(key: str) -> bool:
     if key.startswith(("process.", "errors.", "latency.")):
         # what a processor drops is its job (filtering), shown with the processors
         return False
-    return any(part.startswith(_DROP_WORDS) for part in key.split(".")[1:])
+    return any(word in part for part in key.split(".")[1:] for word in _DROP_WORDS)
 
 
 def _is_error(key: str) -> bool:
