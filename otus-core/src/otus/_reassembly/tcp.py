@@ -153,10 +153,13 @@ class TcpReassembler:
                 d.fin = a + len(payload)
             if d.fin is not None and d.next >= d.fin and not d.ended:
                 self._end(d, s.ts_ns, out)
+            # both directions finished: forget the flow (one direction alone lingers until idle,
+            # so that the other one still joins it)
             if (
                 d.fin is not None
-                and flows.get(flow.key) is flow
+                and len(flow.dirs) == 2
                 and all(x.ended for x in flow.dirs)
+                and flows.get(flow.key) is flow
             ):
                 self._remove(flow)
                 self._closed["fin"] += 1
