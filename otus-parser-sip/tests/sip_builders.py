@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from otus import Datagram, StreamChunk
 
-from otus_parser_sip import SipOptions
-from otus_parser_sip.parser import SipParser
-
 SDP = (
     b"v=0\r\n"
     b"o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n"
@@ -53,11 +50,13 @@ def sip(
     return head.encode() + body
 
 
-def dgram(payload: bytes, ts_ns: int = 1_000_000_000, sport: int = 5060, dport: int = 5060) -> Datagram:
+def dgram(
+    payload: bytes, ts_ns: int = 1_000_000_000, sport: int = 5060, dport: int = 5060
+) -> Datagram:
     return Datagram(ts_ns, "192.0.2.10", "192.0.2.20", sport, dport, 17, memoryview(payload))
 
 
-def chunk(data: bytes, *, gap: int = 0, end: bool = False, ts_ns: int = 1_000_000_000) -> StreamChunk:
+def chunk(
+    data: bytes, *, gap: int = 0, end: bool = False, ts_ns: int = 1_000_000_000
+) -> StreamChunk:
     return StreamChunk(ts_ns, "192.0.2.10", "192.0.2.20", 40000, 5060, data, gap=gap, end=end)
-
-

@@ -20,7 +20,12 @@ from otus_parser_sip._uri import parse_uri
 def test_sip_uri_with_user_password_port_params_headers() -> None:
     u = parse_uri("sips:alice:secret@example.com:5061;transport=tcp;lr?subject=hi")
     assert u["scheme"] == "sips"
-    assert (u["user"], u["password"], u["host"], u["port"]) == ("alice", "secret", "example.com", 5061)
+    assert (u["user"], u["password"], u["host"], u["port"]) == (
+        "alice",
+        "secret",
+        "example.com",
+        5061,
+    )
     assert u["params"] == {"transport": "tcp", "lr": ""}
     assert u["headers"] == "subject=hi"
 

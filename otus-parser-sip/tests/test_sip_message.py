@@ -24,7 +24,9 @@ def reject(data: bytes, limits: Limits = LIM) -> str | None:
 
 
 def test_request_fields_and_sdp_body() -> None:
-    p = ok(sip(body=SDP, extra="User-Agent: softphone 1.0\r\nP-Asserted-Identity: <tel:+15551234>\r\n"))
+    p = ok(
+        sip(body=SDP, extra="User-Agent: softphone 1.0\r\nP-Asserted-Identity: <tel:+15551234>\r\n")
+    )
     assert p["kind"] == "request"
     assert p["method"] == "INVITE"
     assert p["request_uri"]["user"] == "bob"

@@ -31,7 +31,7 @@ def looks_like_tls(data: bytes | bytearray) -> bool:
 
 def _is_request_line(line: bytes | bytearray) -> bool:
     sp = line.find(b" ")
-    return sp > 0 and all(c in _TOKEN for c in line[:sp]) and line.endswith(b" " + _SIP20)
+    return sp > 0 and all(c in _TOKEN for c in line[:sp]) and line.rstrip().endswith(b" " + _SIP20)
 
 
 def find_start_line(buf: bytes | bytearray) -> int:
@@ -177,14 +177,14 @@ class StreamFramer:
                     del buf[:pos]
                 self.resyncs += 1
                 fl.resync = False
+            eol = buf.find(b"\r\n")
+            if eol >= 0 and not _is_start_line(buf[:eol]):
+                self._err("bad_start_line")
+                del buf[: eol + 2]
+                fl.resync = True
+                continue
             hend = buf.find(b"\r\n\r\n")
             if hend < 0:
-                eol = buf.find(b"\r\n")
-                if eol >= 0 and not _is_start_line(buf[:eol]):
-                    self._err("bad_start_line")
-                    del buf[: eol + 2]
-                    fl.resync = True
-                    continue
                 if len(buf) > self.max_message_size:
                     self._err("header_too_long")
                     buf.clear()

@@ -1,0 +1,134 @@
+"""Call state from the dialog table and the media flow registry fed by SDP."""
+
+from __future__ import annotations
+
+from sip_builders import SDP, dgram, sip
+
+from otus import PluginContext
+from otus_parser_sip import MediaFlowRegistry, SipOptions
+from otus_parser_sip.media import MediaFlow
+from otus_parser_sip.parser import SipParser
+
+S = 1_000_000_000
+ANSWER = (
+    SDP.replace(b"192.0.2.10", b"192.0.2.20")
+    .replace(b"49170", b"30000")
+    .replace(b"a=sendrecv\r\n", b"a=rtcp:30011\r\n")
+)
+
+
+def feed(p: SipParser, *msgs: tuple[int, bytes]) -> list:  # type: ignore[type-arg]
+    return [r for t, m in msgs for r in p.parse([dgram(m, ts_ns=t)])]
+
+
+def states(recs: list) -> list[str]:  # type: ignore[type-arg]
+    return [r.labels["sip.call_state"] for r in recs]
+
+
+def test_answered_call_states_times_and_media() -> None:
+    ctx = PluginContext()
+    p = SipParser(SipOptions(), ctx)
+    reg = ctx.shared["media_flows"]
+    assert isinstance(reg, MediaFlowRegistry)
+    recs = feed(
+        p,
+        (1 * S, sip(body=SDP)),
+        (1 * S + 10_000_000, sip("SIP/2.0 100 Trying")),
+        (2 * S, sip("SIP/2.0 180 Ringing", to_tag="b1")),
+        (5 * S, sip("SIP/2.0 200 OK", to_tag="b1", body=ANSWER)),
+        (5 * S, sip("ACK sip:bob@x SIP/2.0", cseq="1 ACK", to_tag="b1")),
+        (65 * S, sip("BYE sip:bob@x SIP/2.0", cseq="2 BYE", to_tag="b1")),
+    )
+    assert states(recs) == ["trying", "trying", "ringing", "confirmed", "confirmed", "terminated"]
+    last = recs[-1].labels
+    assert (last["sip.ring_ms"], last["sip.answer_ms"], last["sip.duration_ms"]) == (
+        "1000",
+        "4000",
+        "60000",
+    )
+    assert last["sip.final_status"] == "200"
+    assert last["sip.caller"] == "alice"
+    assert last["sip.callee"] == "bob"
+    assert reg.lookup("192.0.2.10", 49170).kind == "rtp"  # type: ignore[union-attr]
+    assert reg.lookup("192.0.2.10", 49171).kind == "rtcp"  # type: ignore[union-attr]
+    assert reg.lookup("192.0.2.20", 30000).call_id == "abc123@192.0.2.10"  # type: ignore[union-attr]
+    assert reg.lookup("192.0.2.20", 30011).kind == "rtcp"  # type: ignore[union-attr]
+    # Ended: flows and the dialog go after the linger time.
+    p.tick(65 * S + 33 * S)
+    assert len(reg) == 0
+    assert p.stats()["dialogs.active"] == 0
+    assert p.stats()["dialogs.terminated"] == 1
+
+
+def test_cancelled_busy_and_early_media() -> None:
+    p = SipParser(SipOptions())
+    c = feed(
+        p,
+        (1 * S, sip(call_id="c")),
+        (2 * S, sip("SIP/2.0 183 Session Progress", call_id="c", to_tag="t", body=ANSWER)),
+        (3 * S, sip("CANCEL sip:bob@x SIP/2.0", call_id="c", cseq="1 CANCEL")),
+        (3 * S, sip("SIP/2.0 487 Request Terminated", call_id="c", to_tag="t")),
+    )
+    assert states(c) == ["trying", "early", "early", "cancelled"]
+    assert p.media is not None
+    assert p.media.lookup("192.0.2.20", 30000) is not None
+    b = feed(
+        p, (1 * S, sip(call_id="b")), (2 * S, sip("SIP/2.0 486 Busy Here", call_id="b", to_tag="t"))
+    )
+    assert states(b) == ["trying", "failed"]
+    assert b[-1].labels["sip.final_status"] == "486"
+
+
+def test_reinvite_keeps_the_call_confirmed_and_updates_media() -> None:
+    p = SipParser(SipOptions())
+    moved = SDP.replace(b"49170", b"50000")
+    recs = feed(
+        p,
+        (1 * S, sip()),
+        (2 * S, sip("SIP/2.0 200 OK", to_tag="t")),
+        (3 * S, sip("ACK sip:b@x SIP/2.0", cseq="1 ACK", to_tag="t", body=SDP)),  # late offer
+        (4 * S, sip(cseq="2 INVITE", to_tag="t", body=moved)),
+        (4 * S, sip("SIP/2.0 491 Request Pending", cseq="2 INVITE", to_tag="t")),
+    )
+    assert states(recs) == ["trying", "confirmed", "confirmed", "confirmed", "confirmed"]
+    assert p.media is not None
+    assert p.media.lookup("192.0.2.10", 49170) is not None
+    assert p.media.lookup("192.0.2.10", 50000) is not None
+
+
+def test_non_invite_has_no_call_state_and_labels_can_be_off() -> None:
+    p = SipParser(SipOptions())
+    (r,) = feed(p, (S, sip("REGISTER sip:x SIP/2.0", cseq="1 REGISTER")))
+    assert "sip.call_state" not in r.labels
+    q = SipParser(SipOptions(include_dialog_labels=False))
+    (r,) = feed(q, (S, sip()))
+    assert "sip.call_state" not in r.labels
+
+
+def test_dialog_table_is_bounded_and_times_out() -> None:
+    p = SipParser(SipOptions(max_dialogs=10, early_timeout_s=5))
+    for i in range(50):
+        feed(p, (S, sip(call_id=f"c{i}")))
+    st = p.stats()
+    assert (st["dialogs.active"], st["dialogs.evicted"]) == (10, 40)
+    p.tick(10 * S)
+    assert p.stats()["dialogs.active"] == 0
+    assert p.stats()["dialogs.timeout"] == 10
+
+
+def test_media_registry_bounds_and_expiry() -> None:
+    reg = MediaFlowRegistry(max_flows=3)
+    for port in range(10):
+        reg.register(MediaFlow("10.0.0.1", 1000 + port, "rtp", "c", "audio", {}, 100))
+    assert len(reg) == 3
+    assert reg.evicted == 7
+    assert reg.lookup("10.0.0.1", 1009) is not None
+    assert reg.expire(100) == 3
+    assert len(reg) == 0
+
+
+def test_media_registry_off() -> None:
+    ctx = PluginContext()
+    p = SipParser(SipOptions(media_registry=False), ctx)
+    feed(p, (S, sip(body=SDP)))
+    assert "media_flows" not in ctx.shared
