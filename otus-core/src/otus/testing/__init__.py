@@ -30,6 +30,7 @@ from otus.testing.packets import (  # noqa: E402
     make_record,
     raw_batch,
     udp_datagram,
+    write_pcap,
 )
 from otus.testing.requirements import in_ci, need, need_root, need_tool  # noqa: E402
 
@@ -53,4 +54,5 @@ __all__ = [
     "need_tool",
     "raw_batch",
     "udp_datagram",
+    "write_pcap",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from otus.capture import LINKTYPE_ETHERNET, RawBatch, RawBatchBuilder
@@ -24,6 +25,7 @@ __all__ = [
     "make_record",
     "raw_batch",
     "udp_datagram",
+    "write_pcap",
 ]
 
 IPPROTO_TCP = 6
@@ -136,6 +138,25 @@ def raw_batch(
     for i, frame in enumerate(frames):
         builder.add(frame, ts_ns=ts_ns + i * step_ns, linktype=linktype)
     return builder.build()
+
+
+def write_pcap(
+    path: str | Path,
+    frames: Iterable[bytes],
+    *,
+    ts_ns: int = DEFAULT_TS_NS,
+    step_ns: int = 1_000_000,
+    linktype: int = LINKTYPE_ETHERNET,
+) -> Path:
+    """Write ``frames`` as a classic pcap file (microsecond timestamps) for capture tests."""
+    path = Path(path)
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262_144, linktype))
+        for i, frame in enumerate(frames):
+            secs, ns = divmod(ts_ns + i * step_ns, 1_000_000_000)
+            f.write(struct.pack("<IIII", secs, ns // 1000, len(frame), len(frame)))
+            f.write(frame)
+    return path
 
 
 def make_record(
