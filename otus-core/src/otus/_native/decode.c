@@ -412,8 +412,9 @@ static void offer_fragment(ctx_t *c, otus_frag_in_t *in) {
 static void dec_ipv4(ctx_t *c, uint32_t off, uint32_t end) {
     otus_dec_t *o = c->o;
     const uint8_t *p = c->p + off;
-    if (!has(off, 20, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
+    if (!has(off, 1, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
     if ((p[0] >> 4) != 4) return fail(c, OTUS_ST_BAD_IP_VERSION);
+    if (!has(off, 20, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
     uint32_t ihl = (uint32_t)(p[0] & 15) * 4;
     if (ihl < 20) return fail(c, OTUS_ST_BAD_IP_HEADER_LEN);
     if (!has(off, ihl, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
@@ -447,8 +448,9 @@ static void dec_ipv4(ctx_t *c, uint32_t off, uint32_t end) {
 static void dec_ipv6(ctx_t *c, uint32_t off, uint32_t end) {
     otus_dec_t *o = c->o;
     const uint8_t *p = c->p + off;
-    if (!has(off, 40, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
+    if (!has(off, 1, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
     if ((p[0] >> 4) != 6) return fail(c, OTUS_ST_BAD_IP_VERSION);
+    if (!has(off, 40, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
     uint32_t plen = rd16(p + 4);
     uint8_t nh = p[6];
     o->ip_version = 6;
