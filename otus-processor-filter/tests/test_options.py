@@ -33,7 +33,11 @@ def _rule(match: dict[str, Any], action: str = "drop") -> dict[str, Any]:
     ("match", "path", "message"),
     [
         ({"field": "src_prot", "equals": 1}, "rules.0.match.field", "did you mean 'src_port'"),
-        ({"field": "lables.sip.method", "equals": "X"}, "rules.0.match.field", "unknown field"),
+        (
+            {"field": "lables.sip.method", "equals": "X"},
+            "rules.0.match.field",
+            "did you mean 'labels.sip.method'",
+        ),
         ({"field": "labels.SIP.Method", "equals": "X"}, "rules.0.match.field", "lower case"),
         ({"field": "labels.method", "equals": "X"}, "rules.0.match.field", "{protocol}.{field}"),
         ({"field": "src_port", "cidr": "10.0.0.0/8"}, "rules.0.match", "'cidr' applies to"),

@@ -83,8 +83,12 @@ class Condition(BaseModel):
                 f"label name {name!r} is not '{{protocol}}.{{field}}' in lower case "
                 "(e.g. labels.sip.method): no record can carry it"
             )
-        close = difflib.get_close_matches(value, [*_FIELDS, "labels."], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        head, _, rest = value.partition(".")
+        if rest and difflib.get_close_matches(head, ["labels"], n=1):
+            hint = f" (did you mean 'labels.{rest}'?)"
+        else:
+            close = difflib.get_close_matches(value, _FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
             f"unknown field {value!r}{hint}; use one of {', '.join(_FIELDS)} "
             "or labels.<protocol>.<field>"
