@@ -50,6 +50,8 @@ class Daemon:
             spawner=WorkerSpawner(settings.model_dump(mode="json"), settings.metrics.interval),
             store=store,
             max_task_history=persistence.max_task_history,
+            restart_backoff=settings.resources.restart_backoff,
+            restart_backoff_max=settings.resources.restart_backoff_max,
         )
         self.shutdown_reason = ""
 
@@ -58,10 +60,15 @@ class Daemon:
     def _validate(self, config: dict[str, Any], source: str) -> Any:
         from otus._config.validate import validate_task
 
-        return validate_task(config, source=source, registry=self.registry)
+        return validate_task(
+            config,
+            source=source,
+            registry=self.registry,
+            decoder_defaults=self.settings.core.decoder,
+        )
 
     def plugin_entries(self, kind: str | None = None) -> list[dict[str, Any]]:
-        return [e.as_dict() for e in self.registry.entries() if kind is None or e.kind == kind]
+        return [e.to_dict() for e in self.registry.entries() if kind is None or e.kind == kind]
 
     def plugin_summary(self) -> list[str]:
         return [f"{e.kind}:{e.name}" for e in self.registry.entries() if e.status == "loaded"]
@@ -109,8 +116,9 @@ class Daemon:
                 self.socket_path,
                 Dispatcher(build_methods(self)),
                 group=self.settings.control.group,
-                max_request_bytes=self.settings.control.max_request_bytes,
-                idle_timeout=self.settings.control.idle_timeout,
+                max_request_bytes=self.settings.control.max_request_size,
+                idle_timeout=self.settings.control.request_timeout,
+                max_clients=self.settings.control.max_connections,
             )
             await server.start()
             self._install_signals()

@@ -28,7 +28,7 @@ def build_methods(daemon: Daemon) -> dict[str, Handler]:
         return await tasks.delete(id)
 
     async def task_list() -> Any:
-        return tasks.list()
+        return tasks.summaries()
 
     async def task_status(id: str | None = None) -> Any:
         return tasks.status(id)
@@ -44,7 +44,7 @@ def build_methods(daemon: Daemon) -> dict[str, Handler]:
             "config": daemon.config_path,
             "socket": daemon.socket_path,
             "data_dir": daemon.data_dir,
-            "tasks": {t["id"]: t["state"] for t in tasks.list()},
+            "tasks": {t["id"]: t["state"] for t in tasks.summaries()},
             "plugins": daemon.plugin_summary(),
         }
 

@@ -87,6 +87,8 @@ class TaskManager:
         stop_timeout: float = 10.0,
         max_restarts: int = 5,
         restart_window: float = 60.0,
+        restart_backoff: float = 0.5,
+        restart_backoff_max: float = 30.0,
         on_event: Callable[[Task], None] | None = None,
     ) -> None:
         self.tasks: dict[str, Task] = {}
@@ -97,6 +99,8 @@ class TaskManager:
         self._stop_timeout = stop_timeout
         self._max_restarts = max_restarts
         self._restart_window = restart_window
+        self._backoff = restart_backoff
+        self._backoff_max = restart_backoff_max
         self._on_event = on_event
         self._lock = asyncio.Lock()
         self.worker_restarts_total = 0
@@ -133,7 +137,7 @@ class TaskManager:
             self._store.delete(task_id)
         return task.summary()
 
-    def list(self) -> list[dict[str, Any]]:
+    def summaries(self) -> list[dict[str, Any]]:
         return [t.summary() for t in self.tasks.values()]
 
     def status(self, task_id: str | None = None) -> list[dict[str, Any]] | dict[str, Any]:
@@ -219,7 +223,7 @@ class TaskManager:
         """Stop every task (daemon shutdown); running tasks stay marked running on disk so that
         a restart restores them."""
         running = [t for t in self.tasks.values() if not t.state.terminal]
-        store, self._store = self._store, (self._store if not persist_state else None)
+        store, self._store = self._store, (self._store if persist_state else None)
         try:
             await asyncio.gather(*(self.stop(t, reason="daemon shutdown") for t in running))
         finally:
@@ -251,7 +255,7 @@ class TaskManager:
                     self._persist(task)
                     self._emit(task)
                     break
-                delay = min(30.0, 0.5 * (2 ** len(recent)))
+                delay = min(self._backoff_max, self._backoff * (2 ** len(recent)))
                 w.next_start = time.monotonic() + delay
                 log.warning(
                     "task %s: worker %d died (%s); restart in %.1fs",

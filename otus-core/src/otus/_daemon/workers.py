@@ -57,18 +57,18 @@ class WorkerSlot:
 
 
 class WorkerSpawner:
-    """Starts, reads and stops worker processes running ``otus._daemon.worker_main``."""
+    """Starts, reads and stops worker processes running ``otus._pipeline.worker.run_worker``."""
 
     def __init__(self, settings: dict[str, Any], stats_interval: float = 1.0) -> None:
         self._settings = settings
         self._interval = stats_interval
 
     def spawn(self, task_id: str, config: dict[str, Any], index: int) -> WorkerSlot:
-        from otus._daemon.worker_main import worker_main
+        from otus._pipeline.worker import run_worker
 
         parent, child = _MP.Pipe(duplex=False)
         proc = _MP.Process(
-            target=worker_main,
+            target=run_worker,
             args=(config, index, child, self._settings, self._interval),
             name=f"otus-worker-{task_id}-{index}",
             daemon=False,

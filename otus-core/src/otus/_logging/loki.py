@@ -95,11 +95,12 @@ class LokiHandler(logging.Handler):
 
     def _push(self, items: list[tuple[int, str, str]]) -> bool:
         streams: dict[str, list[list[str]]] = {}
+        labels: dict[str, str] = self.labels
         for ts, level, line in items:
             streams.setdefault(level, []).append([str(ts), line])
-        body = {
+        body: dict[str, Any] = {
             "streams": [
-                {"stream": {**self.labels, "level": level}, "values": values}
+                {"stream": {**labels, "level": level}, "values": values}
                 for level, values in streams.items()
             ]
         }
@@ -115,7 +116,7 @@ class LokiHandler(logging.Handler):
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
-    def close(self, timeout: float = 2.0) -> None:  # type: ignore[override]
+    def close(self, timeout: float = 2.0) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify()

@@ -22,7 +22,7 @@ from otus.errors import OtusError
 __all__ = ["COMMANDS", "DEFAULT_CONFIG", "build_parser", "config_path", "main"]
 
 #: Subcommand modules under ``otus.cli``, in the order ``otus --help`` shows them.
-COMMANDS = ("plugins", "validate", "run")
+COMMANDS = ("plugins", "validate", "run", "daemon", "task", "control")
 
 #: Read when neither ``--config`` nor ``OTUS_CONFIG`` is given and the file exists.
 DEFAULT_CONFIG = "/etc/otus/otus.toml"

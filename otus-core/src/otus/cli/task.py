@@ -1,0 +1,95 @@
+"""``otus task create|list|status|delete``: manage the daemon's capture tasks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from otus.cli._client import add_socket_option, print_json, rpc, want_json
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("task", help="create, list, inspect and delete tasks")
+    actions = parser.add_subparsers(dest="task_command", metavar="ACTION", required=True)
+
+    create = actions.add_parser("create", help="create and start a task from a file")
+    create.add_argument("-f", "--file", required=True, help="task file (TOML, YAML or JSON)")
+    create.set_defaults(func=run_create)
+    listing = actions.add_parser("list", help="list tasks and their states")
+    listing.set_defaults(func=run_list)
+    status = actions.add_parser("status", help="state, workers, restarts and counts")
+    status.add_argument("id", nargs="?", help="task id (default: all tasks)")
+    status.set_defaults(func=run_status)
+    delete = actions.add_parser("delete", help="stop a task and forget it")
+    delete.add_argument("id", help="task id")
+    delete.set_defaults(func=run_delete)
+    for p in (create, listing, status, delete):
+        add_socket_option(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from otus._config.loader import load_document
+    from otus._config.validate import load_task_file
+    from otus._plugins.registry import load_registry
+
+    load_task_file(args.file, load_registry())  # the same check as `otus validate`, with file name
+    config = load_document(args.file)
+    result = rpc(args, "task_create", {"config": config})
+    if want_json(args):
+        print_json(result)
+    else:
+        print(f"task {result['id']} {result['state']} ({result['workers']} worker(s))")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    tasks = rpc(args, "task_list")
+    if want_json(args):
+        print_json(tasks)
+        return 0
+    from otus.cli.plugins import format_table
+
+    rows = [
+        (t["id"], t["state"], t["since"], f"{t['workers_alive']}/{t['workers']}",
+         str(t["restarts"]), t.get("reason") or "")
+        for t in tasks
+    ]  # fmt: skip
+    print(format_table(("ID", "STATE", "SINCE", "WORKERS", "RESTARTS", "REASON"), rows))
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    result = rpc(args, "task_status", {"id": args.id} if args.id else {})
+    if want_json(args):
+        print_json(result)
+        return 0
+    for t in result if isinstance(result, list) else [result]:
+        print(f"{t['id']}: {t['state']} since {t['since']}")
+        print(f"  workers {t['workers_alive']}/{t['workers']} alive, {t['restarts']} restarts")
+        if t.get("reason"):
+            print(f"  reason: {t['reason']}")
+        if t.get("last_error"):
+            print(f"  last error: {t['last_error']}")
+        if t.get("expires_at"):
+            print(f"  expires at {t['expires_at']}")
+        _print_counts(t.get("counts", {}), "  ")
+    return 0
+
+
+def _print_counts(counts: dict[str, Any], indent: str) -> None:
+    for key, value in sorted(counts.items()):
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_counts(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    result = rpc(args, "task_delete", {"id": args.id})
+    if want_json(args):
+        print_json(result)
+    else:
+        print(f"task {result['id']} deleted")
+    return 0
