@@ -1,0 +1,131 @@
+"""The options of the Kafka reporter (the ``config`` table of a ``kafka`` reporter)."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from otus._config.types import ByteSize, Duration
+
+__all__ = ["FallbackOptions", "KafkaReporterOptions", "SaslOptions", "TlsOptions"]
+
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+
+#: aiokafka (>= 0.11) compresses snappy, lz4 and zstd with cramjam (extra ``compression``).
+_CODECS_NEEDING_CRAMJAM = frozenset({"snappy", "lz4", "zstd"})
+
+
+class SaslOptions(BaseModel):
+    """SASL authentication towards the brokers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        description="SASL mechanism."
+    )
+    username: str = Field(min_length=1, description="SASL user name.")
+    password: SecretStr = Field(description="SASL password.")
+
+
+class TlsOptions(BaseModel):
+    """TLS towards the brokers; present means on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: str | None = Field(None, description="CA bundle; unset: the system store.")
+    cert_file: str | None = Field(None, description="Client certificate (mutual TLS).")
+    key_file: str | None = Field(None, description="Private key of the client certificate.")
+    check_hostname: bool = Field(True, description="Verify the broker's name in its certificate.")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsOptions:
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file")
+        return self
+
+
+class FallbackOptions(BaseModel):
+    """Another reporter that receives only what Kafka failed to deliver."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Reporter plugin name, e.g. 'console'.")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Options of that reporter (validated by its plugin)."
+    )
+
+
+class KafkaReporterOptions(BaseModel):
+    """Where records go, how they are batched, and what happens when Kafka is away."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brokers: list[str] = Field(
+        default_factory=list,
+        description="Bootstrap brokers host:port; empty: the global otus.kafka settings "
+        "(brokers, client id, SASL and TLS) are used.",
+    )
+    topic: str | None = Field(None, min_length=1, description="Every record to this topic.")
+    topic_prefix: str | None = Field(
+        None, min_length=1, description="Records to '{topic_prefix}-{payload_type}'."
+    )
+    serialization: Literal["json"] = Field("json", description="Encoding of the message value.")
+    client_id: str | None = Field(None, description="Client id; unset: global or 'otus'.")
+    acks: Literal[0, 1, "all"] = Field("all", description="Acknowledgements a write waits for.")
+    enable_idempotence: bool = Field(
+        False,
+        description="Broker-side de-duplication of producer retries (needs acks='all' and a "
+        "broker with InitProducerId; tansu has none).",
+    )
+    compression: Compression = Field("none", description="Batch compression codec.")
+    batch_size: ByteSize = Field(
+        1024 * 1024, ge=1024, description="Largest record batch per partition."
+    )
+    linger: Duration = Field(0.005, le=10, description="Wait this long to fill a batch.")
+    max_message_bytes: ByteSize = Field(
+        1_000_000, ge=1024, description="Largest message (key, value and headers) sent."
+    )
+    oversize: Literal["drop", "truncate"] = Field(
+        "drop",
+        description="Larger messages: drop (counted dropped.oversize) or cut the raw payload "
+        "to fit (counted truncated; raw_payload_len keeps the original length).",
+    )
+    request_timeout: Duration = Field(
+        30.0, gt=0, description="How long one delivery attempt of a batch may take."
+    )
+    retries: int = Field(3, ge=0, description="New attempts for a batch whose delivery failed.")
+    retry_backoff: Duration = Field(0.5, gt=0, description="Pause before a new attempt.")
+    sasl: SaslOptions | None = Field(None, description="SASL authentication.")
+    tls: TlsOptions | None = Field(None, description="TLS settings; present means TLS on.")
+    buffer_records: int = Field(
+        100_000, ge=1, description="Records held (queued or in flight) before new ones drop."
+    )
+    buffer_bytes: ByteSize = Field(
+        64 * 1024 * 1024, ge=1024, description="Bytes held (queued or in flight) before drops."
+    )
+    flush_timeout: Duration = Field(
+        10.0, ge=0, description="Longest wait to deliver what is buffered at shutdown."
+    )
+    fallback: FallbackOptions | None = Field(
+        None, description="Reporter for records Kafka failed to deliver after all retries."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> KafkaReporterOptions:
+        if (self.topic is None) == (self.topic_prefix is None):
+            raise ValueError("set exactly one of 'topic' and 'topic_prefix'")
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError("enable_idempotence needs acks='all' (or set it to false)")
+        if (
+            self.compression in _CODECS_NEEDING_CRAMJAM
+            and importlib.util.find_spec("cramjam") is None
+        ):
+            raise ValueError(
+                f"compression {self.compression!r} needs the 'cramjam' package: "
+                "pip install 'otus-reporter-kafka[compression]'"
+            )
+        if self.fallback is not None and self.fallback.name == "kafka":
+            raise ValueError("the fallback must be another kind of reporter than 'kafka'")
+        return self

@@ -1,0 +1,433 @@
+"""The Kafka reporter: ``report()`` encodes and queues, a sender thread ships record batches.
+
+``report()`` never waits for the network: it encodes each record (key, headers, value), puts
+the messages in a bounded :class:`~otus_reporter_kafka._buffer.Buffer` and returns. One
+background thread runs an asyncio loop with an aiokafka producer and builds record batches
+itself (``create_batch``/``send_batch`` per partition, murmur2 key partitioning): per-message
+``send()`` costs several times more per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from otus import PluginContext, Record, Reporter
+from otus_reporter_kafka._buffer import Buffer, Message
+from otus_reporter_kafka.client import (
+    FRAMING_BYTES,
+    ClusterSettings,
+    producer_kwargs,
+    resolve_cluster,
+)
+from otus_reporter_kafka.encoding import Encoder, encode_headers, make_encoder
+from otus_reporter_kafka.options import KafkaReporterOptions
+from otus_reporter_kafka.partitioner import KeyPartitioner
+
+__all__ = ["KafkaReporter"]
+
+log = logging.getLogger(__name__)
+
+#: Messages taken from the buffer per round of the sender loop.
+_ROUND = 20_000
+#: Longest pause of an idle sender loop (a safety net; report() wakes it).
+_IDLE_WAIT = 0.05
+
+
+class _ProducerBrokenError(Exception):
+    """The producer is in a state it cannot leave by itself: make a new one."""
+
+
+class KafkaReporter(Reporter):
+    """Records to Kafka in the Go Otus wire format, through a bounded buffer."""
+
+    def __init__(
+        self,
+        options: KafkaReporterOptions,
+        context: PluginContext,
+        *,
+        fallback: Reporter | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.options = options
+        self.cluster: ClusterSettings = resolve_cluster(options, context)
+        self.fallback = fallback
+        self._encoder = encoder or make_encoder(options.serialization)
+        self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
+        self._partitioner = KeyPartitioner()
+        self._max_size = options.max_message_bytes
+        # counters written by the pipeline thread
+        self._reported = 0
+        self._dropped_full = 0
+        self._dropped_oversize = 0
+        self._dropped_encode = 0
+        self._dropped_closed = 0
+        self._truncated = 0
+        # counters written by the sender thread
+        self._delivered = 0
+        self._errors = 0
+        self._dropped_failed = 0
+        self._dropped_shutdown = 0
+        self._to_fallback = 0
+        self._batches = 0
+        self._retries = 0
+        self._reconnects = 0
+        self._connect_failures = 0
+        # sender thread state
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._main_task: asyncio.Task[None] | None = None
+        self._idle = False
+        self._stopping = False
+        self._closed = False
+        self._started = threading.Event()
+        self._retry_queue: deque[tuple[float, list[Message], int]] = deque()
+        self._inflight: dict[asyncio.Future[Any], list[Message]] = {}
+
+    # -- pipeline side ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.fallback is not None:
+            self.fallback.start()
+        self._thread = threading.Thread(target=self._run, name="otus-kafka-sender", daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def report(self, records: Sequence[Record]) -> None:
+        if self._closed:
+            self._reported += len(records)
+            self._dropped_closed += len(records)
+            return
+        options = self.options
+        topic = options.topic
+        prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
+        keep = self.fallback is not None
+        encode = self._encoder.encode
+        messages: list[Message] = []
+        total = 0
+        for record in records:
+            try:
+                value = encode(record)
+            except (TypeError, ValueError):
+                self._dropped_encode += 1
+                continue
+            key = record.key.encode()
+            headers = encode_headers(record)
+            size = len(key) + len(value) + FRAMING_BYTES
+            for name, data in headers:
+                size += len(name) + len(data)
+            if size > self._max_size:
+                value, size = self._shrink(record, value, size)
+                if not value:
+                    continue
+            messages.append(
+                Message(
+                    topic or prefix + record.payload_type,
+                    key,
+                    value,
+                    headers,
+                    record.ts_ns // 1_000_000,
+                    size,
+                    record if keep else None,
+                )
+            )
+            total += size
+        self._reported += len(records)
+        if messages:
+            self._dropped_full += self._buffer.offer(messages, total)
+            if self._idle and self._loop is not None and self._wake is not None:
+                self._idle = False
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _shrink(self, record: Record, value: bytes, size: int) -> tuple[bytes, int]:
+        """An oversized record: a value with its raw payload cut to fit, or ``b""`` (dropped)."""
+        if self.options.oversize == "truncate" and record.raw_payload:
+            # base64 turns 3 raw bytes into 4: cut a little more than the excess needs
+            limit = len(record.raw_payload) - ((size - self._max_size) * 3 + 3) // 4 - 3
+            if limit >= 0:
+                cut = self._encoder.encode(record, limit)
+                cut_size = size - len(value) + len(cut)
+                if cut_size <= self._max_size:
+                    self._truncated += 1
+                    return cut, cut_size
+        self._dropped_oversize += 1
+        return b"", 0
+
+    def flush(self, timeout: float) -> bool:
+        if self._thread is None:
+            return self._buffer.held_records == 0
+        return self._buffer.wait_empty(timeout)
+
+    def close(self, timeout: float) -> None:
+        """Deliver what is held within ``min(timeout, flush_timeout)``; count the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + min(timeout, self.options.flush_timeout)
+        self._stopping = True
+        self._poke()
+        self.flush(max(0.0, deadline - time.monotonic()))
+        if self._loop is not None and self._main_task is not None:
+            with contextlib.suppress(RuntimeError):  # loop already finished
+                self._loop.call_soon_threadsafe(self._main_task.cancel)
+        if self._thread is not None:
+            self._thread.join(max(1.0, deadline - time.monotonic()))
+        if self.fallback is not None:
+            self.fallback.close(max(0.5, deadline - time.monotonic()))
+
+    def stats(self) -> dict[str, int]:
+        dropped_full = self._dropped_full
+        return {
+            "reported": self._reported,
+            "records": self._delivered,
+            "errors": self._errors + self._dropped_encode,
+            "dropped.buffer_full": dropped_full,
+            "dropped.oversize": self._dropped_oversize,
+            "dropped.encode_error": self._dropped_encode,
+            "dropped.delivery_failed": self._dropped_failed,
+            "dropped.shutdown": self._dropped_shutdown + self._dropped_closed,
+            "truncated": self._truncated,
+            "fallback": self._to_fallback,
+            "buffer_records": self._buffer.held_records,
+            "buffer_bytes": self._buffer.held_bytes,
+            "batches": self._batches,
+            "retries": self._retries,
+            "reconnects": self._reconnects,
+        }
+
+    def _poke(self) -> None:
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- sender thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:  # a bug here must not go unnoticed, nor kill the pipeline
+            log.exception("kafka sender thread failed")
+        finally:
+            self._started.set()
+            self._abandon(self._buffer.take_all(), in_flight=False)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._main_task = asyncio.current_task()
+        self._started.set()
+        producer: Any = None
+        try:
+            while True:
+                if self._stopping and not self._buffer.queued and not self._pending_work():
+                    break
+                if producer is None:
+                    producer = await self._connect()
+                    if producer is None:
+                        continue
+                try:
+                    if not await self._send_round(producer):
+                        await self._idle_wait()
+                except _ProducerBrokenError:
+                    self._reconnects += 1
+                    await self._discard(producer)
+                    producer = None
+            if self._inflight:
+                await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._abandon([m for _, ms, _ in self._retry_queue for m in ms], in_flight=False)
+            self._retry_queue.clear()
+            if producer is not None:
+                await self._discard(producer)
+            for future, chunk in list(self._inflight.items()):
+                del self._inflight[future]
+                self._abandon(chunk, in_flight=True)
+
+    def _pending_work(self) -> bool:
+        return bool(self._retry_queue or self._inflight)
+
+    async def _idle_wait(self) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        self._idle = True
+        if self._buffer.queued or self._stopping:
+            self._idle = False
+            await asyncio.sleep(0.01 if self._stopping else 0)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), _IDLE_WAIT)
+        self._idle = False
+
+    async def _connect(self) -> Any:
+        """A started producer, or ``None`` after a back-off when the brokers are unreachable."""
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(**producer_kwargs(self.options, self.cluster))
+        try:
+            await asyncio.wait_for(producer.start(), self.options.request_timeout)
+        except Exception as err:
+            self._connect_failures += 1
+            if self._connect_failures in (1, 10) or self._connect_failures % 100 == 0:
+                log.warning(
+                    "kafka: cannot connect to %s (attempt %d): %r",
+                    self.cluster.brokers,
+                    self._connect_failures,
+                    err,
+                )
+            await self._discard(producer)
+            await asyncio.sleep(self.options.retry_backoff)
+            return None
+        self._connect_failures = 0
+        return producer
+
+    async def _discard(self, producer: Any) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 2.0)
+
+    async def _send_round(self, producer: Any) -> bool:
+        """Ship due retries, then a round of queued messages; ``False`` when there was none."""
+        now = time.monotonic()
+        if self._retry_queue and self._retry_queue[0][0] <= now:
+            _, messages, attempt = self._retry_queue.popleft()
+            await self._send(producer, messages, attempt)
+            return True
+        messages = self._buffer.take(_ROUND)
+        if not messages:
+            return False
+        await self._send(producer, messages, 0)
+        return True
+
+    async def _send(self, producer: Any, messages: list[Message], attempt: int) -> None:
+        by_partition: dict[tuple[str, int], list[Message]] = {}
+        for topic, group in _group_by_topic(messages).items():
+            try:
+                partitions = sorted(
+                    await asyncio.wait_for(
+                        producer.partitions_for(topic), self.options.request_timeout
+                    )
+                )
+            except Exception as err:
+                self._failed(group, attempt, err)
+                continue
+            count = len(partitions)
+            partition_of = self._partitioner.partition
+            for message in group:
+                part = partitions[partition_of(message.key, count)]
+                by_partition.setdefault((topic, part), []).append(message)
+        for (topic, part), group in by_partition.items():
+            await self._send_partition(producer, topic, part, group, attempt)
+
+    async def _send_partition(
+        self, producer: Any, topic: str, part: int, messages: list[Message], attempt: int
+    ) -> None:
+        batch = producer.create_batch()
+        chunk: list[Message] = []
+        for message in messages:
+            appended = batch.append(
+                key=message.key,
+                value=message.value,
+                timestamp=message.timestamp_ms,
+                headers=message.headers,
+            )
+            if appended is None:
+                await self._ship(producer, batch, topic, part, chunk, attempt)
+                batch = producer.create_batch()
+                chunk = []
+                batch.append(
+                    key=message.key,
+                    value=message.value,
+                    timestamp=message.timestamp_ms,
+                    headers=message.headers,
+                )
+            chunk.append(message)
+        if chunk:
+            await self._ship(producer, batch, topic, part, chunk, attempt)
+
+    async def _ship(
+        self,
+        producer: Any,
+        batch: Any,
+        topic: str,
+        part: int,
+        chunk: list[Message],
+        attempt: int,
+    ) -> None:
+        from aiokafka.errors import KafkaTimeoutError
+
+        try:
+            future = await producer.send_batch(batch, topic, partition=part)
+        except KafkaTimeoutError as err:  # the partition's queue did not drain in time
+            self._failed(chunk, attempt, err)
+            return
+        except Exception as err:
+            self._failed(chunk, attempt, err)
+            raise _ProducerBrokenError from err
+        self._batches += 1
+        self._inflight[future] = chunk
+        future.add_done_callback(lambda fut: self._settled(fut, chunk, attempt))
+
+    def _settled(self, future: asyncio.Future[Any], chunk: list[Message], attempt: int) -> None:
+        if self._inflight.pop(future, None) is None:
+            return  # already abandoned at shutdown
+        if future.cancelled():
+            self._abandon(chunk, in_flight=True)
+            return
+        err = future.exception()
+        if err is None:
+            self._delivered += len(chunk)
+            self._buffer.release(len(chunk), sum(m.size for m in chunk))
+        else:
+            self._failed(chunk, attempt, err)
+
+    def _failed(self, chunk: list[Message], attempt: int, err: BaseException) -> None:
+        """A delivery attempt failed: try again later, or give up on these messages."""
+        if attempt < self.options.retries and not self._stopping:
+            self._retries += 1
+            due = time.monotonic() + self.options.retry_backoff
+            self._retry_queue.append((due, chunk, attempt + 1))
+            return
+        log.warning("kafka: %d records not delivered: %r", len(chunk), err)
+        self._errors += 1
+        self._give_up(chunk)
+
+    def _give_up(self, chunk: list[Message]) -> None:
+        if self.fallback is not None:
+            records = [m.record for m in chunk if m.record is not None]
+            try:
+                self.fallback.report(records)
+                self._to_fallback += len(records)
+            except Exception:
+                log.exception("kafka: fallback reporter failed")
+                self._dropped_failed += len(records)
+        else:
+            self._dropped_failed += len(chunk)
+        self._buffer.release(len(chunk), sum(m.size for m in chunk))
+
+    def _abandon(self, chunk: list[Message], *, in_flight: bool) -> None:
+        """Shutdown left these undelivered: never-sent ones go to the fallback."""
+        if not chunk:
+            return
+        if self.fallback is not None and not in_flight:
+            self._give_up(chunk)
+            return
+        self._dropped_shutdown += len(chunk)
+        self._buffer.release(len(chunk), sum(m.size for m in chunk))
+
+
+def _group_by_topic(messages: list[Message]) -> dict[str, list[Message]]:
+    first = messages[0].topic
+    if all(m.topic == first for m in messages):
+        return {first: messages}
+    groups: dict[str, list[Message]] = {}
+    for message in messages:
+        groups.setdefault(message.topic, []).append(message)
+    return groups
