@@ -82,7 +82,8 @@ def _problem(error: ErrorDetails, model: type[BaseModel] | None, loc: Loc) -> st
     message = error["msg"]
     for noise in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(noise)
-    message = message[:1].lower() + message[1:]
+    if message[1:2].islower():  # "Input should…" → "input should…", but keep "SASL…"
+        message = message[:1].lower() + message[1:]
     value = error.get("input")
     if kind not in ("value_error", "assertion_error") and isinstance(value, str | int | float):
         shown = repr(value)

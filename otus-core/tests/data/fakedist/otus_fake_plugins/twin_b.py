@@ -1,0 +1,9 @@
+"""Provides processor 'twin', like its sibling twin_a: a name clash."""
+
+import otus
+from otus_fake_plugins.good import PortFilter, PortOptions
+
+
+@otus.hookimpl
+def otus_processors() -> list[otus.ProcessorSpec]:
+    return [otus.ProcessorSpec("twin", lambda o, _c: PortFilter(o), PortOptions, "Twin b")]
