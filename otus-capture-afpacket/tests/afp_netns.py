@@ -82,14 +82,16 @@ def veth_pair() -> Iterator[VethPair]:
         ip("link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
         for ns, ifname, addr in ((ns_a, if_a, ip_a), (ns_b, if_b, ip_b)):
             # No IPv6: router solicitations and MLD reports would add packets nobody sent.
-            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                            "net.ipv6.conf.default.disable_ipv6=1"], check=True)  # fmt: skip
+            no_v6 = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", *no_v6], check=True)
             ip("link", "set", "lo", "up", netns=ns)
             ip("addr", "add", f"{addr}/24", "dev", ifname, netns=ns)
             ip("link", "set", ifname, "up", netns=ns)
         with inside(ns_a):
             ifindex = socket.if_nametoindex(if_a)
-        yield VethPair(ns_a, ns_b, if_a, if_b, ip_a, ip_b, _mac(ns_a, if_a), _mac(ns_b, if_b), ifindex)
+        yield VethPair(
+            ns_a, ns_b, if_a, if_b, ip_a, ip_b, _mac(ns_a, if_a), _mac(ns_b, if_b), ifindex
+        )
     finally:
         for ns in (ns_a, ns_b):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)

@@ -152,7 +152,7 @@ class AfPacketCapturer(Capturer):
         group = fan.group_for(self.context.task_id)
         flags = FANOUT_MODES[fan.mode] | (PACKET_FANOUT_FLAG_DEFRAG if fan.defrag else 0)
         try:
-            sock.setsockopt(SOL_PACKET, PACKET_FANOUT, group | flags << 16)
+            sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", group | flags << 16))
         except OSError as err:
             raise CaptureError(
                 f"joining fanout group {group} failed ({err.strerror}): another capture on this"
@@ -278,6 +278,7 @@ class AfPacketCapturer(Capturer):
                 "truncated": c.truncated,
                 "timestamps.hardware": c.hw_timestamps,
                 "drops.unknown_link": c.unknown_link,
+                "loopback_outgoing": c.loopback_outgoing,
             })  # fmt: skip
         return out
 

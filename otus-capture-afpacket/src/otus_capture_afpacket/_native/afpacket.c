@@ -133,7 +133,11 @@ uint32_t otus_afp_walk(const uint8_t *block, uint32_t block_size, otus_pkt_t *ou
         if (data > block_size || caplen > block_size - data)
             break;
         int lt = otus_afp_linktype(sll->sll_hatype);
-        if (lt < 0) {
+        if (sll->sll_hatype == ARPHRD_LOOPBACK && sll->sll_pkttype == PACKET_OUTGOING) {
+            /* Loopback shows every packet twice, leaving and arriving; keep the arrival
+             * (as libpcap does). */
+            c->loopback_outgoing++;
+        } else if (lt < 0) {
             c->unknown_link++;
         } else {
             otus_pkt_t *p = &out[count++];

@@ -28,6 +28,7 @@ typedef struct otus_afp_counters {
     uint64_t truncated;      /* caplen < wirelen (snap length or block too small) */
     uint64_t hw_timestamps;  /* packets stamped by the NIC */
     uint64_t unknown_link;   /* skipped: ARPHRD type without a pcap link type */
+    uint64_t loopback_outgoing; /* skipped: lo's outgoing copy of a packet it also receives */
     uint64_t blocks;         /* blocks walked */
     uint64_t losing_blocks;  /* blocks the kernel marked TP_STATUS_LOSING */
 } otus_afp_counters_t;
