@@ -28,7 +28,9 @@ def test_pcap_flags_make_a_pcap_task_with_console_by_default() -> None:
 
 def test_interface_flags_make_an_afpacket_task() -> None:
     task = task_from_flags(
-        parse("-i", "eth0", "--bpf", "udp port 5060", "--reporter", "kafka", "--reporter", "console")
+        parse(
+            "-i", "eth0", "--bpf", "udp port 5060", "--reporter", "kafka", "--reporter", "console"
+        )
     )
     assert task["capture"] == {
         "name": "afpacket",
@@ -71,14 +73,20 @@ def test_set_parses_json_values_and_nested_keys() -> None:
 
 def test_options_json_is_merged_before_set() -> None:
     task = task_from_flags(parse("--pcap", "x.pcap"))
-    apply_overrides(task, ["console.format=text"], ['console={"format": "json", "include_raw": true}'])
+    apply_overrides(
+        task, ["console.format=text"], ['console={"format": "json", "include_raw": true}']
+    )
     assert task["reporters"][0]["config"] == {"format": "text", "include_raw": True}
 
 
 @pytest.mark.parametrize(
     ("sets", "options", "problem"),
     [
-        (["nosuch.x=1"], [], "no plugin named 'nosuch' in this run; use one of console, decoder, pcap"),
+        (
+            ["nosuch.x=1"],
+            [],
+            "no plugin named 'nosuch' in this run; use one of console, decoder, pcap",
+        ),
         (["console=1"], [], "use NAME.KEY=VALUE"),
         ([], ["console=[1]"], "JSON object"),
         ([], ["console={bad"], "not JSON"),

@@ -12,12 +12,15 @@ from otus.queues import BoundedQueue
 
 def test_drop_newest_refuses_new_items_and_counts_them() -> None:
     q: BoundedQueue[str] = BoundedQueue(2, "drop_newest", stage="report.console")
-    assert q.put("a") and q.put("b")
+    assert q.put("a")
+    assert q.put("b")
     assert not q.put("c", size=10)  # a batch of 10 records is lost
     assert q.drain() == ["a", "b"]
     stats = q.stats()
     assert stats["dropped.full"] == 10
-    assert stats["put"] == 2 and stats["got"] == 2 and stats["depth"] == 0
+    assert stats["put"] == 2
+    assert stats["got"] == 2
+    assert stats["depth"] == 0
 
 
 def test_drop_oldest_evicts_the_oldest_and_counts_its_size() -> None:

@@ -86,11 +86,9 @@ def _n(value: int) -> str:
 
 
 def format_summary(data: dict[str, Any]) -> str:
-    """The summary for a terminal, one stage per line."""
+    """The summary for a terminal, one stage per line (the error, if any, is shown apart)."""
     read = data["read"]
     lines = [f"otus run: {data['status']} in {data['elapsed_seconds']:.1f} s"]
-    if data["error"]:
-        lines.append(f"  error      {data['error']}")
     size = f" ({human_bytes(read['bytes'])})" if read["bytes"] else ""
     lines.append(
         f"  read       {_n(read['packets'])} packets{size} in {_n(read['batches'])} batches"

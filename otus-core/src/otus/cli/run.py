@@ -231,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
     data_out = summary_data(
         snapshot, status=status, error=error, elapsed=time.monotonic() - started
     )
-    print(format_summary(data_out), file=sys.stderr)
+    if status != "failed" or snapshot["counters"].get("capture.packets"):
+        print(format_summary(data_out), file=sys.stderr)  # nothing to sum up when nothing was read
     if args.summary_json:
         with open(args.summary_json, "w", encoding="utf-8") as fh:
             json.dump(data_out, fh, indent=2, sort_keys=True)
