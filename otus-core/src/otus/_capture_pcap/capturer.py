@@ -33,6 +33,7 @@ class PcapCapturer(Capturer):
         self._passes = 0  # passes finished
         self._reopened = 0  # times the file was opened again for a loop
         self._done: dict[str, int] = {}  # counters of finished passes
+        self._final: tuple[int, int | None] = (0, None)  # progress() once closed
 
     def open(self) -> None:
         self._source = Source(self.options.path)
@@ -90,6 +91,7 @@ class PcapCapturer(Capturer):
 
     def close(self) -> None:
         if self._source is not None:
+            self._final = self.progress()
             self._source.close()
             self._source = None
 
@@ -104,7 +106,7 @@ class PcapCapturer(Capturer):
     def progress(self) -> tuple[int, int | None]:
         source = self._source
         if source is None:
-            return (0, None)
+            return self._final
         size = source.size
         done = source.position()
         if size is None:
