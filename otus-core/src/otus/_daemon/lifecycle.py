@@ -80,6 +80,16 @@ class Daemon:
             "tasks": self.tasks.stats(),
         }
 
+    def metric_rows(self) -> list[tuple[str, str, str, dict[int, dict[str, Any]], int]]:
+        """Per task: id, state, interface label, per-worker counters, restarts (for /metrics)."""
+        rows = []
+        for task in list(self.tasks.tasks.values()):
+            capture = task.config.get("capture", {})
+            iface = str(capture.get("config", {}).get("interface") or capture.get("name", "?"))
+            restarts = sum(w.restarts for w in task.workers)
+            rows.append((task.id, task.state.value, iface, task.counters.per_worker(), restarts))
+        return rows
+
     def reload(self) -> dict[str, Any]:
         """Re-read the global config; apply live keys, name those that need a restart."""
         from otus._config.settings import load_settings
@@ -110,6 +120,7 @@ class Daemon:
         pidfile = PidFile(self.pid_path)
         pidfile.acquire()
         server: ControlServer | None = None
+        metrics: Any = None
         try:
             _clear_stale_socket(self.socket_path)
             server = ControlServer(
@@ -121,6 +132,13 @@ class Daemon:
                 max_clients=self.settings.control.max_connections,
             )
             await server.start()
+            if self.settings.metrics.enabled:
+                from otus._metrics.server import MetricsServer
+
+                metrics = MetricsServer(
+                    self.settings.metrics.listen, self.settings.metrics.path, self.metric_rows
+                )
+                metrics.start()
             self._install_signals()
             restored = (
                 await self.tasks.restore()
@@ -145,6 +163,8 @@ class Daemon:
         finally:
             if server is not None:
                 await server.close()
+            if metrics is not None:
+                metrics.close()
             pidfile.release()
             log.info("otus daemon stopped")
 
