@@ -29,7 +29,7 @@ def _task(pcap: Path, out: Path, **capture: Any) -> dict[str, Any]:
 
 
 def _entry(task: dict[str, Any], pipeline_id: int, conn: Any) -> None:
-    raise SystemExit(run_worker(task, pipeline_id, conn, stats_interval=0.05))
+    run_worker(task, pipeline_id, conn, stats_interval=0.05)
 
 
 def _messages(conn: Any) -> list[dict[str, Any]]:

@@ -32,6 +32,24 @@ class Sender(Protocol):
     def send(self, obj: Any) -> None: ...
 
 
+def plain_settings(settings: Any) -> dict[str, Any]:
+    """The global configuration as plain JSON-able data *with* secrets (plugins need the Kafka
+    password; ``model_dump(mode="json")`` would mask it as ``**********``)."""
+    from pydantic import SecretStr
+
+    def reveal(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: reveal(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [reveal(v) for v in value]
+        return value
+
+    data: dict[str, Any] = reveal(settings.model_dump(mode="python"))
+    return data
+
+
 def pipeline_context(
     task_id: str, workers: int, settings: Any, pipeline_id: int, settings_data: dict[str, Any]
 ) -> PluginContext:
@@ -54,12 +72,26 @@ def run_worker(
     settings: dict[str, Any] | None = None,
     stats_interval: float = 1.0,
     flush_timeout: float = 5.0,
+) -> None:
+    """Process target: :func:`worker_main`, then exit with its code (0 ok, 1 failed)."""
+    raise SystemExit(
+        worker_main(task, pipeline_id, stats_conn, settings, stats_interval, flush_timeout)
+    )
+
+
+def worker_main(
+    task: dict[str, Any],
+    pipeline_id: int,
+    stats_conn: Sender | None,
+    settings: dict[str, Any] | None = None,
+    stats_interval: float = 1.0,
+    flush_timeout: float = 5.0,
 ) -> int:
     """Run pipeline ``pipeline_id`` of ``task`` (plain task data) until it ends or SIGTERM.
 
-    ``settings`` is the global configuration as plain data (``Settings.model_dump()``); ``None``
-    means defaults. Returns the process exit code: 0 when the run completed or was stopped,
-    1 when it failed.
+    ``settings`` is the global configuration as plain data (:func:`plain_settings`; a dump
+    with masked secrets would hand plugins ``**********`` as passwords); ``None`` means
+    defaults. Returns the exit code: 0 when the run completed or was stopped, 1 when it failed.
     """
     from otus._config.settings import Settings
     from otus._config.validate import validate_task
@@ -86,10 +118,14 @@ def run_worker(
     try:
         parsed = Settings.model_validate(settings or {})
         registry = load_registry()
-        validated = validate_task(task, source=f"<task {task.get('id', '?')}>", registry=registry)
+        validated = validate_task(
+            task,
+            source=f"<task {task.get('id', '?')}>",
+            registry=registry,
+            decoder_defaults=parsed.core.decoder,
+        )
         cfg = validated.config
-        data = parsed.model_dump(mode="json")
-        context = pipeline_context(cfg.id, cfg.workers, parsed, pipeline_id, data)
+        context = pipeline_context(cfg.id, cfg.workers, parsed, pipeline_id, plain_settings(parsed))
         pipeline = build_pipeline(validated, context)
     except OtusError as exc:
         send({"type": "error", "message": str(exc)})

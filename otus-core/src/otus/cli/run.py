@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from otus._pipeline.progress import ProgressBar
     from otus._pipeline.runner import Runner
     from otus._pipeline.summary import format_summary, summary_data
-    from otus._pipeline.worker import pipeline_context
+    from otus._pipeline.worker import pipeline_context, plain_settings
     from otus._plugins.registry import load_registry
     from otus.cli.main import config_path
 
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         data, source=source, registry=registry, decoder_defaults=settings.core.decoder
     )
     cfg = task.config
-    context = pipeline_context(cfg.id, 1, settings, 0, settings.model_dump(mode="json"))
+    context = pipeline_context(cfg.id, 1, settings, 0, plain_settings(settings))
     pipeline = build_pipeline(task, context)
     runner = Runner(pipeline, flush_timeout=args.flush_timeout, duration=cfg.duration)
 
