@@ -1,0 +1,56 @@
+"""A bounded fuzz run of the C decoder entry points under AddressSanitizer and UBSan."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from otus.testing import need
+
+FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
+NATIVE = Path(__file__).resolve().parents[2] / "src" / "otus" / "_native"
+SECONDS = float(os.environ.get("OTUS_FUZZ_SECONDS", "15"))
+
+
+def _asan_compiler(tmp: Path) -> str | None:
+    cc = shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None
+    probe = tmp / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    ok = subprocess.run(
+        [cc, "-fsanitize=address,undefined", str(probe), "-o", str(tmp / "probe")],
+        capture_output=True,
+    )
+    return cc if ok.returncode == 0 else None
+
+
+def test_fuzz_decoder_under_asan(tmp_path: Path) -> None:
+    cc = _asan_compiler(tmp_path)
+    need(cc is not None, "a C compiler with AddressSanitizer (gcc or clang) is needed")
+    assert cc is not None
+    binary = tmp_path / "fuzz_decode"
+    sources = [FUZZ / "fuzz_decode.c", *(NATIVE / f for f in ("decode.c", "frag.c", "classify.c"))]
+    subprocess.run(
+        [cc, "-g", "-O1", "-std=c11", "-fno-omit-frame-pointer", f"-I{NATIVE}",
+         "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         *map(str, sources), "-o", str(binary)],
+        check=True,
+    )  # fmt: skip
+    spec = importlib.util.spec_from_file_location("make_corpus", FUZZ / "make_corpus.py")
+    assert spec is not None and spec.loader is not None
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    corpus.main(str(tmp_path / "corpus"))
+    run = subprocess.run(
+        [str(binary), str(SECONDS), str(tmp_path / "corpus"), "12345"],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 60,
+        env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1"},
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "no crash" in run.stdout
