@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from otus import Datagram
-
 from otus_parser_sip import SipOptions
 from otus_parser_sip.parser import SipParser
 
@@ -31,12 +30,13 @@ SDP = (
 
 
 def _msg(start: str, i: int, cseq: str, *, to_tag: bool, body: str = "", extra: str = "") -> bytes:
+    tt = f";tag=b{i:x}" if to_tag else ""
     head = (
         f"{start}\r\n"
         f"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{i:08x};rport\r\n"
         f"Max-Forwards: 70\r\n"
         f'From: "Caller {i}" <sip:+4930{i:07d}@example.com>;tag=a{i:x}\r\n'
-        f"To: <sip:+4940{i:07d}@example.com>{';tag=b%x' % i if to_tag else ''}\r\n"
+        f"To: <sip:+4940{i:07d}@example.com>{tt}\r\n"
         f"Call-ID: {i:x}-4711@10.0.0.1\r\n"
         f"CSeq: {cseq}\r\n"
         f"Contact: <sip:+4930{i:07d}@10.0.0.1:5060;transport=udp>\r\n"
@@ -67,11 +67,12 @@ def call_mix(calls: int) -> list[bytes]:
         ]
         r = i + 1_000_000
         auth = 'WWW-Authenticate: Digest realm="example.com", nonce="abc{r}", qop="auth"\r\n'
+        cred = 'Authorization: Digest username="u", realm="example.com", response="0f"\r\n'
+        reg = "REGISTER sip:example.com SIP/2.0"
         out += [
-            _msg("REGISTER sip:example.com SIP/2.0", r, "1 REGISTER", to_tag=False, extra="Expires: 3600\r\n"),
+            _msg(reg, r, "1 REGISTER", to_tag=False, extra="Expires: 3600\r\n"),
             _msg("SIP/2.0 401 Unauthorized", r, "1 REGISTER", to_tag=True, extra=auth),
-            _msg("REGISTER sip:example.com SIP/2.0", r, "2 REGISTER", to_tag=False,
-                 extra='Authorization: Digest username="u", realm="example.com", response="0f"\r\n'),
+            _msg(reg, r, "2 REGISTER", to_tag=False, extra=cred),
             _msg("SIP/2.0 200 OK", r, "2 REGISTER", to_tag=True),
             _msg("OPTIONS sip:example.com SIP/2.0", r + 1_000_000, "1 OPTIONS", to_tag=False),
             _msg("SIP/2.0 200 OK", r + 1_000_000, "1 OPTIONS", to_tag=True),
@@ -118,8 +119,18 @@ def tshark_rate(pcap: Path, count: int, repeat: int) -> float | None:
     if shutil.which("tshark") is None:
         return None
     cmd = ["tshark", "-r", str(pcap), "-Y", "sip", "-T", "fields", "-E", "separator=|"]
-    for f in ("sip.Method", "sip.Status-Code", "sip.Call-ID", "sip.CSeq", "sip.from.addr",
-              "sip.to.addr", "sip.from.tag", "sip.to.tag", "sip.Via.branch", "sdp.media.port"):
+    for f in (
+        "sip.Method",
+        "sip.Status-Code",
+        "sip.Call-ID",
+        "sip.CSeq",
+        "sip.from.addr",
+        "sip.to.addr",
+        "sip.from.tag",
+        "sip.to.tag",
+        "sip.Via.branch",
+        "sdp.media.port",
+    ):
         cmd += ["-e", f]  # fmt: skip
     rates = []
     for _ in range(repeat):
