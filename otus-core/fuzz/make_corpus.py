@@ -30,30 +30,105 @@ def seeds() -> list[bytes]:
     mac = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
     sip = Raw(b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n\r\n")
     u4 = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5060, dport=5060) / sip
-    u6 = IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=4000, dport=4002) / Raw(b"\x80" * 40)
+    u6 = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=4000, dport=4002) / Raw(b"\x80" * 40)
+    )
     shapes = [
         record(bytes(Ether(**mac) / u4)),
         record(bytes(Ether(**mac) / Dot1AD(vlan=2) / Dot1Q(vlan=3) / u6)),
-        record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / TCP(sport=5060, dport=9, options=[("MSS", 1460)]) / Raw(b"SIP/2.0 200 OK\r\n"))),
-        record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / SCTP(sport=1, dport=2) / SCTPChunkData(data=b"GET x"))),
+        record(
+            bytes(
+                Ether(**mac)
+                / IP(src="1.1.1.1", dst="2.2.2.2")
+                / TCP(sport=5060, dport=9, options=[("MSS", 1460)])
+                / Raw(b"SIP/2.0 200 OK\r\n")
+            )
+        ),
+        record(
+            bytes(
+                Ether(**mac)
+                / IP(src="1.1.1.1", dst="2.2.2.2")
+                / SCTP(sport=1, dport=2)
+                / SCTPChunkData(data=b"GET x")
+            )
+        ),
         record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / ICMP() / Raw(b"ping"))),
-        record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=1, dport=4789) / VXLAN(vni=1) / Ether(**mac) / u4)),
-        record(bytes(Ether(**mac) / IPv6(src="::1", dst="::2") / UDP(sport=1, dport=6081) / GENEVE(proto=0x0800) / u4)),
-        record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(key_present=1, key=3) / u6)),
-        record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(seqnum_present=1, proto=0x88BE) / ERSPAN_II() / Ether(**mac) / u4)),
-        record(bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(proto=0x22EB) / ERSPAN_III() / Ether(**mac) / u4)),
-        record(bytes(Ether(**mac) / IPv6(src="::1", dst="::2") / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting() / u4)),
+        record(
+            bytes(
+                Ether(**mac)
+                / IP(src="1.1.1.1", dst="2.2.2.2")
+                / UDP(sport=1, dport=4789)
+                / VXLAN(vni=1)
+                / Ether(**mac)
+                / u4
+            )
+        ),
+        record(
+            bytes(
+                Ether(**mac)
+                / IPv6(src="::1", dst="::2")
+                / UDP(sport=1, dport=6081)
+                / GENEVE(proto=0x0800)
+                / u4
+            )
+        ),
+        record(
+            bytes(Ether(**mac) / IP(src="1.1.1.1", dst="2.2.2.2") / GRE(key_present=1, key=3) / u6)
+        ),
+        record(
+            bytes(
+                Ether(**mac)
+                / IP(src="1.1.1.1", dst="2.2.2.2")
+                / GRE(seqnum_present=1, proto=0x88BE)
+                / ERSPAN_II()
+                / Ether(**mac)
+                / u4
+            )
+        ),
+        record(
+            bytes(
+                Ether(**mac)
+                / IP(src="1.1.1.1", dst="2.2.2.2")
+                / GRE(proto=0x22EB)
+                / ERSPAN_III()
+                / Ether(**mac)
+                / u4
+            )
+        ),
+        record(
+            bytes(
+                Ether(**mac)
+                / IPv6(src="::1", dst="::2")
+                / IPv6ExtHdrHopByHop()
+                / IPv6ExtHdrRouting()
+                / u4
+            )
+        ),
         record(bytes(CookedLinux(proto=0x0800) / u4), 113),
         record(bytes(CookedLinuxV2(proto=0x86DD) / u6), 276),
-        record(bytes(u4), 101) + record(bytes(u6), 229) + record(struct.pack("<I", 2) + bytes(u4), 0),
-    ]  # fmt: skip
-    big = IP(src="10.0.0.1", dst="10.0.0.2", id=9) / UDP(sport=5060, dport=5060) / sip / Raw(b"a" * 2000)
+        record(bytes(u4), 101)
+        + record(bytes(u6), 229)
+        + record(struct.pack("<I", 2) + bytes(u4), 0),
+    ]
+    big = (
+        IP(src="10.0.0.1", dst="10.0.0.2", id=9)
+        / UDP(sport=5060, dport=5060)
+        / sip
+        / Raw(b"a" * 2000)
+    )
     frag_v4 = b"".join(record(bytes(Ether(**mac) / f)) for f in fragment(big, fragsize=512))
     l4 = bytes(UDP(sport=5060, dport=5060) / Raw(b"b" * 1200))
     frag_v6 = b"".join(
-        record(bytes(Ether(**mac) / IPv6(src="::1", dst="::2") / IPv6ExtHdrFragment(nh=17, offset=a // 8, m=int(a + 400 < len(l4)), id=5) / Raw(l4[a : a + 400])))
+        record(
+            bytes(
+                Ether(**mac)
+                / IPv6(src="::1", dst="::2")
+                / IPv6ExtHdrFragment(nh=17, offset=a // 8, m=int(a + 400 < len(l4)), id=5)
+                / Raw(l4[a : a + 400])
+            )
+        )
         for a in range(0, len(l4), 400)
-    )  # fmt: skip
+    )
     out = [b"\x00" + s for s in shapes]
     out += [b"\x00" + frag_v4, b"\x40" + frag_v4, b"\x80" + frag_v4, b"\x00" + frag_v6]
     out.append(b"\x00" + frag_v4[::-1][: len(frag_v4) // 2])

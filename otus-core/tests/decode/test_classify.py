@@ -28,17 +28,24 @@ RTP = b"\x80\x00\x00\x01" + b"\x00" * 168
 
 def udp(payload: bytes, sport: int = 40000, dport: int = 40002, vlan: int | None = None) -> bytes:
     l2 = Ether(**MAC) / Dot1Q(vlan=vlan) if vlan is not None else Ether(**MAC)
-    return bytes(l2 / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=sport, dport=dport) / Raw(payload))
+    return bytes(
+        l2 / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=sport, dport=dport) / Raw(payload)
+    )
 
 
 def tcp(payload: bytes, sport: int = 40000, dport: int = 40002, flags: str = "PA") -> bytes:
-    return bytes(Ether(**MAC) / IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP(sport=sport, dport=dport, seq=1000, ack=5, flags=flags) / Raw(payload))  # fmt: skip
+    return bytes(
+        Ether(**MAC)
+        / IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / TCP(sport=sport, dport=dport, seq=1000, ack=5, flags=flags)
+        / Raw(payload)
+    )
 
 
 def detect(payload: bytes) -> bool:
     from otus._native import load
 
-    ffi, lib = load()
+    _, lib = load()
     return bool(lib.otus_detect_sip(payload, len(payload)))
 
 
@@ -99,7 +106,12 @@ def test_sip_interest_on_voip_mix() -> None:
     dgs = out.datagrams(0)
     assert all(isinstance(d, Datagram) for d in dgs)
     assert [bytes(d.payload)[:7] for d in dgs] == [b"INVITE ", b"SIP/2.0", b"not sip"]
-    assert (dgs[0].src_ip, dgs[0].dst_ip, dgs[0].src_port, dgs[0].vlan_id) == ("10.0.0.1", "10.0.0.2", 5060, 12)
+    assert (dgs[0].src_ip, dgs[0].dst_ip, dgs[0].src_port, dgs[0].vlan_id) == (
+        "10.0.0.1",
+        "10.0.0.2",
+        5060,
+        12,
+    )
     segs = out.tcp_segments(0)
     assert all(isinstance(s, TcpSegment) for s in segs)
     assert [(s.payload, s.flags & 1, s.seq, s.src_ip) for s in segs] == [
@@ -120,9 +132,16 @@ def test_tcp_segments_become_datagrams_without_tcp_stream() -> None:
 
 def test_prefixes_transports_and_several_interests() -> None:
     any_udp = Interest()
-    rtp_prefix = Interest(transports=frozenset({"udp", "sctp"}), prefixes=(b"\x80\x00", b"\x80\x08"))
+    rtp_prefix = Interest(
+        transports=frozenset({"udp", "sctp"}), prefixes=(b"\x80\x00", b"\x80\x08")
+    )
     sctp_only = Interest(transports=frozenset({"sctp"}))
-    sctp = bytes(Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / SCTP(sport=1, dport=2) / SCTPChunkData(data=b"\x80\x08rest"))  # fmt: skip
+    sctp = bytes(
+        Ether(**MAC)
+        / IP(src="10.0.0.1", dst="10.0.0.2")
+        / SCTP(sport=1, dport=2)
+        / SCTPChunkData(data=b"\x80\x08rest")
+    )
     frames = [udp(RTP), udp(b"\x80\x01"), sctp, tcp(b"\x80\x00")]
     _, out = decode_frames(frames, [any_udp, rtp_prefix, sctp_only])
     assert out.indices(0) == [0, 1]

@@ -22,7 +22,9 @@ from otus.capture import PACKET_DESC
 from .conftest import decode_frames
 
 MAC = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
-UDP4 = bytes(Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / Raw(b"p" * 10))
+UDP4 = bytes(
+    Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / Raw(b"p" * 10)
+)
 
 
 def _status(frame: bytes, linktype: int = 1) -> str:
@@ -42,7 +44,11 @@ def _ip4(**kw: object) -> bytes:
     [
         (UDP4[:13], 1, "truncated_l2"),
         (bytes(Ether(**MAC) / Dot1Q(vlan=1))[:16], 1, "truncated_l2"),
-        (bytes(Ether(**MAC, type=0x8100)) + b"\x00\x01\x81\x00" * 9 + b"\x08\x00", 1, "too_many_vlans"),
+        (
+            bytes(Ether(**MAC, type=0x8100)) + b"\x00\x01\x81\x00" * 9 + b"\x08\x00",
+            1,
+            "too_many_vlans",
+        ),
         (UDP4[:30], 1, "truncated_ip"),
         (b"\x50" + _ip4()[1:], 101, "bad_ip_version"),
         (b"\x45" + _ip4()[1:], 229, "bad_ip_version"),
@@ -51,20 +57,53 @@ def _ip4(**kw: object) -> bytes:
         (_ip4()[:2] + struct.pack(">H", 10) + _ip4()[4:], 228, "bad_ip_total_len"),
         (_ip4()[:2] + struct.pack(">H", 200) + _ip4()[4:], 228, "truncated_ip"),
         (bytes(IP(src="10.0.0.1", dst="10.0.0.2", proto=17) / Raw(b"abc")), 228, "truncated_l4"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2, len=4) / Raw(b"p")), 228, "bad_udp_len"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2, len=99) / Raw(b"p")), 228, "bad_udp_len"),
+        (
+            bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2, len=4) / Raw(b"p")),
+            228,
+            "bad_udp_len",
+        ),
+        (
+            bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2, len=99) / Raw(b"p")),
+            228,
+            "bad_udp_len",
+        ),
         (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dataofs=3)), 228, "bad_tcp_offset"),
         (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / TCP(dataofs=15)), 228, "bad_tcp_offset"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / SCTP() / Raw(b"\x00\x00\x00\x02")), 228, "bad_sctp_chunk"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / SCTP() / SCTPChunkData(data=b"x", len=40)), 228, "truncated_l4"),
+        (
+            bytes(IP(src="10.0.0.1", dst="10.0.0.2") / SCTP() / Raw(b"\x00\x00\x00\x02")),
+            228,
+            "bad_sctp_chunk",
+        ),
+        (
+            bytes(IP(src="10.0.0.1", dst="10.0.0.2") / SCTP() / SCTPChunkData(data=b"x", len=40)),
+            228,
+            "truncated_l4",
+        ),
         (bytes(IPv6(src="::1", dst="::2") / IPv6ExtHdrHopByHop(len=20) / UDP()), 229, "bad_ip_ext"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=4789) / Raw(b"\x08\0")), 228, "truncated_tunnel"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=4789) / VXLAN() / Raw(b"\0" * 6)), 228, "truncated_l2"),
-        (bytes(IP(src="10.0.0.1", dst="10.0.0.2", flags="MF", frag=0) / UDP() / Raw(b"abc")), 228, "bad_fragment"),
+        (
+            bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=4789) / Raw(b"\x08\0")),
+            228,
+            "truncated_tunnel",
+        ),
+        (
+            bytes(
+                IP(src="10.0.0.1", dst="10.0.0.2")
+                / UDP(sport=1, dport=4789)
+                / VXLAN()
+                / Raw(b"\0" * 6)
+            ),
+            228,
+            "truncated_l2",
+        ),
+        (
+            bytes(IP(src="10.0.0.1", dst="10.0.0.2", flags="MF", frag=0) / UDP() / Raw(b"abc")),
+            228,
+            "bad_fragment",
+        ),
         (UDP4, 147, "unsupported_linktype"),
         (b"\x00\x00\x00\x63" + _ip4(), 0, "not_ip"),
     ],
-)  # fmt: skip
+)
 def test_malformed_reason(frame: bytes, linktype: int, reason: str) -> None:
     assert _status(frame, linktype) == reason
 
@@ -81,10 +120,32 @@ def test_bad_descriptor_outside_buffer() -> None:
 
 SHAPES_FOR_TRUNCATION = [
     (UDP4, 1),
-    (bytes(Ether(**MAC) / Dot1Q(vlan=3) / IPv6(src="::1", dst="::2") / IPv6ExtHdrHopByHop() / TCP() / Raw(b"x" * 5)), 1),
-    (bytes(Ether(**MAC) / IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=3, dport=4789) / VXLAN() / Ether(**MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / Raw(b"z" * 3)), 1),
+    (
+        bytes(
+            Ether(**MAC)
+            / Dot1Q(vlan=3)
+            / IPv6(src="::1", dst="::2")
+            / IPv6ExtHdrHopByHop()
+            / TCP()
+            / Raw(b"x" * 5)
+        ),
+        1,
+    ),
+    (
+        bytes(
+            Ether(**MAC)
+            / IP(src="1.1.1.1", dst="2.2.2.2")
+            / UDP(sport=3, dport=4789)
+            / VXLAN()
+            / Ether(**MAC)
+            / IP(src="10.0.0.1", dst="10.0.0.2")
+            / UDP(sport=1, dport=2)
+            / Raw(b"z" * 3)
+        ),
+        1,
+    ),
     (bytes(IP(src="10.0.0.1", dst="10.0.0.2") / SCTP() / SCTPChunkData(data=b"abcd")), 228),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("frame", "linktype"), SHAPES_FOR_TRUNCATION)
@@ -121,8 +182,8 @@ def test_random_bytes_never_crash_and_stay_in_bounds(frames: list[tuple[bytes, i
             assert r["payload_offset"] + r["payload_len"] <= offset + len(frame)
         offset += len(frame)
     s = dec.stats()
-    accounted = s["decoded"] + s["ignored.not_ip"] + sum(
-        v for k, v in s.items() if k.startswith("error.")
+    accounted = (
+        s["decoded"] + s["ignored.not_ip"] + sum(v for k, v in s.items() if k.startswith("error."))
     )
     assert accounted + sum(out.row(i)["status"] == 1 for i in range(out.count)) == len(frames)
 

@@ -68,15 +68,40 @@ class Shape:
 
 
 def _shapes() -> list[Shape]:
-    sll = CookedLinux(pkttype=0, lladdrtype=1, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0", proto=0x0800)
-    sll2 = CookedLinuxV2(proto=0x86DD, ifindex=3, lladdrtype=1, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0")
+    sll = CookedLinux(
+        pkttype=0, lladdrtype=1, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0", proto=0x0800
+    )
+    sll2 = CookedLinuxV2(
+        proto=0x86DD, ifindex=3, lladdrtype=1, lladdrlen=6, src=b"\x02\0\0\0\0\x01\0\0"
+    )
     return [
         Shape("eth-ipv4-udp", bytes(eth(udp4()))),
-        Shape("eth-ipv4-options-udp", bytes(eth(IP(options=[IPOption_RR(routers=["1.1.1.1", "2.2.2.2"])], **A4) / UDP(sport=5060, dport=5062) / Raw(PAY)))),
-        Shape("eth-padding-trimmed", bytes(eth(IP(**A4) / UDP(sport=5060, dport=5062) / Raw(b"x"))) + b"\0" * 20),
+        Shape(
+            "eth-ipv4-options-udp",
+            bytes(
+                eth(
+                    IP(options=[IPOption_RR(routers=["1.1.1.1", "2.2.2.2"])], **A4)
+                    / UDP(sport=5060, dport=5062)
+                    / Raw(PAY)
+                )
+            ),
+        ),
+        Shape(
+            "eth-padding-trimmed",
+            bytes(eth(IP(**A4) / UDP(sport=5060, dport=5062) / Raw(b"x"))) + b"\0" * 20,
+        ),
         Shape("vlan", bytes(Ether(**MAC) / Dot1Q(vlan=100) / udp4()), vlans=(100,)),
-        Shape("qinq-88a8", bytes(Ether(**MAC) / Dot1AD(vlan=200) / Dot1Q(vlan=100) / udp4()), vlans=(200, 100)),
-        Shape("qinq-9100", bytes(Ether(**MAC, type=0x9100) / Dot1Q(vlan=300) / Dot1Q(vlan=101) / udp4()), vlans=(300, 101), dpkt=False),
+        Shape(
+            "qinq-88a8",
+            bytes(Ether(**MAC) / Dot1AD(vlan=200) / Dot1Q(vlan=100) / udp4()),
+            vlans=(200, 100),
+        ),
+        Shape(
+            "qinq-9100",
+            bytes(Ether(**MAC, type=0x9100) / Dot1Q(vlan=300) / Dot1Q(vlan=101) / udp4()),
+            vlans=(300, 101),
+            dpkt=False,
+        ),
         Shape("sll", bytes(sll / udp4()), linktype=113),
         Shape("sll2-ipv6", bytes(sll2 / udp6()), linktype=276, version=6, dpkt=False),
         Shape("raw-ipv4", bytes(udp4()), linktype=101),
@@ -84,32 +109,222 @@ def _shapes() -> list[Shape]:
         Shape("linktype-ipv4", bytes(udp4()), linktype=228),
         Shape("linktype-ipv6", bytes(udp6()), linktype=229, version=6),
         Shape("null-le", struct.pack("<I", 2) + bytes(udp4()), linktype=0),
-        Shape("null-be-ipv6", struct.pack(">I", 30) + bytes(udp6()), linktype=0, version=6, dpkt=False),
+        Shape(
+            "null-be-ipv6", struct.pack(">I", 30) + bytes(udp6()), linktype=0, version=6, dpkt=False
+        ),
         Shape("loop", struct.pack(">I", 2) + bytes(udp4()), linktype=108, dpkt=False),
         Shape("ipv6-udp", bytes(eth(udp6())), version=6),
-        Shape("ipv6-hbh-dst-routing", bytes(eth(IPv6(**A6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting(addresses=["2001:db8::9"]) / UDP(sport=5060, dport=5062) / Raw(PAY))), version=6),
-        Shape("ipv6-ah", bytes(eth(IPv6(**A6) / AH(nh=17, payloadlen=4, spi=1, seq=2, icv=b"\0" * 12) / UDP(sport=5060, dport=5062) / Raw(PAY))), version=6),
-        Shape("tcp-options", bytes(eth(IP(**A4) / TCP(sport=5060, dport=5062, seq=7, ack=9, flags="PA", options=[("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")]) / Raw(PAY))), proto=6),
-        Shape("tcp-ipv6", bytes(eth(IPv6(**A6) / TCP(sport=5060, dport=5062, flags="PA") / Raw(PAY))), version=6, proto=6),
-        Shape("sctp-data", bytes(eth(IP(**A4) / SCTP(sport=5060, dport=5062) / SCTPChunkData(data=PAY))), proto=132),
-        Shape("sctp-init-then-data", bytes(eth(IP(**A4) / SCTP(sport=5060, dport=5062) / SCTPChunkInit() / SCTPChunkData(data=PAY))), proto=132, dpkt=False),
-        Shape("icmp", bytes(eth(IP(**A4) / ICMP(type=8, id=1, seq=2) / Raw(PAY))), proto=1, ports=(0, 0)),
-        Shape("icmpv6", bytes(eth(IPv6(**A6) / ICMPv6EchoRequest(id=1, seq=2, data=PAY))), version=6, proto=58, ports=(0, 0), dpkt=False),
-        Shape("vxlan", bytes(eth(IP(**O4) / UDP(sport=999, dport=4789) / VXLAN(vni=4242) / Ether(**MAC) / udp4())), tunnel="vxlan", outer=O4, dpkt=False),
-        Shape("geneve-ipv6-outer", bytes(eth(IPv6(**O6) / UDP(sport=999, dport=6081) / GENEVE(vni=7, proto=0x6558) / Ether(**MAC) / udp4())), tunnel="geneve", outer=O6, dpkt=False),
-        Shape("geneve-ip", bytes(eth(IP(**O4) / UDP(sport=999, dport=6081) / GENEVE(vni=7, proto=0x0800) / udp4())), tunnel="geneve", outer=O4, dpkt=False),
+        Shape(
+            "ipv6-hbh-dst-routing",
+            bytes(
+                eth(
+                    IPv6(**A6)
+                    / IPv6ExtHdrHopByHop()
+                    / IPv6ExtHdrDestOpt()
+                    / IPv6ExtHdrRouting(addresses=["2001:db8::9"])
+                    / UDP(sport=5060, dport=5062)
+                    / Raw(PAY)
+                )
+            ),
+            version=6,
+        ),
+        Shape(
+            "ipv6-ah",
+            bytes(
+                eth(
+                    IPv6(**A6)
+                    / AH(nh=17, payloadlen=4, spi=1, seq=2, icv=b"\0" * 12)
+                    / UDP(sport=5060, dport=5062)
+                    / Raw(PAY)
+                )
+            ),
+            version=6,
+        ),
+        Shape(
+            "tcp-options",
+            bytes(
+                eth(
+                    IP(**A4)
+                    / TCP(
+                        sport=5060,
+                        dport=5062,
+                        seq=7,
+                        ack=9,
+                        flags="PA",
+                        options=[("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")],
+                    )
+                    / Raw(PAY)
+                )
+            ),
+            proto=6,
+        ),
+        Shape(
+            "tcp-ipv6",
+            bytes(eth(IPv6(**A6) / TCP(sport=5060, dport=5062, flags="PA") / Raw(PAY))),
+            version=6,
+            proto=6,
+        ),
+        Shape(
+            "sctp-data",
+            bytes(eth(IP(**A4) / SCTP(sport=5060, dport=5062) / SCTPChunkData(data=PAY))),
+            proto=132,
+        ),
+        Shape(
+            "sctp-init-then-data",
+            bytes(
+                eth(
+                    IP(**A4)
+                    / SCTP(sport=5060, dport=5062)
+                    / SCTPChunkInit()
+                    / SCTPChunkData(data=PAY)
+                )
+            ),
+            proto=132,
+            dpkt=False,
+        ),
+        Shape(
+            "icmp",
+            bytes(eth(IP(**A4) / ICMP(type=8, id=1, seq=2) / Raw(PAY))),
+            proto=1,
+            ports=(0, 0),
+        ),
+        Shape(
+            "icmpv6",
+            bytes(eth(IPv6(**A6) / ICMPv6EchoRequest(id=1, seq=2, data=PAY))),
+            version=6,
+            proto=58,
+            ports=(0, 0),
+            dpkt=False,
+        ),
+        Shape(
+            "vxlan",
+            bytes(
+                eth(IP(**O4) / UDP(sport=999, dport=4789) / VXLAN(vni=4242) / Ether(**MAC) / udp4())
+            ),
+            tunnel="vxlan",
+            outer=O4,
+            dpkt=False,
+        ),
+        Shape(
+            "geneve-ipv6-outer",
+            bytes(
+                eth(
+                    IPv6(**O6)
+                    / UDP(sport=999, dport=6081)
+                    / GENEVE(vni=7, proto=0x6558)
+                    / Ether(**MAC)
+                    / udp4()
+                )
+            ),
+            tunnel="geneve",
+            outer=O6,
+            dpkt=False,
+        ),
+        Shape(
+            "geneve-ip",
+            bytes(
+                eth(IP(**O4) / UDP(sport=999, dport=6081) / GENEVE(vni=7, proto=0x0800) / udp4())
+            ),
+            tunnel="geneve",
+            outer=O4,
+            dpkt=False,
+        ),
         Shape("gre-ipv4", bytes(eth(IP(**O4) / GRE() / udp4())), tunnel="gre", outer=O4),
-        Shape("gre-keyed-seq-csum", bytes(eth(IP(**O4) / GRE(chksum_present=1, key_present=1, key=77, seqnum_present=1, sequence_number=5) / udp6())), version=6, tunnel="gre", outer=O4, dpkt=False),
-        Shape("gre-teb", bytes(eth(IP(**O4) / GRE(proto=0x6558) / Ether(**MAC) / udp4())), tunnel="gre", outer=O4, dpkt=False),
-        Shape("erspan-ii", bytes(eth(IP(**O4) / GRE(seqnum_present=1, proto=0x88BE) / ERSPAN_II(session_id=12) / Ether(**MAC) / Dot1Q(vlan=5) / udp4())), tunnel="erspan", outer=O4, dpkt=False),
-        Shape("erspan-iii", bytes(eth(IP(**O4) / GRE(seqnum_present=1, proto=0x22EB) / ERSPAN_III(session_id=13) / Ether(**MAC) / udp4())), tunnel="erspan", outer=O4, dpkt=False),
-        Shape("erspan-iii-platform", bytes(eth(IP(**O4) / GRE(proto=0x22EB) / ERSPAN_III(session_id=13, o=1) / ERSPAN_PlatformSpecific() / Ether(**MAC) / udp4())), tunnel="erspan", outer=O4, dpkt=False),
+        Shape(
+            "gre-keyed-seq-csum",
+            bytes(
+                eth(
+                    IP(**O4)
+                    / GRE(
+                        chksum_present=1, key_present=1, key=77, seqnum_present=1, sequence_number=5
+                    )
+                    / udp6()
+                )
+            ),
+            version=6,
+            tunnel="gre",
+            outer=O4,
+            dpkt=False,
+        ),
+        Shape(
+            "gre-teb",
+            bytes(eth(IP(**O4) / GRE(proto=0x6558) / Ether(**MAC) / udp4())),
+            tunnel="gre",
+            outer=O4,
+            dpkt=False,
+        ),
+        Shape(
+            "erspan-ii",
+            bytes(
+                eth(
+                    IP(**O4)
+                    / GRE(seqnum_present=1, proto=0x88BE)
+                    / ERSPAN_II(session_id=12)
+                    / Ether(**MAC)
+                    / Dot1Q(vlan=5)
+                    / udp4()
+                )
+            ),
+            tunnel="erspan",
+            outer=O4,
+            dpkt=False,
+        ),
+        Shape(
+            "erspan-iii",
+            bytes(
+                eth(
+                    IP(**O4)
+                    / GRE(seqnum_present=1, proto=0x22EB)
+                    / ERSPAN_III(session_id=13)
+                    / Ether(**MAC)
+                    / udp4()
+                )
+            ),
+            tunnel="erspan",
+            outer=O4,
+            dpkt=False,
+        ),
+        Shape(
+            "erspan-iii-platform",
+            bytes(
+                eth(
+                    IP(**O4)
+                    / GRE(proto=0x22EB)
+                    / ERSPAN_III(session_id=13, o=1)
+                    / ERSPAN_PlatformSpecific()
+                    / Ether(**MAC)
+                    / udp4()
+                )
+            ),
+            tunnel="erspan",
+            outer=O4,
+            dpkt=False,
+        ),
         Shape("ipip", bytes(eth(IP(**O4) / udp4())), tunnel="ipip", outer=O4),
         Shape("6in4", bytes(eth(IP(**O4) / udp6())), version=6, tunnel="ipip", outer=O4),
         Shape("4in6", bytes(eth(IPv6(**O6) / udp4())), tunnel="ipip", outer=O6, dpkt=False),
-        Shape("6in6", bytes(eth(IPv6(**O6) / udp6())), version=6, tunnel="ipip", outer=O6, dpkt=False),
-        Shape("vlan-vxlan-in-gre", bytes(Ether(**MAC) / Dot1Q(vlan=9) / IP(**O4) / GRE() / IP(src="10.9.9.9", dst="10.8.8.8") / UDP(sport=1, dport=4789) / VXLAN(vni=1) / Ether(**MAC) / udp4()), tunnel="gre", outer=O4, vlans=(9,), dpkt=False),
-    ]  # fmt: skip
+        Shape(
+            "6in6", bytes(eth(IPv6(**O6) / udp6())), version=6, tunnel="ipip", outer=O6, dpkt=False
+        ),
+        Shape(
+            "vlan-vxlan-in-gre",
+            bytes(
+                Ether(**MAC)
+                / Dot1Q(vlan=9)
+                / IP(**O4)
+                / GRE()
+                / IP(src="10.9.9.9", dst="10.8.8.8")
+                / UDP(sport=1, dport=4789)
+                / VXLAN(vni=1)
+                / Ether(**MAC)
+                / udp4()
+            ),
+            tunnel="gre",
+            outer=O4,
+            vlans=(9,),
+            dpkt=False,
+        ),
+    ]
 
 
 SHAPES = _shapes()
@@ -134,7 +349,10 @@ def test_shape_decodes_like_it_was_built(shape: Shape) -> None:
     assert r["payload"] == payload
     assert r["tunnel_kind"] == shape.tunnel
     if shape.outer:
-        assert (r["outer_src_text"], r["outer_dst_text"]) == (shape.outer["src"], shape.outer["dst"])
+        assert (r["outer_src_text"], r["outer_dst_text"]) == (
+            shape.outer["src"],
+            shape.outer["dst"],
+        )
         assert dec.stats()[f"tunnel.{shape.tunnel}"] == 1
     assert tuple(v for v in (r["vlan_outer"], r["vlan_inner"])[: r["vlan_count"]]) == shape.vlans
     if shape.proto == 6:
@@ -194,8 +412,14 @@ def test_out_of_band_vlan_is_outermost() -> None:
 
 @pytest.mark.parametrize(
     ("switch", "shape_name"),
-    [("vxlan", "vxlan"), ("geneve", "geneve-ip"), ("gre", "gre-ipv4"), ("erspan", "erspan-ii"), ("ipip", "ipip")],
-)  # fmt: skip
+    [
+        ("vxlan", "vxlan"),
+        ("geneve", "geneve-ip"),
+        ("gre", "gre-ipv4"),
+        ("erspan", "erspan-ii"),
+        ("ipip", "ipip"),
+    ],
+)
 def test_tunnel_switched_off_reports_outer(switch: str, shape_name: str) -> None:
     shape = next(s for s in SHAPES if s.name == shape_name)
     opts = DecoderOptions(tunnels=TunnelOptions(**{switch: False}))

@@ -8,27 +8,32 @@ _MAX_CACHE = 65536
 
 
 class AddressCache:
-    """Maps raw address bytes (4 for IPv4, 16 for IPv6) to their text form."""
+    """Maps the raw 16-byte address field of an entry to its text form, one dict per version.
 
-    __slots__ = ("_cache",)
+    ``v4``/``v6`` are the dicts themselves so hot loops can look up without a method call.
+    """
+
+    __slots__ = ("v4", "v6")
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, str] = {}
+        self.v4: dict[bytes, str] = {}
+        self.v6: dict[bytes, str] = {}
 
     def text(self, raw16: bytes, version: int) -> str:
         """Text of the address in ``raw16`` (IPv4 in the first four bytes); ``""`` without IP."""
-        key = raw16[:4] if version == 4 else raw16
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
         if version == 4:
-            s = socket.inet_ntop(socket.AF_INET, key)
+            cache = self.v4
+            s = cache.get(raw16)
+            if s is None:
+                s = socket.inet_ntop(socket.AF_INET, raw16[:4])
         elif version == 6:
-            s = socket.inet_ntop(socket.AF_INET6, key)
+            cache = self.v6
+            s = cache.get(raw16)
+            if s is None:
+                s = socket.inet_ntop(socket.AF_INET6, raw16)
         else:
             return ""
-        if len(self._cache) >= _MAX_CACHE:
-            self._cache.clear()
-        self._cache[key] = s
+        if len(cache) >= _MAX_CACHE:
+            cache.clear()
+        cache[raw16] = s
         return s

@@ -191,6 +191,7 @@ class DecodedBatch:
         "_out",
         "_out_mv",
         "_stride",
+        "_unpacked",
         "batch",
         "count",
     )
@@ -216,6 +217,7 @@ class DecodedBatch:
         self._arena = arena
         self._out_mv: memoryview | None = None
         self._data_mv: memoryview | None = None
+        self._unpacked: dict[int, list[tuple[Any, ...]]] | None = None
 
     # -- wanted entries ------------------------------------------------------------------
 
@@ -232,13 +234,19 @@ class DecodedBatch:
         return list(ffi.unpack(self._idx + parser_index * self._stride, k))
 
     def _entries(self, parser_index: int) -> list[tuple[Any, ...]]:
-        ids = self.indices(parser_index)
-        if not ids:
+        """Unpacked entries wanted by one interest (unpacked once per batch and interest)."""
+        if not self.wanted(parser_index):
             return []
-        mv = self._entries_mv()
-        unpack = self._dec._entry.unpack_from
-        size = self._dec._entry.size
-        return [unpack(mv, j * size) for j in ids]
+        if self._unpacked is None:
+            self._unpacked = {}
+        got = self._unpacked.get(parser_index)
+        if got is None:
+            mv = self._entries_mv()
+            unpack = self._dec._entry.unpack_from
+            size = self._dec._entry.size
+            got = [unpack(mv, j * size) for j in self.indices(parser_index)]
+            self._unpacked[parser_index] = got
+        return got
 
     def _entries_mv(self) -> memoryview:
         if self._out_mv is None:
@@ -265,26 +273,28 @@ class DecodedBatch:
         entries = self._entries(parser_index)
         if not entries:
             return []
-        stream = self._dec._stream[parser_index]
+        skip_tcp = _PROTO_TCP if self._dec._stream[parser_index] else -1
         text = self._dec._addrs.text
-        out = []
+        cache4 = self._dec._addrs.v4
+        cache6 = self._dec._addrs.v6
+        data, arena = self._payload_views()
+        out: list[Datagram] = []
+        append = out.append
         for e in entries:
-            if stream and e[_I_PROTO] == _PROTO_TCP:
+            proto = e[_I_PROTO]
+            if proto == skip_tcp:
                 continue
-            ver = e[_I_VER]
-            out.append(
+            cache = cache4 if e[_I_VER] == 4 else cache6
+            src = cache.get(e[_I_SRC]) or text(e[_I_SRC], e[_I_VER])
+            dst = cache.get(e[_I_DST]) or text(e[_I_DST], e[_I_VER])
+            buf = arena if e[_I_BUF] and arena is not None else data
+            off = e[_I_POFF]
+            append(
                 Datagram(
-                    e[_I_TS],
-                    text(e[_I_SRC], ver),
-                    text(e[_I_DST], ver),
-                    e[_I_SPORT],
-                    e[_I_DPORT],
-                    e[_I_PROTO],
-                    self._payload(e),
-                    e[_I_VLAN],
-                    e[_I_IFINDEX],
+                    e[_I_TS], src, dst, e[_I_SPORT], e[_I_DPORT], proto,
+                    buf[off : off + e[_I_PLEN]], e[_I_VLAN], e[_I_IFINDEX],
                 )
-            )
+            )  # fmt: skip
         return out
 
     def tcp_segments(self, parser_index: int) -> list[TcpSegment]:
@@ -300,18 +310,11 @@ class DecodedBatch:
             ver = e[_I_VER]
             out.append(
                 TcpSegment(
-                    e[_I_TS],
-                    text(e[_I_SRC], ver),
-                    text(e[_I_DST], ver),
-                    e[_I_SPORT],
-                    e[_I_DPORT],
-                    e[_I_SEQ],
-                    e[_I_ACK],
-                    e[_I_FLAGS],
-                    bytes(self._payload(e)),
+                    e[_I_TS], text(e[_I_SRC], ver), text(e[_I_DST], ver), e[_I_SPORT],
+                    e[_I_DPORT], e[_I_SEQ], e[_I_ACK], e[_I_FLAGS], bytes(self._payload(e)),
                     parser_index,
                 )
-            )
+            )  # fmt: skip
         return out
 
     # -- columns and rows (tests, benchmarks, debugging) ----------------------------------
