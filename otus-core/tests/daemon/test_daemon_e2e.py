@@ -1,0 +1,247 @@
+"""The daemon as users meet it: started as a process, driven only through the CLI/socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from otus.testing.daemon import OTUS, free_port
+from otus.testing.daemon import DaemonProcess as Daemon
+
+SIP = (
+    b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n"
+    b"Call-ID: c1\r\nFrom: <sip:x@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n"
+    b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def write_pcap(path: Path, count: int) -> None:
+    import struct
+
+    from otus.testing.packets import ethernet_udp_frame
+
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(count):
+            frame = ethernet_udp_frame(SIP, sport=5060, dport=5060)
+            f.write(struct.pack("<IIII", 1_700_000_000 + i, 0, len(frame), len(frame)))
+            f.write(frame)
+
+
+def task_file(root: Path, task_id: str, pcap: Path, *, loop: int = 0, speed: float = 0) -> Path:
+    out = root / f"{task_id}.out"
+    text = (
+        f'id = "{task_id}"\n[capture]\nname = "pcap"\n[capture.config]\npath = "{pcap}"\n'
+        f"loop = {loop}\n" + (f"speed = {speed}\n" if speed else "") +
+        '[[parsers]]\nname = "sip"\n[[reporters]]\nname = "console"\n'
+        f'[reporters.config]\noutput = "{out}"\nformat = "json"\n'
+    )  # fmt: skip
+    path = root / f"{task_id}.toml"
+    path.write_text(text)
+    return path
+
+
+def counters(d: Daemon, task_id: str) -> dict[str, Any]:
+    st = d.json("task", "status", task_id)
+    return dict(st.get("counts", {}).get("counters", {}))
+
+
+def test_tasks_create_list_status_delete(daemon: Daemon, tmp_path: Path) -> None:
+    pcap = tmp_path / "calls.pcap"
+    write_pcap(pcap, 20)
+    for name in ("a", "b"):
+        out = daemon.cli("task", "create", "-f", str(task_file(tmp_path, name, pcap)))
+        assert out.returncode == 0, out.stderr
+    tasks = {t["id"]: t for t in daemon.json("task", "list")}
+    assert set(tasks) == {"a", "b"}
+    daemon.wait_for(lambda: counters(daemon, "a").get("records.reported") == 20, what="20 records")
+    assert len((tmp_path / "a.out").read_text().splitlines()) == 20
+    dup = daemon.cli("task", "create", "-f", str(task_file(tmp_path, "a", pcap)))
+    assert dup.returncode == 1
+    assert "duplicate task id 'a'" in dup.stderr
+    stats = daemon.json("stats")
+    assert stats["tasks"]["b"]["counters"]["capture.packets"] == 20
+    assert daemon.cli("task", "delete", "a").returncode == 0
+    assert [t["id"] for t in daemon.json("task", "list")] == ["b"]
+    missing = daemon.cli("task", "delete", "nope")
+    assert missing.returncode == 1
+    assert "no task 'nope'" in missing.stderr
+
+
+def test_killed_worker_is_restarted_and_counters_stay_monotonic(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    pcap = tmp_path / "loop.pcap"
+    write_pcap(pcap, 50)
+    path = task_file(tmp_path, "loop", pcap, loop=-1, speed=1.0)
+    assert daemon.cli("task", "create", "-f", str(path)).returncode == 0
+    before = daemon.wait_for(lambda: counters(daemon, "loop").get("capture.packets"), what="counts")
+    pid = int(subprocess.check_output(["pgrep", "-f", "otus-worker-loop-0|multiprocessing.spawn"],
+                                      text=True).split()[0])  # fmt: skip
+    os.kill(pid, signal.SIGKILL)
+    st = daemon.wait_for(lambda: (s := daemon.json("task", "status", "loop"))["restarts"] >= 1
+                         and s["workers_alive"] == 1 and s, what="restart")  # fmt: skip
+    assert st["state"] == "running"
+    assert "SIGKILL" in (st["last_error"] or "")
+    after = daemon.wait_for(
+        lambda: (n := counters(daemon, "loop").get("capture.packets", 0)) > before and n,
+        what="counts after restart",
+    )
+    assert after > before
+
+
+def test_restart_restores_running_tasks(daemon: Daemon, tmp_path: Path) -> None:
+    pcap = tmp_path / "r.pcap"
+    write_pcap(pcap, 5)
+    assert daemon.cli("task", "create", "-f", str(task_file(tmp_path, "keep", pcap, loop=-1,
+                                                            speed=1.0))).returncode == 0  # fmt: skip
+    assert daemon.stop() == 0
+    assert not os.path.exists(daemon.socket)
+    daemon.start()
+    tasks = daemon.json("task", "list")
+    assert [(t["id"], t["state"]) for t in tasks] == [("keep", "running")]
+
+
+def test_kill_9_leaves_nothing_that_blocks_the_next_start(daemon: Daemon, tmp_path: Path) -> None:
+    pcap = tmp_path / "k.pcap"
+    write_pcap(pcap, 5)
+    assert daemon.cli("task", "create", "-f", str(task_file(tmp_path, "k", pcap, loop=-1,
+                                                            speed=1.0))).returncode == 0  # fmt: skip
+    daemon.stop(signal.SIGKILL)
+    assert os.path.exists(daemon.socket)  # stale socket and pid file are left behind
+    daemon.start()
+    assert [t["id"] for t in daemon.json("task", "list")] == ["k"]
+
+
+def test_second_daemon_on_the_same_socket_is_refused(daemon: Daemon) -> None:
+    out = subprocess.run(
+        [*daemon_cmd(), "--socket", daemon.socket, "--data-dir", daemon.data_dir],
+        capture_output=True, text=True, env=daemon.env(), timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "already running" in out.stderr or "already listening" in out.stderr
+
+
+def daemon_cmd() -> list[str]:
+    return [*OTUS, "daemon"]
+
+
+def test_socket_mode_and_bad_clients(daemon: Daemon) -> None:
+    assert stat.S_IMODE(os.stat(daemon.socket).st_mode) == 0o600
+
+    def raw(payload: bytes) -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(daemon.socket)
+            try:
+                s.sendall(payload)
+            except BrokenPipeError:
+                pass  # the daemon answered and hung up before reading all of an oversized request
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return dict(json.loads(data))
+
+    assert raw(b"{oops\n")["error"]["code"] == -32700
+    assert raw(b'{"jsonrpc":"2.0","method":"nope","id":1}\n')["error"]["code"] == -32601
+    assert (
+        raw(b'{"jsonrpc":"2.0","method":"task_delete","params":{},"id":1}\n')["error"]["code"]
+        == -32602
+    )
+    bad_task = {"jsonrpc": "2.0", "method": "task_create", "id": 2,
+                "params": {"config": {"id": "x", "capture": {"name": "nope"},
+                                       "reporters": [{"name": "console"}]}}}  # fmt: skip
+    err = raw(json.dumps(bad_task).encode() + b"\n")["error"]
+    assert err["code"] == -32001
+    assert "unknown capturer 'nope'" in err["message"]
+    assert raw(b"x" * (2 << 20) + b"\n")["error"]["code"] == -32600  # oversized request
+    # Many idle clients at once do not block the daemon.
+    idle = []
+    for _ in range(50):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(daemon.socket)
+        idle.append(s)
+    try:
+        assert daemon.cli("status").returncode == 0
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_peer_check_refuses_other_users() -> None:
+    """SO_PEERCRED: a user who is neither root nor the daemon's user nor in its group is refused,
+    even when the socket's file mode would let it connect."""
+    import sys
+    import tempfile
+
+    from otus.testing import need_root
+
+    need_root()
+    root = Path(tempfile.mkdtemp(prefix="otus-peer-"))
+    os.chmod(root, 0o755)  # 'nobody' must reach the socket file; the daemon's check decides
+    d = Daemon(root, free_port())
+    d.start()
+    try:
+        os.chmod(d.socket, 0o666)
+        code = (
+            "import socket,os;os.setgid(65534);os.setuid(65534);"
+            f"s=socket.socket(socket.AF_UNIX);s.connect({d.socket!r});"
+            "print(s.recv(4096).decode())"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=20)  # fmt: skip
+        assert "permission denied for uid 65534" in out.stdout, out.stderr
+    finally:
+        d.stop()
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_no_daemon_gives_a_clear_message(tmp_path: Path) -> None:
+    out = subprocess.run([*OTUS, "task", "list", "--socket", str(tmp_path / "none.sock")],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 1
+    assert "no daemon is running" in out.stderr
+
+
+def test_reload_reports_live_and_restart_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "otus.toml"
+    cfg.write_text('[otus.log]\nlevel = "info"\n')
+    d = Daemon(tmp_path, free_port())
+    d_cmd = [*OTUS, "--config", str(cfg), "daemon", "--socket", d.socket, "--data-dir", d.data_dir]
+    with d.log.open("ab") as log:
+        d.proc = subprocess.Popen(d_cmd, stdout=log, stderr=log, env=d.env())
+    try:
+        d.wait_for(lambda: os.path.exists(d.socket) and d.cli("status").returncode == 0,
+                   what="daemon")  # fmt: skip
+        cfg.write_text('[otus.log]\nlevel = "debug"\n[otus.control]\nmax_connections = 10\n')
+        res = d.json("reload")
+        assert "log.level" in res["applied"]
+        assert "control.max_connections" in res["restart_required"]
+        d.proc.send_signal(signal.SIGHUP)  # the same through SIGHUP: the daemon stays up
+        time.sleep(0.5)
+        assert d.cli("status").returncode == 0
+    finally:
+        d.stop()
+
+
+def test_task_expiry(daemon: Daemon, tmp_path: Path) -> None:
+    pcap = tmp_path / "e.pcap"
+    write_pcap(pcap, 5)
+    path = task_file(tmp_path, "exp", pcap, loop=-1, speed=1.0)
+    path.write_text('duration = "2s"\n' + path.read_text())
+    assert daemon.cli("task", "create", "-f", str(path)).returncode == 0
+    st = daemon.wait_for(
+        lambda: (s := daemon.json("task", "status", "exp"))["state"] == "stopped" and s,
+        what="expiry",
+    )
+    assert st["reason"] == "expired"
