@@ -34,4 +34,5 @@ def test_leftovers_and_corrupt_files(tmp_path: Path) -> None:
     assert list(loaded.load_all()) == ["good"]
     assert not list(store.dir.glob(".*.tmp"))
     assert (store.dir / "bad.corrupt").exists()
-    assert loaded.corrupt and "bad.json" in loaded.corrupt[0]
+    assert len(loaded.corrupt) == 1
+    assert "bad.json" in loaded.corrupt[0]
