@@ -20,8 +20,14 @@ pytestmark = pytest.mark.root
 
 
 def open_capturer(veth: VethPair, bpf: str = "") -> AfPacketCapturer:
-    opts = AfPacketOptions(interface=veth.if_a, bpf=bpf, block_size=262144, block_count=8,
-                           snaplen=65535, block_timeout_ms=5)  # fmt: skip
+    opts = AfPacketOptions(
+        interface=veth.if_a,
+        bpf=bpf,
+        block_size=262144,
+        block_count=8,
+        snaplen=65535,
+        block_timeout_ms=5,
+    )
     cap = AfPacketCapturer(opts)
     with inside(veth.ns_a):
         cap.open()
@@ -59,26 +65,71 @@ def test_sipp_call_matches_tcpdump(veth: VethPair, tmp_path: Path) -> None:
     sipp, tcpdump = need_tool("sipp"), need_tool("tcpdump")
     pcap = tmp_path / "tcpdump.pcap"
     dump = subprocess.Popen(
-        ["ip", "netns", "exec", veth.ns_a, tcpdump, "-i", veth.if_a, "-U", "-w", str(pcap), "udp port 5060"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            "ip",
+            "netns",
+            "exec",
+            veth.ns_a,
+            tcpdump,
+            "-i",
+            veth.if_a,
+            "-U",
+            "-w",
+            str(pcap),
+            "udp port 5060",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     uas = None
     cap = open_capturer(veth, bpf="udp port 5060")
     try:
         assert dump.stderr is not None
         assert "listening on" in dump.stderr.readline()
         uas = subprocess.Popen(
-            ["ip", "netns", "exec", veth.ns_a, sipp, "-sn", "uas", "-i", veth.ip_a, "-p", "5060", "-m", "1",
-             "-nostdin", "-timeout", "10s"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "ip",
+                "netns",
+                "exec",
+                veth.ns_a,
+                sipp,
+                "-sn",
+                "uas",
+                "-i",
+                veth.ip_a,
+                "-p",
+                "5060",
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "10s",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         collected: list[object] = []
         reader = threading.Thread(
             target=lambda: collected.extend(collect(cap, lambda _: False, 8.0))
         )
         reader.start()
-        veth.exec_b(sipp, "-sn", "uac", f"{veth.ip_a}:5060", "-i", veth.ip_b, "-p", "5061", "-m", "1",
-                    "-nostdin", "-timeout", "10s", "-timeout_error", timeout=20)  # fmt: skip
+        veth.exec_b(
+            sipp,
+            "-sn",
+            "uac",
+            f"{veth.ip_a}:5060",
+            "-i",
+            veth.ip_b,
+            "-p",
+            "5061",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "10s",
+            "-timeout_error",
+            timeout=20,
+        )
         assert uas.wait(timeout=15) == 0
         dump.terminate()
         dump.wait(timeout=5)
