@@ -13,6 +13,8 @@ from typing import Any
 __all__ = ["Dialog", "DialogTable"]
 
 ENDED = frozenset({"terminated", "failed", "cancelled"})
+#: Upper bounds (ms) of the call setup histogram ``call_setup.le_<ms>`` (INVITE to first 2xx).
+SETUP_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
 class Dialog:
@@ -89,6 +91,10 @@ class DialogTable:
         self.evicted = 0
         self.expired = 0
         self.by_outcome: dict[str, int] = {}
+        #: Call setup times: per-bucket (not cumulative) counts, the count and the sum in ms.
+        self.setup_buckets = [0] * len(SETUP_BOUNDS_MS)
+        self.setup_count = 0
+        self.setup_sum_ms = 0
         #: Call-IDs of calls that ended since the caller last drained this list.
         self.ended: list[Dialog] = []
 
@@ -133,6 +139,7 @@ class DialogTable:
                         d.state = "confirmed"
                         d.answer_ns = ts_ns
                         d.final_status = code
+                        self._setup(ts_ns - d.invite_ns)
                     elif code >= 300:
                         d.final_status = code
                         outcome = "cancelled" if code == 487 or d.cancel_seen else "failed"
@@ -154,6 +161,16 @@ class DialogTable:
             self.evicted += 1
             self.ended.append(victim)
         return d
+
+    def _setup(self, dt_ns: int) -> None:
+        """Count one answered call's setup time (INVITE to its first 2xx)."""
+        ms = max(dt_ns, 0) // 1_000_000
+        self.setup_count += 1
+        self.setup_sum_ms += ms
+        for k, bound in enumerate(SETUP_BOUNDS_MS):
+            if ms <= bound:
+                self.setup_buckets[k] += 1
+                break
 
     def _end(self, d: Dialog, outcome: str, ts_ns: int) -> None:
         d.state = outcome
@@ -189,4 +206,10 @@ class DialogTable:
         }
         for k, v in self.by_outcome.items():
             out[f"dialogs.{k}"] = v
+        cumulative = 0
+        for bound, n in zip(SETUP_BOUNDS_MS, self.setup_buckets, strict=True):
+            cumulative += n
+            out[f"call_setup.le_{bound}"] = cumulative
+        out["call_setup.count"] = self.setup_count
+        out["call_setup.sum_ms"] = self.setup_sum_ms
         return out

@@ -17,6 +17,13 @@ __all__ = ["SipParser", "labels_of"]
 PROTO_TCP = 6
 PROTO_UDP = 17
 _NS = 1_000_000_000
+#: Request methods counted under their own name in ``method.<METHOD>``; others are ``other``
+#: (a method is any token, so the key set must stay bounded).
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
+    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+})  # fmt: skip
+_STATUS_CLASS = ("", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
 
 
 def labels_of(p: dict[str, Any]) -> dict[str, str]:
@@ -84,6 +91,9 @@ class SipParser(Parser):
         self.rejected = 0
         self.keepalives = 0
         self.trailing_octets = 0
+        #: Requests per method (``method.<METHOD>``) and responses per class (``status_class.*``).
+        self.by_method: dict[str, int] = {}
+        self.by_class = [0] * 7
         self.dialogs = DialogTable(
             options.max_dialogs,
             int(options.early_timeout_s * _NS),
@@ -180,8 +190,13 @@ class SipParser(Parser):
         self.messages += 1
         if p["kind"] == "request":
             self.requests += 1
+            method = p["method"]
+            if method not in KNOWN_METHODS:
+                method = "other"
+            self.by_method[method] = self.by_method.get(method, 0) + 1
         else:
             self.responses += 1
+            self.by_class[p["status_code"] // 100] += 1
         trailing = p.get("trailing_octets")
         if trailing:
             self.trailing_octets += 1
@@ -275,6 +290,10 @@ class SipParser(Parser):
             "tcp.resyncs": self.framer.resyncs,
             "tcp.evicted": self.framer.evicted,
         }
+        for method, n in self.by_method.items():
+            out[f"method.{method}"] = n
+        for k in range(1, 7):
+            out[f"status_class.{_STATUS_CLASS[k]}"] = self.by_class[k]
         out.update(self.dialogs.stats())
         if self.media is not None:
             out.update(self.media.stats())
