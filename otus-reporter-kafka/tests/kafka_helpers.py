@@ -1,0 +1,91 @@
+"""Helpers for the reporter tests: SIP-like records and a consumer that drains a topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from otus import PluginContext, Record
+from otus_reporter_kafka.options import KafkaReporterOptions
+from otus_reporter_kafka.reporter import KafkaReporter
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: int
+
+    def header(self, name: str) -> bytes:
+        return dict(self.headers)[name]
+
+
+def sip_record(seq: int, *, payload_type: str = "sip", raw: bytes | None = None) -> Record:
+    """A record as the SIP parser would make it; ``seq`` is kept in the label ``test.seq``."""
+    body = (
+        raw if raw is not None else b"INVITE sip:bob@10.0.0.2 SIP/2.0\r\nCall-ID: c%d\r\n\r\n" % seq
+    )
+    return Record(
+        ts_ns=1_700_000_000_123_456_789 + seq * 1_000_000,
+        src_ip=f"10.0.{seq % 3}.1",
+        dst_ip="10.0.0.2",
+        src_port=5060 + seq % 11,
+        dst_port=5060,
+        protocol=17,
+        payload_type=payload_type,
+        raw_payload=body,
+        payload={"method": "INVITE", "call_id": f"c{seq}", "cseq": {"seq": seq}},
+        labels={"sip.method": "INVITE", "sip.call_id": f"c{seq}", "test.seq": str(seq)},
+        task_id="task-1",
+        agent_id="node-a",
+        pipeline_id=2,
+    )
+
+
+def make_reporter(bootstrap: str, **options: object) -> KafkaReporter:
+    opts = KafkaReporterOptions.model_validate({"brokers": [bootstrap], **options})
+    reporter = KafkaReporter(opts, PluginContext(task_id="task-1", agent_id="node-a"))
+    reporter.start()
+    return reporter
+
+
+def consume(bootstrap: str, topic: str, n: int, timeout: float = 15.0) -> list[Message]:
+    """Everything in ``topic`` from the start, once ``n`` messages arrived (or ``timeout``),
+    plus anything that follows within a short grace period (to catch duplicates)."""
+
+    async def run() -> list[Message]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        got: list[Message] = []
+        deadline = time.monotonic() + timeout
+        grace: float | None = None
+        try:
+            while time.monotonic() < deadline and (grace is None or time.monotonic() < grace):
+                batch = await consumer.getmany(timeout_ms=100)
+                for msgs in batch.values():
+                    got.extend(
+                        Message(m.topic, m.partition, m.key, m.value, tuple(m.headers), m.timestamp)
+                        for m in msgs
+                    )
+                if grace is None and len(got) >= n:
+                    grace = time.monotonic() + 0.5
+        finally:
+            await consumer.stop()
+        return got
+
+    return asyncio.run(run())
+
+
+def seqs(messages: list[Message]) -> list[int]:
+    return [int(m.header("l.test.seq")) for m in messages]

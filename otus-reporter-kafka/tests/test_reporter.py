@@ -1,0 +1,221 @@
+"""The Kafka reporter against a real broker (tansu): wire format, routing, compression,
+oversize handling, a fallback, and a broker that dies and comes back."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka.partitioner import murmur2
+from kafka_helpers import consume, make_reporter, seqs, sip_record
+
+from otus import PluginContext, record_to_dict
+from otus.testing.kafka import TansuBroker, TansuProxy
+from otus_reporter_kafka.options import KafkaReporterOptions
+from otus_reporter_kafka.plugin import SPEC
+
+
+def test_wire_format_is_the_go_otus_one(tansu_broker: TansuBroker) -> None:
+    tansu_broker.create_topic("otus-records", partitions=3)
+    reporter = make_reporter(tansu_broker.bootstrap, topic="otus-records")
+    records = [sip_record(i) for i in range(40)]
+    reporter.report(records)
+    assert reporter.flush(15)
+    reporter.close(5)
+    got = consume(tansu_broker.bootstrap, "otus-records", 40)
+    assert sorted(seqs(got)) == list(range(40))
+    by_seq = {int(m.header("l.test.seq")): m for m in got}
+    for record in records:
+        msg = by_seq[int(record.labels["test.seq"])]
+        assert (
+            msg.key
+            == f"{record.src_ip}:{record.src_port}-{record.dst_ip}:{record.dst_port}".encode()
+        )
+        assert msg.headers == (
+            ("task_id", b"task-1"),
+            ("agent_id", b"node-a"),
+            ("payload_type", b"sip"),
+            ("src_ip", record.src_ip.encode()),
+            ("dst_ip", b"10.0.0.2"),
+            ("src_port", str(record.src_port).encode()),
+            ("dst_port", b"5060"),
+            ("timestamp", str(record.ts_ns // 1_000_000).encode()),
+            ("l.sip.method", b"INVITE"),
+            ("l.sip.call_id", record.labels["sip.call_id"].encode()),
+            ("l.test.seq", record.labels["test.seq"].encode()),
+        )
+        assert msg.value is not None
+        assert json.loads(msg.value) == record_to_dict(record)
+        assert msg.timestamp == record.ts_ns // 1_000_000
+        # murmur2 placement, as the Java client (and Go's franz-go, librdkafka) place keys
+        assert msg.partition == (murmur2(msg.key) & 0x7FFFFFFF) % 3
+    stats = reporter.stats()
+    assert stats["records"] == 40
+    assert stats["reported"] == 40
+    assert stats["buffer_records"] == 0
+    assert stats["batches"] >= 3  # one per partition at least
+
+
+def test_topic_prefix_routes_by_payload_type(tansu_broker: TansuBroker) -> None:
+    reporter = make_reporter(tansu_broker.bootstrap, topic_prefix="otus")
+    reporter.report([sip_record(i, payload_type="sip" if i % 3 else "rtp") for i in range(30)])
+    assert reporter.flush(15)
+    reporter.close(5)
+    sip = consume(tansu_broker.bootstrap, "otus-sip", 20)
+    rtp = consume(tansu_broker.bootstrap, "otus-rtp", 10)
+    assert sorted(seqs(sip)) == [i for i in range(30) if i % 3]
+    assert sorted(seqs(rtp)) == [i for i in range(30) if not i % 3]
+    assert {m.header("payload_type") for m in rtp} == {b"rtp"}
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_every_compression(tansu_broker: TansuBroker, codec: str) -> None:
+    reporter = make_reporter(tansu_broker.bootstrap, topic="c", compression=codec)
+    records = [sip_record(i) for i in range(300)]
+    reporter.report(records)
+    assert reporter.flush(15)
+    reporter.close(5)
+    got = consume(tansu_broker.bootstrap, "c", 300)
+    assert sorted(seqs(got)) == list(range(300))
+    assert all(
+        json.loads(m.value or b"") == record_to_dict(records[s])
+        for m, s in zip(got, seqs(got), strict=True)
+    )
+
+
+def test_oversize_records_are_dropped_and_counted(tansu_broker: TansuBroker) -> None:
+    reporter = make_reporter(tansu_broker.bootstrap, topic="big", max_message_bytes=4096)
+    reporter.report([sip_record(0), sip_record(1, raw=b"x" * 5000), sip_record(2)])
+    assert reporter.flush(15)
+    reporter.close(5)
+    assert sorted(seqs(consume(tansu_broker.bootstrap, "big", 2))) == [0, 2]
+    stats = reporter.stats()
+    assert stats["dropped.oversize"] == 1
+    assert stats["records"] == 2
+
+
+def test_oversize_records_are_truncated_on_request(tansu_broker: TansuBroker) -> None:
+    reporter = make_reporter(
+        tansu_broker.bootstrap, topic="cut", max_message_bytes=4096, oversize="truncate"
+    )
+    raw = bytes(range(256)) * 20  # 5120 bytes, base64 would be 6828
+    reporter.report([sip_record(7, raw=raw)])
+    assert reporter.flush(15)
+    reporter.close(5)
+    (msg,) = consume(tansu_broker.bootstrap, "cut", 1)
+    value = json.loads(msg.value or b"")
+    import base64
+
+    kept = base64.b64decode(value["raw_payload"])
+    assert 0 < len(kept) < len(raw)
+    assert raw.startswith(kept)
+    assert value["raw_payload_len"] == len(raw)  # the original length, so consumers can tell
+    assert len(msg.value or b"") <= 4096
+    assert reporter.stats()["truncated"] == 1
+
+
+def test_broker_unreachable_mid_run_then_back(tansu_broker: TansuBroker) -> None:
+    """Broker gone ~3 s: records wait in the bounded buffer, overflow is counted exactly,
+    report() keeps returning, and delivery resumes by itself when the broker is back.
+
+    The outage kills the ``tansu proxy`` the reporter talks to, not the broker: this tansu
+    build keeps data in memory only and, restarted, accepts writes to topics it no longer
+    knows before they are re-created, so a restarted broker cannot be counted against."""
+    tansu_broker.create_topic("outage", partitions=3)
+    proxy = TansuProxy(tansu_broker).start()
+    reporter = make_reporter(proxy.bootstrap, topic="outage", buffer_records=2000)
+    try:
+        for start in range(0, 3000, 1000):
+            reporter.report([sip_record(i) for i in range(start, start + 1000)])
+            assert reporter.flush(15)
+        assert reporter.stats()["records"] == 3000
+
+        proxy.kill()
+        killed_at = time.monotonic()
+        for start in range(3000, 8000, 500):  # 5000 records while the broker is away
+            reporter.report([sip_record(i) for i in range(start, start + 500)])
+            time.sleep(0.2)
+        stats = reporter.stats()
+        assert stats["dropped.buffer_full"] == 3000  # 2000 held, the rest refused
+        assert stats["buffer_records"] == 2000
+        assert stats["records"] == 3000
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - killed_at)))
+        proxy.restart()
+
+        assert reporter.flush(20)
+        reporter.report([sip_record(i) for i in range(8000, 8100)])  # and it keeps going
+        assert reporter.flush(15)
+    finally:
+        reporter.close(5)
+        proxy.kill()
+    got = seqs(consume(tansu_broker.bootstrap, "outage", 5100))
+    # tail drop: the first 2000 of the outage were kept; every record exactly once
+    assert len(got) == len(set(got))
+    assert sorted(got) == [*range(5000), *range(8000, 8100)]
+    stats = reporter.stats()
+    assert stats["records"] == 5100
+    assert stats["reported"] == 8100
+    assert stats["records"] + stats["dropped.buffer_full"] + stats["buffer_records"] == 8100
+
+
+def test_broker_down_at_start_then_up() -> None:
+    """No broker at all when the reporter starts: it keeps trying and delivers later."""
+    broker = TansuBroker()
+    reporter = make_reporter(broker.bootstrap, topic="late", retry_backoff=0.1)
+    try:
+        reporter.report([sip_record(i) for i in range(100)])
+        time.sleep(0.5)
+        assert reporter.stats()["buffer_records"] == 100
+        assert reporter.stats()["records"] == 0
+        broker.start()
+        assert reporter.flush(15)
+        assert sorted(seqs(consume(broker.bootstrap, "late", 100))) == list(range(100))
+    finally:
+        reporter.close(5)
+        broker.close()
+
+
+def test_fallback_receives_only_what_kafka_could_not_deliver(
+    tansu_broker: TansuBroker, tmp_path: Path
+) -> None:
+    """The fallback is the console reporter writing JSON lines to a file, built through the
+    plugin registry as a task file would name it."""
+    out = tmp_path / "fallback.jsonl"
+    options = KafkaReporterOptions.model_validate(
+        {
+            "brokers": [tansu_broker.bootstrap],
+            "topic": "fb",
+            "request_timeout": 1.0,
+            "retries": 1,
+            "retry_backoff": 0.2,
+            "fallback": {"name": "console", "config": {"format": "json", "output": str(out)}},
+        }
+    )
+    reporter = SPEC.factory(options, PluginContext())
+    reporter.start()
+    reporter.report([sip_record(i) for i in range(50)])
+    assert reporter.flush(15)
+    tansu_broker.kill()
+    reporter.report([sip_record(i) for i in range(50, 80)])
+    assert reporter.flush(15)  # given up after 1 retry of 1 s each
+    reporter.close(5)
+    stats = reporter.stats()
+    assert stats["records"] == 50
+    assert stats["fallback"] == 30
+    assert stats["retries"] >= 1
+    assert stats["dropped.delivery_failed"] == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(int(line["labels"]["test.seq"]) for line in lines) == list(range(50, 80))
+
+
+def test_encoding_errors_are_counted_not_raised(tansu_broker: TansuBroker) -> None:
+    reporter = make_reporter(tansu_broker.bootstrap, topic="enc")
+    bad = sip_record(1)
+    bad.payload = {"not json": object()}
+    reporter.report([sip_record(0), bad, sip_record(2)])
+    assert reporter.flush(15)
+    reporter.close(5)
+    assert sorted(seqs(consume(tansu_broker.bootstrap, "enc", 2))) == [0, 2]
+    assert reporter.stats()["dropped.encode_error"] == 1
