@@ -52,7 +52,9 @@ class Daemon:
             max_task_history=persistence.max_task_history,
             restart_backoff=settings.resources.restart_backoff,
             restart_backoff_max=settings.resources.restart_backoff_max,
+            on_event=self._task_event,
         )
+        self.command_channel: Any = None  # otus._control.kafka_channel.CommandChannel
         self.shutdown_reason = ""
 
     # -- helpers used by the methods ----------------------------------------------------------
@@ -67,6 +69,10 @@ class Daemon:
             decoder_defaults=self.settings.core.decoder,
         )
 
+    def _task_event(self, task: Any) -> None:
+        if self.command_channel is not None:
+            self.command_channel.task_event(task)
+
     def plugin_entries(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [e.to_dict() for e in self.registry.entries() if kind is None or e.kind == kind]
 
@@ -78,6 +84,7 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "worker_restarts_total": self.tasks.worker_restarts_total,
             "tasks": self.tasks.stats(),
+            **({"command_channel": self.command_channel.stats()} if self.command_channel else {}),
         }
 
     def metric_rows(self) -> list[tuple[str, str, str, dict[int, dict[str, Any]], int]]:
@@ -139,6 +146,13 @@ class Daemon:
                     self.settings.metrics.listen, self.settings.metrics.path, self.metric_rows
                 )
                 metrics.start()
+            if self.settings.command_channel.enabled:
+                from otus._control.kafka_channel import CommandChannel, heartbeat_status
+
+                self.command_channel = CommandChannel(
+                    self.settings, build_methods(self), lambda: heartbeat_status(self)
+                )
+                self.command_channel.start()
             self._install_signals()
             restored = (
                 await self.tasks.restore()
@@ -158,6 +172,8 @@ class Daemon:
             log.info("otus daemon stopping: %s", self.shutdown_reason)
             await server.close()  # stop accepting commands first
             server = None
+            if self.command_channel is not None:
+                await self.command_channel.close()
             await self.tasks.stop_all(persist_state=False)
             return 0
         finally:
@@ -165,6 +181,9 @@ class Daemon:
                 await server.close()
             if metrics is not None:
                 metrics.close()
+            if self.command_channel is not None:
+                await self.command_channel.close()
+                self.command_channel = None
             pidfile.release()
             log.info("otus daemon stopped")
 
