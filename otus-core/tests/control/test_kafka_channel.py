@@ -165,8 +165,10 @@ def test_task_created_listed_deleted_over_kafka(
     send(broker, create)
     answer = response_to(broker, create["request_id"])
     assert answer["ok"] is True, answer
-    assert answer["hostname"] == HOST and answer["command"] == "task_create"
-    assert answer["version"] == "v1" and isinstance(answer["timestamp"], int)
+    assert answer["hostname"] == HOST
+    assert answer["command"] == "task_create"
+    assert answer["version"] == "v1"
+    assert isinstance(answer["timestamp"], int)
     assert answer["result"]["id"] == "remote1"
 
     listing = command("task_list")
@@ -183,7 +185,8 @@ def test_task_created_listed_deleted_over_kafka(
     missing = command("task_delete", {"id": "remote1"}, target="*")
     send(broker, missing)
     answer = response_to(broker, missing["request_id"])
-    assert answer["ok"] is False and "no task 'remote1'" in answer["error"]["message"]
+    assert answer["ok"] is False
+    assert "no task 'remote1'" in answer["error"]["message"]
 
     # heartbeats and the task's state changes arrive on the heartbeat topic
     def events() -> list[dict[str, Any]]:
@@ -193,9 +196,12 @@ def test_task_created_listed_deleted_over_kafka(
         ]  # fmt: skip
 
     got = daemon.wait_for(lambda: len(events()) >= 2 and events(), what="task events")
-    assert got[-1]["task"]["state"] == "stopped" and got[-1]["hostname"] == HOST
+    assert got[-1]["task"]["state"] == "stopped"
+    assert got[-1]["hostname"] == HOST
     beats = [r for r in responses(broker, HEARTBEATS) if r.get("type") == "heartbeat"]
-    assert beats and beats[-1]["hostname"] == HOST and "uptime_seconds" in beats[-1]
+    assert beats
+    assert beats[-1]["hostname"] == HOST
+    assert "uptime_seconds" in beats[-1]
     assert daemon.channel_stats()["heartbeats"] >= 1
 
 
@@ -219,7 +225,8 @@ def test_refused_and_ignored_commands_are_counted(
     )  # fmt: skip
     assert response_to(broker, status["request_id"])["ok"] is True  # answered once only
     refused = response_to(broker, unsigned["request_id"])
-    assert refused["ok"] is False and "unsigned" in refused["error"]["message"]
+    assert refused["ok"] is False
+    assert "unsigned" in refused["error"]["message"]
     assert "bad signature" in response_to(broker, bad_sig["request_id"])["error"]["message"]
     assert "allow_shutdown" in response_to(broker, shutdown["request_id"])["error"]["message"]
     assert "unknown command" in response_to(broker, unknown["request_id"])["error"]["message"]
@@ -240,7 +247,8 @@ def test_refused_and_ignored_commands_are_counted(
     assert delta["unauthenticated"] == 2
     assert delta["malformed"] == 5  # empty target, garbage object, not JSON, a list, empty
     assert delta["errors"] == 2  # shutdown refused, unknown command
-    assert daemon.proc is not None and daemon.proc.poll() is None  # still running
+    assert daemon.proc is not None
+    assert daemon.proc.poll() is None
 
 
 def test_channel_connects_when_broker_comes_up_later(tmp_path: Path) -> None:
@@ -256,7 +264,8 @@ def test_channel_connects_when_broker_comes_up_later(tmp_path: Path) -> None:
             status = command("daemon_status", key=None)
             send(broker, status)
             answer = response_to(broker, status["request_id"], timeout=30)
-            assert answer["ok"] is True and answer["result"]["tasks"] == {}
+            assert answer["ok"] is True
+            assert answer["result"]["tasks"] == {}
             assert d.channel_stats()["reconnects"] >= 1
     finally:
         d.stop()
@@ -275,7 +284,7 @@ def test_message_checks() -> None:
     assert parse_timestamp("2023-11-14T22:13:20Z") == 1_700_000_000.0
     assert parse_timestamp("2023-11-14T22:13:20") == 1_700_000_000.0
     for bad in ("yesterday", True, None, [1], float("nan")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="timestamp"):
             parse_timestamp(bad)
     recent = RecentIds(2)
     assert [recent.seen(x) for x in ("a", "b", "a", "c", "b")] == [False, False, True, False, False]
