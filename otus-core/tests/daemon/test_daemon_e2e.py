@@ -57,18 +57,26 @@ def counters(d: Daemon, task_id: str) -> dict[str, Any]:
 def test_tasks_create_list_status_delete(daemon: Daemon, tmp_path: Path) -> None:
     pcap = tmp_path / "calls.pcap"
     write_pcap(pcap, 20)
-    for name in ("a", "b"):
-        out = daemon.cli("task", "create", "-f", str(task_file(tmp_path, name, pcap)))
+    for path in (task_file(tmp_path, "a", pcap), task_file(tmp_path, "b", pcap, loop=-1, speed=1)):
+        out = daemon.cli("task", "create", "-f", str(path))
         assert out.returncode == 0, out.stderr
     tasks = {t["id"]: t for t in daemon.json("task", "list")}
     assert set(tasks) == {"a", "b"}
     daemon.wait_for(lambda: counters(daemon, "a").get("records.reported") == 20, what="20 records")
+    # A pcap task completes when its file is read: stopped with reason "completed", not restarted.
+    done = daemon.wait_for(
+        lambda: (s := daemon.json("task", "status", "a"))["state"] == "stopped" and s,
+        what="completion",
+    )
+    assert done["reason"] == "completed"
+    assert done["restarts"] == 0
+    assert done["counts"]["counters"]["records.reported"] == 20
     assert len((tmp_path / "a.out").read_text().splitlines()) == 20
-    dup = daemon.cli("task", "create", "-f", str(task_file(tmp_path, "a", pcap)))
+    dup = daemon.cli("task", "create", "-f", str(task_file(tmp_path, "b", pcap)))
     assert dup.returncode == 1
-    assert "duplicate task id 'a'" in dup.stderr
+    assert "duplicate task id 'b'" in dup.stderr
     stats = daemon.json("stats")
-    assert stats["tasks"]["b"]["counters"]["capture.packets"] == 20
+    assert stats["tasks"]["a"]["counters"]["capture.packets"] == 20
     assert daemon.cli("task", "delete", "a").returncode == 0
     assert [t["id"] for t in daemon.json("task", "list")] == ["b"]
     missing = daemon.cli("task", "delete", "nope")

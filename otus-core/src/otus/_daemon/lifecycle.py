@@ -20,6 +20,7 @@ from otus._daemon.pidfile import PidFile
 from otus._daemon.store import TaskStore
 from otus._daemon.tasks import TaskManager
 from otus._daemon.workers import WorkerSpawner
+from otus._pipeline.worker import plain_settings
 from otus.errors import OtusError
 
 log = logging.getLogger("otus.daemon")
@@ -47,7 +48,7 @@ class Daemon:
         store = TaskStore(self.data_dir) if persistence.enabled else None
         self.tasks = TaskManager(
             validate=self._validate,
-            spawner=WorkerSpawner(settings.model_dump(mode="json"), settings.metrics.interval),
+            spawner=WorkerSpawner(plain_settings(settings), settings.metrics.interval),
             store=store,
             max_task_history=persistence.max_task_history,
             restart_backoff=settings.resources.restart_backoff,

@@ -213,6 +213,8 @@ class TaskManager:
         self._emit(task)
         await asyncio.gather(*(self._spawner.stop(w, self._stop_timeout) for w in task.workers))
         for w in task.workers:
+            if w.finished:
+                continue
             self._collect(task, w)
             task.counters.worker_exited(w.index)
         task.move(TaskState.STOPPED, reason)
@@ -237,6 +239,15 @@ class TaskManager:
                 continue
             for w in task.workers:
                 self._collect(task, w)
+                if w.finished:
+                    continue
+                if w.process is not None and not w.alive and w.process.exitcode == 0:
+                    # A finite source (a pcap file) was read to its end: done, not dead.
+                    self._collect(task, w)
+                    task.counters.worker_exited(w.index)
+                    w.finished = True
+                    w.process = None
+                    continue
                 if w.alive or w.process is None:
                     if w.process is None and time.monotonic() >= w.next_start:
                         self._respawn(task, w)
@@ -261,6 +272,12 @@ class TaskManager:
                     "task %s: worker %d died (%s); restart in %.1fs",
                     task.id, w.index, w.last_error, delay,
                 )  # fmt: skip
+            if task.workers and all(w.finished for w in task.workers):
+                task.move(TaskState.STOPPING)
+                task.move(TaskState.STOPPED, "completed")
+                self._persist(task)
+                self._emit(task)
+                continue
             if task.expires_at is not None and now >= task.expires_at and not task.state.terminal:
                 asyncio.get_running_loop().create_task(self.stop(task, reason="expired"))
 

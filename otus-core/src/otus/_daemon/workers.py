@@ -34,6 +34,8 @@ class WorkerSlot:
     restart_times: list[float] = field(default_factory=list)
     next_start: float = 0.0
     last_error: str | None = None
+    #: The worker ended by itself with exit code 0: its source is exhausted (a pcap file).
+    finished: bool = False
 
     @property
     def alive(self) -> bool:
