@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -54,11 +55,22 @@ def _has_test_extra(folder: str) -> bool:
     return isinstance(extras, dict) and "test" in extras
 
 
+def _first_party_test_deps(folder: str) -> list[str]:
+    """Distributions of this repository that ``folder``'s test extra asks for."""
+    extras = _project(folder).get("optional-dependencies", {})
+    wanted = extras.get("test", []) if isinstance(extras, dict) else []
+    names = {re.split(r"[\s\[<>=!~;]", str(req), maxsplit=1)[0].lower() for req in wanted}
+    return [p for p in PACKAGES if p in names and p not in (CORE, folder)]
+
+
 def _install(session: nox.Session, *folders: str) -> None:
-    """otus-core from the checkout first (never PyPI), then each folder with its test extra."""
+    """otus-core from the checkout first (never PyPI), then first-party test dependencies from
+    the checkout too, then each folder with its test extra."""
     session.install(f"./{CORE}[test]" if _has_test_extra(CORE) else f"./{CORE}")
     for folder in folders:
         if folder != CORE:
+            for dep in _first_party_test_deps(folder):
+                session.install(f"./{dep}")
             session.install(f"./{folder}[test]" if _has_test_extra(folder) else f"./{folder}")
 
 
