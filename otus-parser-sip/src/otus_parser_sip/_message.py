@@ -22,6 +22,7 @@ from otus_parser_sip._headers import (
     parse_name_addr_list,
     parse_via,
 )
+from otus_parser_sip._scan import index_headers
 from otus_parser_sip._text import QuoteError, split_quoted
 from otus_parser_sip._uri import parse_uri
 
@@ -101,43 +102,19 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
             return _reject("truncated", anomalies)
     else:
         body_start = hend + 4
-    head = data[:hend].decode("utf-8", "replace")
-    lines = head.split("\r\n")
-    if len(lines) > limits.max_headers + 1:
-        return _reject("too_many_headers", anomalies)
     payload: dict[str, Any] = {}
-    bad = _start_line(lines[0], payload, anomalies)
-    if bad is not None:
-        return _reject(bad, anomalies)
-
-    # Header index in wire order, with obsolete line folding (RFC 3261 7.3.1) undone.
-    index: list[list[str]] = []
-    max_line = limits.max_header_line
-    for line in lines[1:]:
-        if len(line) > max_line:
-            return _reject("header_too_long", anomalies)
-        if not line:
-            continue
-        if line[0] == " " or line[0] == "\t":
-            if index:
-                index[-1][1] = f"{index[-1][1]} {line.strip()}"
-            else:
-                anomalies.append("bad_header_line")
-            continue
-        colon = line.find(":")
-        if colon <= 0:
-            anomalies.append("bad_header_line")
-            continue
-        index.append([line[:colon].rstrip(), line[colon + 1 :].strip()])
-    payload["headers"] = index
-    by: dict[str, list[str]] = {}
-    for name, value in index:
-        key = _canon(name)
-        vals = by.get(key)
-        if vals is None:
-            by[key] = [value]
-        else:
-            vals.append(value)
+    fast = index_headers(data, hend, limits.max_headers, limits.max_header_line)
+    if fast is not None:
+        start, index, by = fast
+        bad = _start_line(start, payload, anomalies)
+        if bad is not None:
+            return _reject(bad, anomalies)
+        payload["headers"] = index
+    else:
+        grouped = _index_python(data, hend, limits, payload, anomalies)
+        if isinstance(grouped, str):
+            return _reject(grouped, anomalies)
+        by = grouped
 
     bad = _identity(by, payload, anomalies)
     if bad is not None:
@@ -168,6 +145,53 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
     if anomalies:
         payload["anomalies"] = anomalies
     return ParseResult(payload, None, anomalies)
+
+
+def _index_python(
+    data: bytes, hend: int, limits: Limits, payload: dict[str, Any], anomalies: list[str]
+) -> str | dict[str, list[str]]:
+    """The general scanner: start line, then the header index (folding undone) by name.
+
+    Returns the reject reason, or the values grouped by canonical name.
+    """
+    head = data[:hend].decode("utf-8", "replace")
+    lines = head.split("\r\n")
+    if len(lines) > limits.max_headers + 1:
+        return "too_many_headers"
+    bad = _start_line(lines[0], payload, anomalies)
+    if bad is not None:
+        return bad
+
+    # Header index in wire order, with obsolete line folding (RFC 3261 7.3.1) undone.
+    index: list[list[str]] = []
+    max_line = limits.max_header_line
+    for line in lines[1:]:
+        if len(line) > max_line:
+            return "header_too_long"
+        if not line:
+            continue
+        if line[0] == " " or line[0] == "\t":
+            if index:
+                index[-1][1] = f"{index[-1][1]} {line.strip()}"
+            else:
+                anomalies.append("bad_header_line")
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            anomalies.append("bad_header_line")
+            continue
+        index.append([line[:colon].rstrip(), line[colon + 1 :].strip()])
+    payload["headers"] = index
+    by: dict[str, list[str]] = {}
+    for name, value in index:
+        key = _canon(name)
+        vals = by.get(key)
+        if vals is None:
+            by[key] = [value]
+        else:
+            vals.append(value)
+
+    return by
 
 
 def _start_line(line: str, payload: dict[str, Any], anomalies: list[str]) -> str | None:

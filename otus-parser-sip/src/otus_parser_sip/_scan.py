@@ -1,0 +1,86 @@
+"""The optional C header indexer (``_native/sip_scan.c``) behind a lazy, fallible import.
+
+``index_headers`` returns the header index and the canonical-name grouping in one C pass plus
+slicing, or None when the extension is not built or the block needs the general Python path
+(non-ASCII, folding, control characters, limits); the caller then runs the pure-Python scanner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SIP_NAMES", "available", "index_headers", "set_enabled"]
+
+#: Canonical names by id; must match ``NAMES`` in ``sip_scan.c`` (same order).
+SIP_NAMES = (
+    "via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type",
+    "max-forwards", "user-agent", "server", "expires", "reason", "subject", "supported",
+    "allow", "event", "route", "record-route", "p-asserted-identity", "date",
+    "content-encoding", "allow-events", "refer-to", "referred-by", "session-expires",
+    "identity", "accept-contact", "request-disposition", "reject-contact", "identity-info",
+    "authorization", "www-authenticate", "proxy-authenticate", "proxy-authorization",
+    "require", "proxy-require", "unsupported", "accept",
+)  # fmt: skip
+_FIELDS = 5
+
+_state: dict[str, Any] = {"loaded": False, "lib": None, "ffi": None, "enabled": True}
+
+
+def _load() -> None:
+    _state["loaded"] = True
+    try:
+        from otus_parser_sip._native import _sip_native  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    _state["lib"] = _sip_native.lib
+    _state["ffi"] = _sip_native.ffi
+
+
+def available() -> bool:
+    """True when the C extension is built and importable."""
+    if not _state["loaded"]:
+        _load()
+    return _state["lib"] is not None
+
+
+def set_enabled(on: bool) -> None:
+    """Use (default) or bypass the C path; tests compare both."""
+    _state["enabled"] = on
+
+
+def index_headers(
+    data: bytes, hend: int, max_headers: int, max_line: int
+) -> tuple[str, list[list[str]], dict[str, list[str]]] | None:
+    """``(start_line, index, by_name)`` of ``data[:hend]``, or None to use the Python path."""
+    if not _state["enabled"] or not available():
+        return None
+    ffi = _state["ffi"]
+    out = ffi.new("int32_t[]", (max_headers + 1) * _FIELDS)
+    n = _state["lib"].sip_scan(data, hend, out, max_headers, max_line)
+    if n < 0:
+        return None
+    head = data[:hend].decode("ascii")
+    eol = head.find("\r\n")
+    start = head if eol < 0 else head[:eol]
+    index: list[list[str]] = []
+    by: dict[str, list[str]] = {}
+    names = SIP_NAMES
+    spans = ffi.unpack(out, n * _FIELDS)
+    for k in range(0, n * _FIELDS, _FIELDS):
+        name = head[spans[k] : spans[k + 1]]
+        value = head[spans[k + 2] : spans[k + 3]]
+        index.append([name, value])
+        i = spans[k + 4]
+        key = names[i] if i >= 0 else _lower(name)
+        vals = by.get(key)
+        if vals is None:
+            by[key] = [value]
+        else:
+            vals.append(value)
+    return start, index, by
+
+
+def _lower(name: str) -> str:
+    from otus_parser_sip._headers import canonical
+
+    return canonical(name)
