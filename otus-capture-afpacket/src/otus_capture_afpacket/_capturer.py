@@ -223,6 +223,9 @@ class AfPacketCapturer(Capturer):
                     break
                 if rc < 0:
                     raise CaptureError(f"waiting for packets failed: {os.strerror(-rc)}")
+                if rc == 0:
+                    # Idle: an empty batch lets the pipeline tick (timeouts, stats) meanwhile.
+                    yield RawBatch(b"", b"", 0)
                 continue
             n = lib.otus_afp_block_num_pkts(block)
             descs = ffi.new("otus_pkt_t[]", max(n, 1))
