@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from otus import Datagram
-from otus_parser_sip import SipOptions
+from otus_parser_sip import SipOptions, _scan
 from otus_parser_sip.parser import SipParser
 
 SDP = (
@@ -153,6 +153,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         ours = otus_rate(payloads, repeat)
         peer = tshark_rate(pcap, len(payloads), repeat)
     ratio = f", ratio {ours / peer:.1f}x" if peer else ""
+    path = "C header indexer" if _scan.available() else "pure Python"
     return [
         {
             "stage": "sip parse (full: headers, SDP, dialogs, record)",
@@ -161,7 +162,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "peer": "tshark" if peer else None,
             "peer_rate": peer,
             "note": f"{len(payloads)} msgs, 13-message mix per call/registration/ping{ratio}; "
-            "pure Python",
+            f"{path}",
         }
     ]
 
