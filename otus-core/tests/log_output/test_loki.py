@@ -16,7 +16,7 @@ class _Receiver(BaseHTTPRequestHandler):
     pushes: list[dict[str, Any]] = []  # noqa: RUF012 - one receiver per test via subclass
     status = 204
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         assert self.path == "/loki/api/v1/push"
         assert self.headers["Content-Type"] == "application/json"
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -85,3 +85,37 @@ def test_unreachable_loki_drops_and_counts_without_blocking() -> None:
     assert st["dropped"] + st["buffered"] + st["sent"] <= 100
     assert st["dropped"] >= 100 - 10 - h.batch_size
     h.close(timeout=0.5)
+
+
+def test_slow_loki_never_blocks_the_caller() -> None:
+    """The receiver hangs until released: every log call still returns, overflow is counted."""
+    release = threading.Event()
+
+    class Hanging(_Receiver):
+        pushes: list[dict[str, Any]] = []  # noqa: RUF012
+
+        def do_POST(self) -> None:
+            release.wait(30)
+            super().do_POST()
+
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        h = LokiHandler(
+            f"http://127.0.0.1:{server.server_port}", {"app": "otus"},
+            buffer=50, batch_size=10, batch_wait=0.05, timeout=30,
+        )  # fmt: skip
+        log = _logger(h)
+        for i in range(500):
+            log.info("line %d", i)  # returns although the receiver is stuck
+        st = h.stats()
+        assert st["dropped"] >= 500 - 50 - 10
+        release.set()
+        h.close(timeout=10)
+        delivered = sum(len(s["values"]) for p in Hanging.pushes for s in p["streams"])
+        assert delivered + h.stats()["dropped"] == 500
+    finally:
+        release.set()
+        server.shutdown()

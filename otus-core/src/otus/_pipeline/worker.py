@@ -74,9 +74,33 @@ def run_worker(
     flush_timeout: float = 5.0,
 ) -> None:
     """Process target: :func:`worker_main`, then exit with its code (0 ok, 1 failed)."""
+    _configure_logging(task, pipeline_id, settings)
     raise SystemExit(
         worker_main(task, pipeline_id, stats_conn, settings, stats_interval, flush_timeout)
     )
+
+
+def _configure_logging(task: dict[str, Any], pipeline_id: int, settings: Any) -> None:
+    """A worker logs like the daemon (stderr, Loki) with ``task`` and ``worker`` on every line.
+
+    The rotating file is left to the daemon: several processes rotating one file would race.
+    """
+    from otus._config.settings import Settings
+    from otus._logging.setup import bind, configure_logging
+
+    try:
+        log_cfg = Settings.model_validate(settings or {}).log
+        node = Settings.model_validate(settings or {}).node
+    except Exception:  # a bad config is reported by worker_main; log with defaults meanwhile
+        configure_logging()
+    else:
+        configure_logging(
+            log_cfg.level,
+            log_cfg.format,
+            loki=log_cfg.loki.model_dump(),
+            static={"app": "otus", "host": node.hostname, **node.tags},
+        )
+    bind(task=str(task.get("id", "?")), worker=pipeline_id)
 
 
 def worker_main(
