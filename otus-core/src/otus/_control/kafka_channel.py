@@ -42,6 +42,8 @@ FORBIDDEN = -32011
 RECONNECT_MIN = 0.5
 RECONNECT_MAX = 10.0
 SEND_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 5.0
+CLIENT_STOP_TIMEOUT = 2.0  # a producer flushing to a dead broker would wait for ever
 EVENT_QUEUE = 1000
 COUNTERS = (
     "received",
@@ -130,6 +132,7 @@ class CommandChannel:
         self._producer: Any = None
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -144,6 +147,10 @@ class CommandChannel:
         )  # fmt: skip
 
     async def close(self) -> None:
+        """Stop consuming and close the clients (cancelled if that takes over CLOSE_TIMEOUT)."""
+        self._stopping.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks[:1], timeout=CLOSE_TIMEOUT)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -176,7 +183,7 @@ class CommandChannel:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
         delay = RECONNECT_MIN
-        while True:
+        while not self._stopping.is_set():
             consumer = AIOKafkaConsumer(
                 self.topic,
                 group_id=self.group_id,
@@ -187,8 +194,8 @@ class CommandChannel:
             producer = AIOKafkaProducer(acks=1, **self._kwargs)
             try:
                 await producer.start()
+                self._producer = producer  # responses and heartbeats can go out already
                 await consumer.start()
-                self._producer = producer
                 self._connected = True
                 delay = RECONNECT_MIN
                 log.info("command channel connected to %s", self._kwargs["bootstrap_servers"])
@@ -201,16 +208,15 @@ class CommandChannel:
             finally:
                 self._connected = False
                 self._producer = None
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-            await asyncio.sleep(delay)
+                await _stop_client(producer)
+                await _stop_client(consumer)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
     async def _consume(self, consumer: Any) -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=100)
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=100)
             for records in batches.values():
                 for record in records:
                     await self.handle(record.value)
@@ -354,9 +360,16 @@ def heartbeat_status(daemon: Any) -> dict[str, Any]:
     }
 
 
+async def _stop_client(client: Any) -> None:
+    """Stop an aiokafka client, bounded in time; a failure to stop is not an error here."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.stop(), CLIENT_STOP_TIMEOUT)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    name, text = type(exc).__name__, str(exc)
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
