@@ -74,10 +74,24 @@ def run_worker(
     flush_timeout: float = 5.0,
 ) -> None:
     """Process target: :func:`worker_main`, then exit with its code (0 ok, 1 failed)."""
+    _die_with_parent()
     _configure_logging(task, pipeline_id, settings)
     raise SystemExit(
         worker_main(task, pipeline_id, stats_conn, settings, stats_interval, flush_timeout)
     )
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when the daemon dies (even by ``kill -9``), so that no
+    orphaned worker keeps capturing after its daemon is gone (``PR_SET_PDEATHSIG``)."""
+    import ctypes
+    import os
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the daemon died before prctl took effect: we were re-parented
+        raise SystemExit(0)
 
 
 def _configure_logging(task: dict[str, Any], pipeline_id: int, settings: Any) -> None:

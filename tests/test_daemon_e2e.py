@@ -10,11 +10,26 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from otus.testing.daemon import OTUS, free_port
 from otus.testing.daemon import DaemonProcess as Daemon
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A real daemon process on a temporary socket and data dir."""
+    d = Daemon(tmp_path, free_port())
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
 
 SIP = (
     b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n"
