@@ -188,9 +188,13 @@ def test_socket_mode_and_bad_clients(daemon: Daemon) -> None:
     assert err["code"] == -32001
     assert "unknown capturer 'nope'" in err["message"]
     assert raw(b"x" * (2 << 20) + b"\n")["error"]["code"] == -32600  # oversized request
-    # Many idle clients at once do not block the daemon.
+    # 1,000 idle clients at once neither crash nor block the daemon.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     idle = []
-    for _ in range(50):
+    for _ in range(1000):
         s = socket.socket(socket.AF_UNIX)
         s.connect(daemon.socket)
         idle.append(s)

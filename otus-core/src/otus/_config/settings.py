@@ -92,9 +92,14 @@ class ControlSettings(Section):
     max_request_size: ByteSize = Field(
         1024 * 1024, ge=1024, description="Largest accepted request line."
     )
-    max_connections: int = Field(64, ge=1, description="Concurrent client connections.")
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Concurrent client connections; beyond, new clients are told the daemon is "
+        "busy. Idle clients cost one file descriptor each (the daemon raises its soft fd limit).",
+    )
     request_timeout: Duration = Field(
-        30.0, gt=0, description="A request taking longer is answered with an error."
+        10.0, gt=0, description="A client that sends no complete request for this long is closed."
     )
 
 

@@ -113,7 +113,11 @@ class Daemon:
         applied = [k for k in changed if k.startswith(LIVE_KEYS)]
         restart = [k for k in changed if k not in applied]
         if any(k.startswith("log.level") for k in applied):
-            logging.getLogger("otus").setLevel(new.log.level.upper())
+            from otus._logging.setup import set_level
+
+            set_level(new.log.level)
+        # Workers started from now on (new tasks, restarts) get the new tags and interval.
+        self.tasks.update_worker_settings(plain_settings(new), new.metrics.interval)
         self.settings = new
         log.info("configuration reloaded: applied %s; need restart %s", applied, restart)
         return {"changed": changed, "applied": applied, "restart_required": restart}
@@ -125,6 +129,7 @@ class Daemon:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def run(self) -> int:
+        _raise_fd_limit()
         pidfile = PidFile(self.pid_path)
         pidfile.acquire()
         server: ControlServer | None = None
@@ -214,6 +219,17 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+
+def _raise_fd_limit() -> None:
+    """Lift the soft open-file limit to the hard one: every control client and every worker
+    pipe is a file descriptor, and 1,000 idle clients must not starve the daemon."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _clear_stale_socket(path: str) -> None:

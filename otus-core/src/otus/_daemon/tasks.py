@@ -137,6 +137,10 @@ class TaskManager:
             self._store.delete(task_id)
         return task.summary()
 
+    def update_worker_settings(self, settings: dict[str, Any], stats_interval: float) -> None:
+        """Global settings for workers started from now on (after a reload)."""
+        self._spawner.update(settings, stats_interval)
+
     def summaries(self) -> list[dict[str, Any]]:
         return [t.summary() for t in self.tasks.values()]
 

@@ -65,6 +65,10 @@ class WorkerSpawner:
         self._settings = settings
         self._interval = stats_interval
 
+    def update(self, settings: dict[str, Any], stats_interval: float) -> None:
+        self._settings = settings
+        self._interval = stats_interval
+
     def spawn(self, task_id: str, config: dict[str, Any], index: int) -> WorkerSlot:
         from otus._pipeline.worker import run_worker
 
