@@ -271,13 +271,18 @@ class ResourceSettings(Section):
 
 
 class BackpressureSettings(Section):
-    """Bounded queues between the stages; what is dropped when one is full is counted."""
+    """Bounded queues between the stages; what is dropped when one is full is counted.
 
-    capture_queue: int = Field(64, ge=1, description="Raw batches waiting for the decoder.")
-    record_queue: int = Field(64, ge=1, description="Record batches waiting for processors.")
-    reporter_queue: int = Field(256, ge=1, description="Record batches buffered per reporter.")
+    Capture and processing share one thread per worker, so the kernel ring is the buffer in
+    front of the decoder (its overruns are ``drops.kernel``); each reporter runs on its own
+    thread behind a queue of record batches, so a slow destination never stalls capture.
+    """
+
+    reporter_queue: int = Field(
+        256, ge=1, description="Record batches buffered in front of each reporter's thread."
+    )
     policy: Literal["drop_newest", "drop_oldest"] = Field(
-        "drop_newest", description="Which batch a full queue drops."
+        "drop_newest", description="Which batch a full reporter queue drops (counted)."
     )
 
 

@@ -19,11 +19,14 @@ from otus._pipeline.pipeline import (
     ReassemblerLike,
     ReporterSlot,
 )
+from otus._pipeline.reporter_queue import QueuedReporter
 from otus._pipeline.stats import PipelineStats, PluginCounters
 from otus.context import PluginContext
 from otus.errors import OtusError, PipelineError
 from otus.parsing import Interest, Parser
 from otus.processing import Processor
+from otus.queues import BoundedQueue
+from otus.records import Record
 from otus.reporting import Reporter
 
 if TYPE_CHECKING:
@@ -79,12 +82,22 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
             processors.append(ProcessorSlot(name, processor, counters))
 
         reporters: list[ReporterSlot] = []
+        queues: list[BoundedQueue[Any]] = []
+        backpressure = context.settings.get("backpressure", {})
         names = unique_names(spec.name for spec, _ in task.reporters)
         for (r_spec, options), name in zip(task.reporters, names, strict=True):
             reporter: Reporter = _make("reporter", r_spec.name, r_spec.factory, options, context)
+            # Every reporter sits behind a bounded queue on its own thread (reporter_queue.py).
+            queue: BoundedQueue[list[Record]] = BoundedQueue(
+                int(backpressure.get("reporter_queue", 256)),
+                backpressure.get("policy", "drop_newest"),
+                stage=f"report.{name}",
+            )
+            queues.append(queue)
             counters = PluginCounters("report", name)
             stats.reporters.append(counters)
-            reporters.append(ReporterSlot(name, reporter, counters))
+            queued = QueuedReporter(reporter, queue, counters)
+            reporters.append(ReporterSlot(name, queued, counters))
 
         decoder = _make_decoder(task, [slot.interest for slot in parsers])
         reassembler = _make_reassembler(task, parsers)
@@ -104,6 +117,7 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
         reporters=reporters,
         stats=stats,
         labels=dict(task.config.labels),
+        queues=queues,
     )
 
 
