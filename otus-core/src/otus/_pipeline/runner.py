@@ -26,7 +26,7 @@ from otus._pipeline.pipeline import DecodedBatchLike, Pipeline
 from otus._pipeline.stats import PluginCounters
 from otus.capture import PACKET_DESC, RawBatch
 from otus.errors import OtusError
-from otus.parsing import StreamChunk
+from otus.parsing import Parser, StreamChunk
 from otus.records import Record
 
 log = logging.getLogger("otus.pipeline")
@@ -384,15 +384,7 @@ class Runner:
                 st.tick_errors += 1
                 self._errors("decode", "decoder", exc)
             out = self._reassemble("tick")
-            for slot in self.pipeline.parsers:
-                try:
-                    records = slot.plugin.tick(clock)
-                except Exception as exc:
-                    self._failed(slot.counters, exc, 0)
-                    continue
-                if records:
-                    slot.counters.records += len(records)
-                    out += records
+            out += self._from_parsers(lambda parser: parser.tick(clock))
             if out:
                 self._stamp_records(out)
                 self._deliver(out)
@@ -408,19 +400,25 @@ class Runner:
         """Flush the reassembler and parsers through the pipeline, then close everything."""
         p = self.pipeline
         out = self._reassemble("close") if p.reassembler is not None else []
-        for slot in p.parsers:
+        out += self._from_parsers(lambda parser: parser.close())
+        if out:
+            self._stamp_records(out)
+            self._deliver(out)
+        self._close_all(capturer_opened=False, reporters=p.reporters)
+
+    def _from_parsers(self, call: Callable[[Parser], list[Record]]) -> list[Record]:
+        """Records that ``call`` gets from every parser (``tick``, ``close``); errors counted."""
+        out: list[Record] = []
+        for slot in self.pipeline.parsers:
             try:
-                records = slot.plugin.close()
+                records = call(slot.plugin)
             except Exception as exc:
                 self._failed(slot.counters, exc, 0)
                 continue
             if records:
                 slot.counters.records += len(records)
                 out += records
-        if out:
-            self._stamp_records(out)
-            self._deliver(out)
-        self._close_all(capturer_opened=False, reporters=p.reporters)
+        return out
 
     def _close_all(self, *, capturer_opened: bool, reporters: Sequence[Any] | None = None) -> None:
         p = self.pipeline
