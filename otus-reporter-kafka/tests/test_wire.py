@@ -9,7 +9,7 @@ import pytest
 from kafka_helpers import sip_record
 
 from otus import record_to_dict
-from otus_reporter_kafka.encoding import JsonEncoder, encode_headers, encode_key
+from otus_reporter_kafka.encoding import HeaderEncoder, JsonEncoder, encode_headers, encode_key
 from otus_reporter_kafka.partitioner import KeyPartitioner
 
 
@@ -37,7 +37,7 @@ def test_truncation_keeps_the_original_length() -> None:
 def test_key_and_headers() -> None:
     record = sip_record(3)
     assert encode_key(record) == b"10.0.0.1:5063-10.0.0.2:5060"
-    assert encode_headers(record)[:8] == [
+    assert list(encode_headers(record)[:8]) == [
         ("task_id", b"task-1"),
         ("agent_id", b"node-a"),
         ("payload_type", b"sip"),
@@ -74,3 +74,11 @@ def test_partition_cache_is_bounded() -> None:
     for i in range(100):
         partitioner.partition(b"k%d" % i, 5)
     assert len(partitioner._hashes) <= 10
+
+
+def test_cached_headers_equal_fresh_ones() -> None:
+    encoder = HeaderEncoder(max_cached=4)
+    for i in range(40):
+        record = sip_record(i)
+        assert encoder.encode(record, record.key) == encode_headers(record)
+    assert len(encoder._flows) <= 4

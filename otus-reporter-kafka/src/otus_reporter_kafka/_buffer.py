@@ -22,7 +22,7 @@ class Message(NamedTuple):
     topic: str
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
     size: int
     record: Record | None

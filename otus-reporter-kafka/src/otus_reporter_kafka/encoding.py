@@ -12,9 +12,16 @@ import orjson
 
 from otus import Record, record_to_dict
 
-__all__ = ["Encoder", "JsonEncoder", "encode_headers", "encode_key", "make_encoder"]
+__all__ = [
+    "Encoder",
+    "HeaderEncoder",
+    "JsonEncoder",
+    "encode_headers",
+    "encode_key",
+    "make_encoder",
+]
 
-Headers = list[tuple[str, bytes]]
+Headers = tuple[tuple[str, bytes], ...]
 
 
 class Encoder(Protocol):
@@ -71,7 +78,11 @@ def encode_key(record: Record) -> bytes:
 
 def encode_headers(record: Record) -> Headers:
     """The Go Otus headers in their order, then one ``l.{label}`` per label."""
-    headers: Headers = [
+    return _flow_headers(record) + _own_headers(record)
+
+
+def _flow_headers(record: Record) -> Headers:
+    return (
         ("task_id", record.task_id.encode()),
         ("agent_id", record.agent_id.encode()),
         ("payload_type", record.payload_type.encode()),
@@ -79,8 +90,31 @@ def encode_headers(record: Record) -> Headers:
         ("dst_ip", record.dst_ip.encode()),
         ("src_port", b"%d" % record.src_port),
         ("dst_port", b"%d" % record.dst_port),
-        ("timestamp", b"%d" % (record.ts_ns // 1_000_000)),
-    ]
-    for name, value in record.labels.items():
-        headers.append(("l." + name, value.encode()))
-    return headers
+    )
+
+
+def _own_headers(record: Record) -> Headers:
+    stamp = (("timestamp", b"%d" % (record.ts_ns // 1_000_000)),)
+    if not record.labels:
+        return stamp
+    return stamp + tuple([("l." + name, value.encode()) for name, value in record.labels.items()])
+
+
+class HeaderEncoder:
+    """:func:`encode_headers` with the seven per-flow headers cached (bounded): flows repeat,
+    and fewer surviving tuples per record also means less work for the garbage collector.
+
+    Headers are tuples of str/bytes tuples, which the collector stops tracking."""
+
+    def __init__(self, max_cached: int = 16_384) -> None:
+        self._flows: dict[tuple[str, str, str, str], Headers] = {}
+        self._max = max_cached
+
+    def encode(self, record: Record, key: str) -> Headers:
+        flow = (key, record.payload_type, record.task_id, record.agent_id)
+        fixed = self._flows.get(flow)
+        if fixed is None:
+            if len(self._flows) >= self._max:
+                self._flows.clear()
+            fixed = self._flows[flow] = _flow_headers(record)
+        return fixed + _own_headers(record)

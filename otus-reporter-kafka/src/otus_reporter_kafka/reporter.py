@@ -26,7 +26,7 @@ from otus_reporter_kafka.client import (
     producer_kwargs,
     resolve_cluster,
 )
-from otus_reporter_kafka.encoding import Encoder, encode_headers, make_encoder
+from otus_reporter_kafka.encoding import Encoder, HeaderEncoder, make_encoder
 from otus_reporter_kafka.options import KafkaReporterOptions
 from otus_reporter_kafka.partitioner import KeyPartitioner
 
@@ -61,6 +61,7 @@ class KafkaReporter(Reporter):
         self._encoder = encoder or make_encoder(options.serialization)
         self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
         self._partitioner = KeyPartitioner()
+        self._headers = HeaderEncoder()
         self._max_size = options.max_message_bytes
         # counters written by the pipeline thread
         self._reported = 0
@@ -87,6 +88,7 @@ class KafkaReporter(Reporter):
         self._idle = False
         self._stopping = False
         self._closed = False
+        self._dead = False  # the sender thread ended: nothing more can be delivered
         self._started = threading.Event()
         self._retry_queue: deque[tuple[float, list[Message], int]] = deque()
         self._inflight: dict[asyncio.Future[Any], list[Message]] = {}
@@ -101,7 +103,7 @@ class KafkaReporter(Reporter):
         self._started.wait(10)
 
     def report(self, records: Sequence[Record]) -> None:
-        if self._closed:
+        if self._closed or self._dead:
             self._reported += len(records)
             self._dropped_closed += len(records)
             return
@@ -110,6 +112,7 @@ class KafkaReporter(Reporter):
         prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
         keep = self.fallback is not None
         encode = self._encoder.encode
+        headers_of = self._headers.encode
         messages: list[Message] = []
         total = 0
         for record in records:
@@ -118,8 +121,9 @@ class KafkaReporter(Reporter):
             except (TypeError, ValueError):
                 self._dropped_encode += 1
                 continue
-            key = record.key.encode()
-            headers = encode_headers(record)
+            key_text = record.key
+            key = key_text.encode()
+            headers = headers_of(record, key_text)
             size = len(key) + len(value) + FRAMING_BYTES
             for name, data in headers:
                 size += len(name) + len(data)
@@ -215,8 +219,12 @@ class KafkaReporter(Reporter):
         except Exception:  # a bug here must not go unnoticed, nor kill the pipeline
             log.exception("kafka sender thread failed")
         finally:
+            self._dead = True
             self._started.set()
             self._abandon(self._buffer.take_all(), in_flight=False)
+            for chunk in list(self._inflight.values()):
+                self._abandon(chunk, in_flight=True)
+            self._inflight.clear()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -336,7 +344,7 @@ class KafkaReporter(Reporter):
                 key=message.key,
                 value=message.value,
                 timestamp=message.timestamp_ms,
-                headers=message.headers,
+                headers=list(message.headers),  # aiokafka's builder takes lists only
             )
             if appended is None:
                 await self._ship(producer, batch, topic, part, chunk, attempt)
@@ -346,7 +354,7 @@ class KafkaReporter(Reporter):
                     key=message.key,
                     value=message.value,
                     timestamp=message.timestamp_ms,
-                    headers=message.headers,
+                    headers=list(message.headers),  # aiokafka's builder takes lists only
                 )
             chunk.append(message)
         if chunk:
