@@ -89,3 +89,9 @@ def consume(bootstrap: str, topic: str, n: int, timeout: float = 15.0) -> list[M
 
 def seqs(messages: list[Message]) -> list[int]:
     return [int(m.header("l.test.seq")) for m in messages]
+
+
+def accounted(stats: dict[str, int]) -> int:
+    """Every reported record is delivered, handed to the fallback, held, or dropped."""
+    dropped = sum(v for k, v in stats.items() if k.startswith("dropped."))
+    return stats["records"] + stats["fallback"] + stats["buffer_records"] + dropped

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.partitioner import murmur2
-from kafka_helpers import consume, make_reporter, seqs, sip_record
+from kafka_helpers import accounted, consume, make_reporter, seqs, sip_record
 
 from otus import PluginContext, record_to_dict
 from otus.testing.kafka import TansuBroker, TansuProxy
@@ -94,6 +94,7 @@ def test_oversize_records_are_dropped_and_counted(tansu_broker: TansuBroker) -> 
     stats = reporter.stats()
     assert stats["dropped.oversize"] == 1
     assert stats["records"] == 2
+    assert accounted(stats) == 3
 
 
 def test_oversize_records_are_truncated_on_request(tansu_broker: TansuBroker) -> None:
@@ -158,6 +159,7 @@ def test_broker_unreachable_mid_run_then_back(tansu_broker: TansuBroker) -> None
     assert stats["records"] == 5100
     assert stats["reported"] == 8100
     assert stats["records"] + stats["dropped.buffer_full"] + stats["buffer_records"] == 8100
+    assert accounted(stats) == 8100
 
 
 def test_broker_down_at_start_then_up() -> None:
@@ -206,6 +208,7 @@ def test_fallback_receives_only_what_kafka_could_not_deliver(
     assert stats["fallback"] == 30
     assert stats["retries"] >= 1
     assert stats["dropped.delivery_failed"] == 0
+    assert accounted(stats) == stats["reported"] == 80
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(int(line["labels"]["test.seq"]) for line in lines) == list(range(50, 80))
 
@@ -219,3 +222,21 @@ def test_encoding_errors_are_counted_not_raised(tansu_broker: TansuBroker) -> No
     reporter.close(5)
     assert sorted(seqs(consume(tansu_broker.bootstrap, "enc", 2))) == [0, 2]
     assert reporter.stats()["dropped.encode_error"] == 1
+    assert accounted(reporter.stats()) == 3
+
+
+def test_close_without_a_broker_counts_what_was_left() -> None:
+    """Nothing listens: close() gives up after its bound and counts every held record."""
+    broker = TansuBroker()  # never started: its port stays closed
+    reporter = make_reporter(broker.bootstrap, topic="never", retry_backoff=0.1)
+    try:
+        reporter.report([sip_record(i) for i in range(100)])
+        reporter.close(1.0)
+        reporter.report([sip_record(i) for i in range(10)])  # after close: counted, not queued
+        stats = reporter.stats()
+        assert stats["records"] == 0
+        assert stats["dropped.shutdown"] == 110
+        assert stats["buffer_records"] == 0
+        assert accounted(stats) == stats["reported"] == 110
+    finally:
+        broker.close()

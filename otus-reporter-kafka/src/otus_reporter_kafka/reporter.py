@@ -216,6 +216,8 @@ class KafkaReporter(Reporter):
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
+        except asyncio.CancelledError:  # close() cut a last producer shutdown short
+            pass
         except Exception:  # a bug here must not go unnoticed, nor kill the pipeline
             log.exception("kafka sender thread failed")
         finally:
