@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from otus._config.types import ByteSize
+from otus import ByteSize
 
 __all__ = ["AfPacketOptions", "FanoutOptions", "FRAME_OVERHEAD", "MiB"]
 

@@ -6,6 +6,7 @@ or reporter needs is importable from ``otus``. Everything under ``otus._…`` is
 
 from __future__ import annotations
 
+from otus._config.types import ByteSize, Duration
 from otus.capture import Capturer, RawBatch, RawBatchBuilder
 from otus.context import PluginContext
 from otus.errors import (
@@ -26,6 +27,8 @@ from otus.specs import CapturerSpec, ParserSpec, PluginSpec, ProcessorSpec, Repo
 __version__ = "0.1.0"
 
 __all__ = [
+    "ByteSize",
+    "Duration",
     "CaptureError",
     "Capturer",
     "CapturerSpec",

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from otus._config.types import ByteSize, Duration
+from otus import ByteSize, Duration
 
 __all__ = ["FallbackOptions", "KafkaReporterOptions", "SaslOptions", "TlsOptions"]
 
