@@ -34,7 +34,7 @@ for side in "$ns_a $if_a $ip_a" "$ns_b $if_b $ip_b"; do
     ip -n "$1" link set "$2" up
 done
 
-ip netns exec "$ns_b" tcpdump -i "$if_b" -U -s 0 -w "$tmp/calls.pcap" ip 2>"$tmp/tcpdump.log" &
+ip netns exec "$ns_b" tcpdump -i "$if_b" -U --immediate-mode -s 0 -w "$tmp/calls.pcap" ip 2>"$tmp/tcpdump.log" &
 dump=$!
 until grep -q listening "$tmp/tcpdump.log"; do sleep 0.1; done
 
