@@ -23,11 +23,15 @@ DISTS := otus-core $(filter-out otus-core,$(patsubst %/pyproject.toml,%,$(wildca
 test: deps $(NOX)
 	$(NOX) -s $(TEST_SESSIONS)
 
+# The README's first command: install everything into .venv, then run the main job on embedded
+# defaults (no broker, no config file): the bundled capture of real sipp calls through the SIP
+# parser to the console reporter; then, as root with sipp, a live capture of calls on loopback.
 demo: $(NOX)
 	$(VENV)/bin/pip install -q $(addprefix ./,$(DISTS))
 	$(OTUS) plugins list
-	$(OTUS) validate configs/otus.toml configs/examples/*.toml
-	$(OTUS) run -f configs/examples/pcap-sip-console.toml --no-progress
+	@echo "== replay: otus run --pcap samples/sip-calls.pcap --parser sip  (see samples/README.md)"
+	$(OTUS) run --pcap samples/sip-calls.pcap --parser sip --no-progress
+	samples/live_demo.sh $(OTUS)
 
 lint: $(NOX)
 	$(NOX) -s lint
