@@ -1,5 +1,22 @@
-"""Build glue for the optional cffi header scanner; all metadata lives in pyproject.toml."""
+"""Build glue for the optional C fast paths; all metadata lives in pyproject.toml.
 
-from setuptools import setup
+``_sip_native`` (cffi) is the header indexer; ``_sip_fast`` (CPython API) builds the whole
+message head payload in one call. Both are optional: the parser falls back to pure Python.
+"""
 
-setup(cffi_modules=["src/otus_parser_sip/_native/_ffi_build.py:ffibuilder"])
+from setuptools import Extension, setup
+
+NATIVE = "src/otus_parser_sip/_native"
+
+setup(
+    cffi_modules=[f"{NATIVE}/_ffi_build.py:ffibuilder"],
+    ext_modules=[
+        Extension(
+            "otus_parser_sip._native._sip_fast",
+            sources=[f"{NATIVE}/sip_fast.c", f"{NATIVE}/sip_scan.c"],
+            include_dirs=[NATIVE],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
+            optional=True,
+        )
+    ],
+)

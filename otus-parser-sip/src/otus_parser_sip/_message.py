@@ -22,7 +22,7 @@ from otus_parser_sip._headers import (
     parse_name_addr_list,
     parse_via,
 )
-from otus_parser_sip._scan import index_headers
+from otus_parser_sip._scan import index_headers, parse_head
 from otus_parser_sip._text import QuoteError, split_quoted
 from otus_parser_sip._uri import parse_uri
 
@@ -102,35 +102,20 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
             return _reject("truncated", anomalies)
     else:
         body_start = hend + 4
-    payload: dict[str, Any] = {}
-    fast = index_headers(data, hend, limits.max_headers, limits.max_header_line)
-    if fast is not None:
-        start, index, by = fast
-        bad = _start_line(start, payload, anomalies)
-        if bad is not None:
-            return _reject(bad, anomalies)
-        payload["headers"] = index
-    else:
-        grouped = _index_python(data, hend, limits, payload, anomalies)
-        if isinstance(grouped, str):
-            return _reject(grouped, anomalies)
-        by = grouped
-
-    bad = _identity(by, payload, anomalies)
-    if bad is not None:
-        return _reject(bad, anomalies)
-    _other_headers(by, payload, anomalies)
+    head: str | tuple[dict[str, Any], int | None] | None = parse_head(
+        data, hend, limits.max_headers, limits.max_header_line
+    )
+    if head is None:
+        # The reference path; the C one declines anything not plainly well formed, so every
+        # reject and anomaly of the head comes from here.
+        head = _parse_head_python(data, hend, limits, anomalies)
+    if isinstance(head, str):
+        return _reject(head, anomalies)
+    payload, cl = head
 
     # Framing: Content-Length against what the datagram carries (RFC 3261 18.3).
     body = data[body_start:]
-    cls = by.get("content-length")
-    if cls is not None:
-        if len(cls) > 1 and len(set(cls)) > 1:
-            return _reject("conflicting_content_length", anomalies)
-        cl_s = cls[0]
-        if not (cl_s.isdigit() and cl_s.isascii()) or len(cl_s) > 9:
-            return _reject("bad_content_length", anomalies)
-        cl = int(cl_s)
+    if cl is not None:
         payload["content_length"] = cl
         if cl > len(body):
             return _reject("content_length_mismatch", anomalies)
@@ -145,6 +130,42 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
     if anomalies:
         payload["anomalies"] = anomalies
     return ParseResult(payload, None, anomalies)
+
+
+def _parse_head_python(
+    data: bytes, hend: int, limits: Limits, anomalies: list[str]
+) -> str | tuple[dict[str, Any], int | None]:
+    """The reference: start line, index, structured headers; the payload and Content-Length.
+
+    Returns the reject reason instead when the head cannot be trusted.
+    """
+    payload: dict[str, Any] = {}
+    fast = index_headers(data, hend, limits.max_headers, limits.max_header_line)
+    if fast is not None:
+        start, index, by = fast
+        bad = _start_line(start, payload, anomalies)
+        if bad is not None:
+            return bad
+        payload["headers"] = index
+    else:
+        grouped = _index_python(data, hend, limits, payload, anomalies)
+        if isinstance(grouped, str):
+            return grouped
+        by = grouped
+
+    bad = _identity(by, payload, anomalies)
+    if bad is not None:
+        return bad
+    _other_headers(by, payload, anomalies)
+    cls = by.get("content-length")
+    if cls is None:
+        return payload, None
+    if len(cls) > 1 and len(set(cls)) > 1:
+        return "conflicting_content_length"
+    cl_s = cls[0]
+    if not (cl_s.isdigit() and cl_s.isascii()) or len(cl_s) > 9:
+        return "bad_content_length"
+    return payload, int(cl_s)
 
 
 def _index_python(

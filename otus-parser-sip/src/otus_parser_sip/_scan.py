@@ -1,5 +1,7 @@
-"""The optional C header indexer (``_native/sip_scan.c``) behind a lazy, fallible import.
+"""The optional C fast paths (``_native/sip_scan.c``, ``_native/sip_fast.c``), lazily imported.
 
+``parse_head`` builds a whole message head (payload and Content-Length) in one C call, or
+returns None when the extension is not built or the message is not plainly well formed.
 ``index_headers`` returns the header index and the canonical-name grouping in one C pass plus
 slicing, or None when the extension is not built or the block needs the general Python path
 (non-ASCII, folding, control characters, limits); the caller then runs the pure-Python scanner.
@@ -7,9 +9,10 @@ slicing, or None when the extension is not built or the block needs the general 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SIP_NAMES", "available", "index_headers", "set_enabled"]
+__all__ = ["SIP_NAMES", "available", "fast_available", "index_headers", "parse_head", "set_enabled"]
 
 #: Canonical names by id; must match ``NAMES`` in ``sip_scan.c`` (same order).
 SIP_NAMES = (
@@ -26,8 +29,25 @@ _FIELDS = 5
 _state: dict[str, Any] = {"loaded": False, "lib": None, "ffi": None, "enabled": True}
 
 
+def _no_head(data: bytes, hend: int, max_headers: int, max_line: int) -> None:
+    return None
+
+
+#: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
+_head: dict[str, Callable[[bytes, int, int, int], tuple[dict[str, Any], int | None] | None]] = {
+    "fn": _no_head
+}
+
+
 def _load() -> None:
     _state["loaded"] = True
+    try:
+        from otus_parser_sip._native import _sip_fast  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        _state["fast"] = _sip_fast.parse_head
+        _head["fn"] = _sip_fast.parse_head
     try:
         from otus_parser_sip._native import _sip_native  # type: ignore[attr-defined]
     except ImportError:
@@ -43,9 +63,32 @@ def available() -> bool:
     return _state["lib"] is not None
 
 
+def fast_available() -> bool:
+    """True when the C head parser (``_sip_fast``) is built and importable."""
+    if not _state["loaded"]:
+        _load()
+    return _state.get("fast") is not None
+
+
 def set_enabled(on: bool) -> None:
-    """Use (default) or bypass the C path; tests compare both."""
+    """Use (default) or bypass both C paths; tests compare them with the pure-Python one."""
+    if not _state["loaded"]:
+        _load()
     _state["enabled"] = on
+    _head["fn"] = (_state.get("fast") or _no_head) if on else _no_head
+
+
+def parse_head(
+    data: bytes, hend: int, max_headers: int, max_line: int
+) -> tuple[dict[str, Any], int | None] | None:
+    """``(payload, content_length)`` of a plainly well-formed message head, else None.
+
+    The payload holds what ``_message.parse_message`` builds before framing the body, equal to
+    the pure-Python result; None means "run the reference" (never "invalid").
+    """
+    if not _state["loaded"]:
+        _load()
+    return _head["fn"](data, hend, max_headers, max_line)
 
 
 def index_headers(
