@@ -107,8 +107,7 @@ def test_killed_worker_is_restarted_and_counters_stay_monotonic(
     path = task_file(tmp_path, "loop", pcap, loop=-1, speed=1.0)
     assert daemon.cli("task", "create", "-f", str(path)).returncode == 0
     before = daemon.wait_for(lambda: counters(daemon, "loop").get("capture.packets"), what="counts")
-    pid = int(subprocess.check_output(["pgrep", "-f", "otus-worker-loop-0|multiprocessing.spawn"],
-                                      text=True).split()[0])  # fmt: skip
+    pid = daemon.json("task", "status", "loop")["worker_pids"][0]
     os.kill(pid, signal.SIGKILL)
     st = daemon.wait_for(lambda: (s := daemon.json("task", "status", "loop"))["restarts"] >= 1
                          and s["workers_alive"] == 1 and s, what="restart")  # fmt: skip

@@ -28,8 +28,10 @@ def _task(pcap: Path, out: Path, **capture: Any) -> dict[str, Any]:
     }
 
 
-def _entry(task: dict[str, Any], pipeline_id: int, conn: Any) -> None:
-    run_worker(task, pipeline_id, conn, stats_interval=0.05)
+def _process(task: dict[str, Any], pipeline_id: int, conn: Any) -> Any:
+    """A worker process exactly as the daemon starts it (the target must be importable by
+    the spawned child, so it is ``run_worker`` itself, not a function of this test module)."""
+    return _MP.Process(target=run_worker, args=(task, pipeline_id, conn, None, 0.05))
 
 
 def _messages(conn: Any) -> list[dict[str, Any]]:
@@ -45,7 +47,7 @@ def _messages(conn: Any) -> list[dict[str, Any]]:
 def test_a_worker_runs_its_pipeline_and_ships_the_final_snapshot(tmp_path: Path) -> None:
     pcap = write_pcap(tmp_path / "a.pcap", [ethernet_udp_frame(b"x")] * 50)
     parent, child = _MP.Pipe(duplex=False)
-    proc = _MP.Process(target=_entry, args=(_task(pcap, tmp_path / "o.jsonl"), 2, child))
+    proc = _process(_task(pcap, tmp_path / "o.jsonl"), 2, child)
     proc.start()
     child.close()
     proc.join(60)
@@ -63,7 +65,7 @@ def test_a_worker_with_a_bad_task_reports_the_error_and_exits_1(tmp_path: Path) 
     task = _task(tmp_path / "a.pcap", tmp_path / "o.jsonl")
     task["parsers"] = [{"name": "nosuch"}]
     parent, child = _MP.Pipe(duplex=False)
-    proc = _MP.Process(target=_entry, args=(task, 0, child))
+    proc = _process(task, 0, child)
     proc.start()
     child.close()
     proc.join(60)
@@ -78,7 +80,7 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     pcap = write_pcap(tmp_path / "slow.pcap", frames, step_ns=SECOND // 4)  # 15 s, paced
     parent, child = _MP.Pipe(duplex=False)
     task = _task(pcap, tmp_path / "o.jsonl", speed=1.0)
-    proc = _MP.Process(target=_entry, args=(task, 0, child))
+    proc = _process(task, 0, child)
     proc.start()
     child.close()
     try:

@@ -54,6 +54,7 @@ class Task:
             "expires_at": _iso(self.expires_at) if self.expires_at else None,
             "workers": len(self.workers),
             "workers_alive": sum(1 for w in self.workers if w.alive),
+            "worker_pids": [w.pid for w in self.workers if w.alive],
             "restarts": sum(w.restarts for w in self.workers),
             "last_error": next((w.last_error for w in self.workers if w.last_error), None),
         }
