@@ -8,6 +8,7 @@ extracts the same fields from it in the same run, for the ratio. ``run(quick)`` 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import statistics
 import struct
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from otus import Datagram
+from otus._pipeline.runner import tuned_gc
 from otus_parser_sip import SipOptions, _scan
 from otus_parser_sip.parser import SipParser
 
@@ -93,8 +95,12 @@ def write_pcap(path: Path, payloads: list[bytes]) -> None:
             fh.write(frame)
 
 
-def otus_rate(payloads: list[bytes], repeat: int) -> float:
-    """Messages per second through ``SipParser.parse`` in batches of 1024 (median of runs)."""
+def otus_rate(payloads: list[bytes], repeat: int, gc_tuned: bool = True) -> float:
+    """Messages per second through ``SipParser.parse`` in batches of 1024 (median of runs).
+
+    ``gc_tuned``: with the garbage collector settings of the run loop (``otus run`` and the
+    workers, ``otus._pipeline.runner.tuned_gc``), else with CPython's defaults.
+    """
     batches = []
     for s in range(0, len(payloads), 1024):
         batches.append([
@@ -104,11 +110,12 @@ def otus_rate(payloads: list[bytes], repeat: int) -> float:
     rates = []
     for _ in range(repeat):
         parser = SipParser(SipOptions())
-        t0 = time.perf_counter()
-        n = 0
-        for b in batches:
-            n += len(parser.parse(b))
-        dt = time.perf_counter() - t0
+        with tuned_gc() if gc_tuned else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            n = 0
+            for b in batches:
+                n += len(parser.parse(b))
+            dt = time.perf_counter() - t0
         assert n == len(payloads), (n, parser.stats())
         rates.append(n / dt)
     return statistics.median(rates)
@@ -152,8 +159,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
         write_pcap(pcap, payloads)
         ours = otus_rate(payloads, repeat)
         peer = tshark_rate(pcap, len(payloads), repeat)
+        default_gc = otus_rate(payloads, repeat, gc_tuned=False)
     ratio = f", ratio {ours / peer:.1f}x" if peer else ""
-    path = "C header indexer" if _scan.available() else "pure Python"
+    if _scan.fast_available():
+        path = "C head parser"
+    else:
+        path = "C header indexer" if _scan.available() else "pure Python"
     return [
         {
             "stage": "sip parse (full: headers, SDP, dialogs, record)",
@@ -162,8 +173,16 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "peer": "tshark" if peer else None,
             "peer_rate": peer,
             "note": f"{len(payloads)} msgs, 13-message mix per call/registration/ping{ratio}; "
-            f"{path}",
-        }
+            f"{path}; GC as in otus run",
+        },
+        {
+            "stage": "sip parse, CPython default GC settings",
+            "otus_rate": default_gc,
+            "unit": "msg/s",
+            "peer": None,
+            "peer_rate": None,
+            "note": "same mix and parser, gc thresholds left at (700, 10, 10), nothing frozen",
+        },
     ]
 
 

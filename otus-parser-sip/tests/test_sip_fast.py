@@ -1,8 +1,9 @@
 """The C head parser (``_sip_fast.parse_head``) equals the pure-Python reference when it answers.
 
 It may decline (None) anything; when it answers, the payload (keys, order, types) and the
-Content-Length must be exactly those of ``_parse_head_python`` and the reference must have found
-no anomaly. The common shapes must be answered, or the fast path would silently be dead.
+Content-Length must be exactly those of ``_parse_head_python``, the labels those of
+``labels_of``, and the reference must have found no anomaly. The common shapes must be
+answered, or the fast path would silently be dead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from test_sip_scan import CORPUS, call_mix
 from otus.testing import need
 from otus_parser_sip import _scan
 from otus_parser_sip._message import Limits, _parse_head_python
+from otus_parser_sip.parser import labels_of
 
 LIMITS = Limits()
 
@@ -50,6 +52,9 @@ ACCEPTED = [
     ("uppercase_scheme", sip("INVITE SIP:bob@example.com SIP/2.0")),
     ("quoted_param", sip(extra='Contact: <sip:a@b>;+sip.instance="<urn:uuid:1>";reg-id=1\r\n')),
     ("flag_params", sip(extra="Route: <sip:p;lr;ob>;x;y=\r\n")),
+    ("empty_ua", sip(extra="User-Agent:\r\nServer: s\r\n")),
+    ("empty_ua_only", sip(extra="User-Agent:\r\n")),
+    ("no_via_port", sip(extra="Via: SIP/2.0/UDP [::1];branch=z9\r\n")),
     ("scalars", sip(extra="User-Agent: softphone 1.0\r\nExpires: 3600\r\n"
                           "Subject: hello there\r\n")),
     ("repeated_scalar", sip(extra="Allow: INVITE, ACK\r\nAllow: BYE\r\nSupported: timer\r\n")),
@@ -116,9 +121,11 @@ def _check(data: bytes) -> bool:
     ref, anomalies = _ref(data)
     assert anomalies == []
     assert isinstance(ref, tuple)
-    assert fast == ref
+    payload, cl, labels = fast
+    assert (payload, cl, None) == ref
     # Same key order and value types all the way down (what reporters serialise).
-    assert json.dumps(fast) == json.dumps(ref)
+    assert json.dumps(payload) == json.dumps(ref[0])
+    assert json.dumps(labels) == json.dumps(labels_of(ref[0]))
     return True
 
 

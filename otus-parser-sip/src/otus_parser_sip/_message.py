@@ -58,16 +58,24 @@ class Limits:
 
 
 class ParseResult:
-    """``payload`` (None when rejected), the ``reject`` reason and the list of ``anomalies``."""
+    """``payload`` (None when rejected), the ``reject`` reason and the list of ``anomalies``.
 
-    __slots__ = ("anomalies", "payload", "reject")
+    ``labels`` are the ``sip.*`` labels when the C fast path built them, else None.
+    """
+
+    __slots__ = ("anomalies", "labels", "payload", "reject")
 
     def __init__(
-        self, payload: dict[str, Any] | None, reject: str | None, anomalies: list[str]
+        self,
+        payload: dict[str, Any] | None,
+        reject: str | None,
+        anomalies: list[str],
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.payload = payload
         self.reject = reject
         self.anomalies = anomalies
+        self.labels = labels
 
 
 def header_end(data: bytes | bytearray, start: int = 0) -> int:
@@ -102,7 +110,7 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
             return _reject("truncated", anomalies)
     else:
         body_start = hend + 4
-    head: str | tuple[dict[str, Any], int | None] | None = parse_head(
+    head: str | tuple[dict[str, Any], int | None, dict[str, str] | None] | None = parse_head(
         data, hend, limits.max_headers, limits.max_header_line
     )
     if head is None:
@@ -111,7 +119,7 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
         head = _parse_head_python(data, hend, limits, anomalies)
     if isinstance(head, str):
         return _reject(head, anomalies)
-    payload, cl = head
+    payload, cl, labels = head
 
     # Framing: Content-Length against what the datagram carries (RFC 3261 18.3).
     body = data[body_start:]
@@ -129,12 +137,12 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
         payload["body"] = parse_body(body, payload.get("content_type", ""), limits.parse_sdp)
     if anomalies:
         payload["anomalies"] = anomalies
-    return ParseResult(payload, None, anomalies)
+    return ParseResult(payload, None, anomalies, labels)
 
 
 def _parse_head_python(
     data: bytes, hend: int, limits: Limits, anomalies: list[str]
-) -> str | tuple[dict[str, Any], int | None]:
+) -> str | tuple[dict[str, Any], int | None, None]:
     """The reference: start line, index, structured headers; the payload and Content-Length.
 
     Returns the reject reason instead when the head cannot be trusted.
@@ -159,13 +167,13 @@ def _parse_head_python(
     _other_headers(by, payload, anomalies)
     cls = by.get("content-length")
     if cls is None:
-        return payload, None
+        return payload, None, None
     if len(cls) > 1 and len(set(cls)) > 1:
         return "conflicting_content_length"
     cl_s = cls[0]
     if not (cl_s.isdigit() and cl_s.isascii()) or len(cl_s) > 9:
         return "bad_content_length"
-    return payload, int(cl_s)
+    return payload, int(cl_s), None
 
 
 def _index_python(

@@ -33,10 +33,9 @@ def _no_head(data: bytes, hend: int, max_headers: int, max_line: int) -> None:
     return None
 
 
+_Head = tuple[dict[str, Any], int | None, dict[str, str]]
 #: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
-_head: dict[str, Callable[[bytes, int, int, int], tuple[dict[str, Any], int | None] | None]] = {
-    "fn": _no_head
-}
+_head: dict[str, Callable[[bytes, int, int, int], _Head | None]] = {"fn": _no_head}
 
 
 def _load() -> None:
@@ -78,13 +77,12 @@ def set_enabled(on: bool) -> None:
     _head["fn"] = (_state.get("fast") or _no_head) if on else _no_head
 
 
-def parse_head(
-    data: bytes, hend: int, max_headers: int, max_line: int
-) -> tuple[dict[str, Any], int | None] | None:
-    """``(payload, content_length)`` of a plainly well-formed message head, else None.
+def parse_head(data: bytes, hend: int, max_headers: int, max_line: int) -> _Head | None:
+    """``(payload, content_length, labels)`` of a plainly well-formed message head, else None.
 
     The payload holds what ``_message.parse_message`` builds before framing the body, equal to
-    the pure-Python result; None means "run the reference" (never "invalid").
+    the pure-Python result, and the labels are ``parser.labels_of(payload)``; None means "run
+    the reference" (never "invalid").
     """
     if not _state["loaded"]:
         _load()

@@ -201,7 +201,7 @@ class SipParser(Parser):
         if trailing:
             self.trailing_octets += 1
             data = data[: len(data) - trailing]
-        labels = labels_of(p)
+        labels = res.labels if res.labels is not None else labels_of(p)
         dialog = self.dialogs.update(p, ts_ns)
         if dialog is not None:
             if self.media is not None:

@@ -3,7 +3,8 @@
  * parse_head(data, hend, max_headers, max_line) indexes the header block with sip_scan() and
  * builds the payload dict exactly as the pure-Python reference does (start line, header index,
  * Call-ID, From, To, CSeq, Via, Contact/Route/Record-Route/P-Asserted-Identity, the scalar
- * headers, Max-Forwards) and returns (payload, content_length or None). It returns None -- and
+ * headers, Max-Forwards) and returns (payload, content_length or None, labels), the labels
+ * being those of parser.labels_of(payload). It returns None -- and
  * the Python path runs -- whenever the message is not plainly well formed: any reject or
  * anomaly, a repeated identity header, whitespace inside a URI or outside quotes in parameters,
  * a backslash escape, non-ASCII or control bytes. So a non-None result is always identical to
@@ -816,6 +817,68 @@ static int build(const char *buf, heads *h, sv line, PyObject *payload, PyObject
     return OK;
 }
 
+/* parser.labels_of of a payload built above: the sip.* labels, same keys in the same order. */
+static PyObject *L_call_id, *L_from_uri, *L_to_uri, *L_cseq, *L_cseq_method, *L_method,
+    *L_request_uri, *L_status_code, *L_from_user, *L_to_user, *L_from_tag, *L_to_tag, *L_via,
+    *L_via_branch, *L_user_agent, *K_user_agent, *K_server;
+
+static int put_from(PyObject *labels, PyObject *key, PyObject *d, PyObject *k) {
+    PyObject *v = PyDict_GetItemWithError(d, k);
+    if (v == NULL)
+        return PyErr_Occurred() ? ERR : OK;
+    return PyDict_SetItem(labels, key, v) < 0 ? ERR : OK;
+}
+
+static PyObject *labels_of(PyObject *p) {
+    PyObject *frm = PyDict_GetItem(p, K_from), *to = PyDict_GetItem(p, K_to);
+    PyObject *cseq = PyDict_GetItem(p, K_cseq);
+    PyObject *fu = PyDict_GetItem(frm, K_uri), *tu = PyDict_GetItem(to, K_uri);
+    PyObject *cmeth = PyDict_GetItem(cseq, K_method);
+    PyObject *l = PyDict_New();
+    if (l == NULL)
+        return NULL;
+    if (put_from(l, L_call_id, p, K_call_id) || put_from(l, L_from_uri, fu, K_raw) ||
+        put_from(l, L_to_uri, tu, K_raw) ||
+        put(l, L_cseq, PyUnicode_FromFormat("%S %U", PyDict_GetItem(cseq, K_number), cmeth)) ||
+        PyDict_SetItem(l, L_cseq_method, cmeth) < 0)
+        goto err;
+    if (PyDict_GetItem(p, K_kind) == V_request) {
+        if (put_from(l, L_method, p, K_method) ||
+            put_from(l, L_request_uri, PyDict_GetItem(p, K_request_uri), K_raw))
+            goto err;
+    } else if (put(l, L_status_code, PyObject_Str(PyDict_GetItem(p, K_status_code))) ||
+               PyDict_SetItem(l, L_method, cmeth) < 0) {
+        goto err;
+    }
+    if (put_from(l, L_from_user, fu, K_user) || put_from(l, L_to_user, tu, K_user) ||
+        put_from(l, L_from_tag, frm, K_tag) || put_from(l, L_to_tag, to, K_tag))
+        goto err;
+    PyObject *vias = PyDict_GetItem(p, K_via);
+    if (vias != NULL && PyList_GET_SIZE(vias) > 0) {
+        PyObject *top = PyList_GET_ITEM(vias, 0);
+        PyObject *port = PyDict_GetItem(top, K_port);
+        PyObject *v = port == NULL
+                          ? PyUnicode_FromFormat("%U/%U %U", PyDict_GetItem(top, K_protocol),
+                                                 PyDict_GetItem(top, K_transport),
+                                                 PyDict_GetItem(top, K_host))
+                          : PyUnicode_FromFormat("%U/%U %U:%S", PyDict_GetItem(top, K_protocol),
+                                                 PyDict_GetItem(top, K_transport),
+                                                 PyDict_GetItem(top, K_host), port);
+        if (put(l, L_via, v) || put_from(l, L_via_branch, top, K_branch))
+            goto err;
+    }
+    /* p.get("user_agent") or p.get("server") */
+    PyObject *ua = PyDict_GetItem(p, K_user_agent);
+    if (ua == NULL || PyUnicode_GET_LENGTH(ua) == 0)
+        ua = PyDict_GetItem(p, K_server);
+    if (ua != NULL && PyDict_SetItem(l, L_user_agent, ua) < 0)
+        goto err;
+    return l;
+err:
+    Py_DECREF(l);
+    return NULL;
+}
+
 #define MAX_STACK_HEADERS 256
 
 static PyObject *parse_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -882,7 +945,11 @@ static PyObject *parse_head(PyObject *self, PyObject *const *args, Py_ssize_t na
         Py_INCREF(result);
         goto done;
     }
-    result = PyTuple_Pack(2, payload, cl);
+    PyObject *labels = labels_of(payload);
+    if (labels != NULL) {
+        result = PyTuple_Pack(3, payload, cl, labels);
+        Py_DECREF(labels);
+    }
 done:
     if (built)
         for (int k = 0; k < h.n; k++)
@@ -898,7 +965,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"parse_head", (PyCFunction)(void (*)(void))parse_head, METH_FASTCALL,
-     "parse_head(data, hend, max_headers, max_line) -> (payload, content_length) | None"},
+     "parse_head(data, hend, max_headers, max_line) -> (payload, content_length, labels) | None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -940,5 +1007,15 @@ PyMODINIT_FUNC PyInit__sip_fast(void) {
     for (int k = 0; k < 10; k++)
         if (intern(&K_scalars[k], scalar_keys[k]))
             return NULL;
+    if (intern(&L_call_id, "sip.call_id") || intern(&L_from_uri, "sip.from_uri") ||
+        intern(&L_to_uri, "sip.to_uri") || intern(&L_cseq, "sip.cseq") ||
+        intern(&L_cseq_method, "sip.cseq_method") || intern(&L_method, "sip.method") ||
+        intern(&L_request_uri, "sip.request_uri") || intern(&L_status_code, "sip.status_code") ||
+        intern(&L_from_user, "sip.from_user") || intern(&L_to_user, "sip.to_user") ||
+        intern(&L_from_tag, "sip.from_tag") || intern(&L_to_tag, "sip.to_tag") ||
+        intern(&L_via, "sip.via") || intern(&L_via_branch, "sip.via_branch") ||
+        intern(&L_user_agent, "sip.user_agent") || intern(&K_user_agent, "user_agent") ||
+        intern(&K_server, "server"))
+        return NULL;
     return PyModule_Create(&module);
 }
