@@ -111,6 +111,46 @@ static PyObject *lower_of(sv s) {
     return u;
 }
 
+/* A direct-mapped cache of short strings (hosts, users, methods, parameter names and values,
+ * URIs): a message shares most of them with the messages before it (same call, same peers), and
+ * a shared str costs no allocation and keeps its hash (parameter names are dict keys). */
+#define SMALL_MAX 48
+#define SMALL_SLOTS 1024
+static PyObject *small_cache[SMALL_SLOTS];
+
+static PyObject *small_lookup(const char *p, Py_ssize_t n) {
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    PyObject **slot = &small_cache[(h ^ (h >> 16)) & (SMALL_SLOTS - 1)];
+    PyObject *c = *slot;
+    if (c != NULL && PyUnicode_GET_LENGTH(c) == n && memcmp(PyUnicode_DATA(c), p, (size_t)n) == 0) {
+        Py_INCREF(c);
+        return c;
+    }
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(PyUnicode_DATA(u), p, (size_t)n);
+    Py_INCREF(u);
+    Py_XSETREF(*slot, u);
+    return u;
+}
+
+static PyObject *small_str(sv s) { return s.n <= SMALL_MAX ? small_lookup(s.p, s.n) : str_of(s); }
+
+static PyObject *small_lower(sv s) {
+    if (s.n > SMALL_MAX)
+        return lower_of(s);
+    char low[SMALL_MAX];
+    for (Py_ssize_t i = 0; i < s.n; i++) {
+        char c = s.p[i];
+        low[i] = (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
+    }
+    return small_lookup(low, s.n);
+}
+
 /* d[k] = v, stealing v. */
 static int put(PyObject *d, PyObject *k, PyObject *v) {
     if (v == NULL)
@@ -174,19 +214,19 @@ static int parse_params(sv s, PyObject **out) {
             Py_ssize_t e = find(part, '=');
             PyObject *name, *value;
             if (e < 0) {
-                name = lower_of(part);
+                name = small_lower(part);
                 if (name == NULL)
                     goto err;
                 value = V_empty;
                 Py_INCREF(value);
             } else {
-                name = lower_of(sub(part, 0, e));
+                name = small_lower(sub(part, 0, e));
                 if (name == NULL)
                     goto err;
                 sv v = sub(part, e + 1, part.n);
                 if (v.n >= 2 && v.p[0] == '"' && v.p[v.n - 1] == '"')
                     v = sub(v, 1, v.n - 1);
-                value = str_of(v);
+                value = small_str(v);
             }
             if (value == NULL || PyDict_SetItem(d, name, value) < 0) {
                 Py_DECREF(name);
@@ -244,7 +284,7 @@ static int parse_uri(sv raw, PyObject **out, int *has_headers) {
     if (d == NULL)
         return ERR;
     *has_headers = 0;
-    if (put(d, K_raw, str_of(raw)) < 0)
+    if (put(d, K_raw, small_str(raw)) < 0)
         goto err;
     Py_ssize_t colon = find(raw, ':');
     if (colon <= 0) {
@@ -289,10 +329,10 @@ static int parse_uri(sv raw, PyObject **out, int *has_headers) {
             rest = sub(rest, at + 1, rest.n);
             Py_ssize_t pc = find(ui, ':');
             if (pc >= 0) {
-                if (put(d, K_user, str_of(sub(ui, 0, pc))) < 0 ||
+                if (put(d, K_user, small_str(sub(ui, 0, pc))) < 0 ||
                     put(d, K_password, str_of(sub(ui, pc + 1, ui.n))) < 0)
                     goto err;
-            } else if (put(d, K_user, str_of(ui)) < 0) {
+            } else if (put(d, K_user, small_str(ui)) < 0) {
                 goto err;
             }
         }
@@ -307,7 +347,7 @@ static int parse_uri(sv raw, PyObject **out, int *has_headers) {
         sv host;
         long port;
         split_hostport(semi < 0 ? rest : sub(rest, 0, semi), &host, &port);
-        if (put(d, K_host, str_of(host)) < 0)
+        if (put(d, K_host, small_str(host)) < 0)
             goto err;
         if (port >= 0 && put(d, K_port, PyLong_FromLong(port)) < 0)
             goto err;
@@ -396,7 +436,7 @@ static int parse_name_addr(sv s, PyObject **out) {
     }
     if (put(d, K_uri, u) < 0)
         goto err;
-    if (display.n > 0 && put(d, K_display, str_of(display)) < 0)
+    if (display.n > 0 && put(d, K_display, small_str(display)) < 0)
         goto err;
     if (params.n > 0) {
         PyObject *hp;
@@ -539,7 +579,7 @@ static int parse_via(sv v, PyObject **out) {
         }
     }
     if (put(d, K_protocol, pv) < 0 || put(d, K_transport, tv) < 0 ||
-        put(d, K_host, str_of(host)) < 0)
+        put(d, K_host, small_str(host)) < 0)
         goto err;
     if (port >= 0 && put(d, K_port, PyLong_FromLong(port)) < 0)
         goto err;
@@ -602,7 +642,7 @@ static int start_line(sv line, PyObject *payload) {
         Py_INCREF(V_response);
         if (put(payload, K_kind, V_response) < 0 ||
             put(payload, K_status_code, PyLong_FromLong(code)) < 0 ||
-            put(payload, K_reason, str_of(line.n > 12 ? sub(line, 12, line.n) : sub(line, 0, 0))) <
+            put(payload, K_reason, small_str(line.n > 12 ? sub(line, 12, line.n) : sub(line, 0, 0))) <
                 0)
             return ERR;
         return OK;
@@ -627,10 +667,36 @@ static int start_line(sv line, PyObject *payload) {
         return BAIL;
     }
     Py_INCREF(V_request);
-    if (put(payload, K_kind, V_request) < 0 || put(payload, K_method, str_of(method)) < 0 ||
+    if (put(payload, K_kind, V_request) < 0 || put(payload, K_method, small_str(method)) < 0 ||
         put(payload, K_request_uri, u) < 0)
         return ERR;
     return OK;
+}
+
+/* One-entry caches per canonical header id: the last name string and, for headers whose value
+ * usually repeats from message to message (Content-Type, User-Agent, Allow, Max-Forwards, ...),
+ * the last value string. A hit shares the (immutable) str instead of allocating one. */
+static PyObject *name_cache[N_IDS], *value_cache[N_IDS];
+static const unsigned char VALUE_REPEATS[N_IDS] = {
+    [ID_CONTENT_LENGTH] = 1, [ID_CONTENT_TYPE] = 1, [ID_MAX_FORWARDS] = 1, [ID_USER_AGENT] = 1,
+    [ID_SERVER] = 1, [ID_EXPIRES] = 1, [ID_SUPPORTED] = 1, [ID_ALLOW] = 1, [ID_EVENT] = 1,
+    [22] = 1 /* allow-events */, [25] = 1 /* session-expires */, [35] = 1 /* require */,
+    [36] = 1 /* proxy-require */, [38] = 1 /* accept */,
+};
+
+static PyObject *cached_str(PyObject **slot, sv s) {
+    PyObject *c = *slot;
+    if (c != NULL && PyUnicode_GET_LENGTH(c) == s.n &&
+        memcmp(PyUnicode_DATA(c), s.p, (size_t)s.n) == 0) {
+        Py_INCREF(c);
+        return c;
+    }
+    PyObject *u = str_of(s);
+    if (u != NULL && s.n <= 256) {
+        Py_INCREF(u);
+        Py_XSETREF(*slot, u);
+    }
+    return u;
 }
 
 typedef struct {
@@ -650,7 +716,12 @@ static int build(const char *buf, heads *h, sv line, PyObject *payload, PyObject
     for (int k = 0; k < h->n; k++) {
         int32_t *o = h->spans + (size_t)k * SIP_SCAN_FIELDS;
         sv name = {buf + o[0], o[1] - o[0]}, value = {buf + o[2], o[3] - o[2]};
-        PyObject *pair = PyList_New(2), *ns = str_of(name), *vs = str_of(value);
+        int id = o[4];
+        int known = id >= 0 && id < N_IDS;
+        PyObject *pair = PyList_New(2);
+        PyObject *ns = known ? cached_str(&name_cache[id], name) : str_of(name);
+        PyObject *vs = known && VALUE_REPEATS[id] ? cached_str(&value_cache[id], value)
+                                                  : str_of(value);
         if (pair == NULL || ns == NULL || vs == NULL) {
             Py_XDECREF(pair);
             Py_XDECREF(ns);
@@ -663,8 +734,7 @@ static int build(const char *buf, heads *h, sv line, PyObject *payload, PyObject
         PyList_SET_ITEM(pair, 0, ns);
         PyList_SET_ITEM(pair, 1, vs);
         PyList_SET_ITEM(index, k, pair);
-        int id = o[4];
-        if (id >= 0 && id < N_IDS) {
+        if (known) {
             if (h->count[id]++ == 0)
                 h->first[id] = k;
         }
@@ -711,7 +781,7 @@ static int build(const char *buf, heads *h, sv line, PyObject *payload, PyObject
     if (cseq == NULL)
         return ERR;
     if (put(cseq, K_number, PyLong_FromLongLong(num)) < 0 ||
-        put(cseq, K_method, str_of(meth)) < 0) {
+        put(cseq, K_method, small_str(meth)) < 0) {
         Py_DECREF(cseq);
         return ERR;
     }
