@@ -15,6 +15,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from otus import __version__
 from otus.errors import OtusError
@@ -49,7 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"otus.cli.{name}").register(subparsers)
+    _accept_config_anywhere(subparsers)
     return parser
+
+
+def _accept_config_anywhere(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Let ``--config`` also follow the subcommand (``otus daemon --config FILE``), as
+    operators write it; ``SUPPRESS`` keeps a value given before the subcommand."""
+    for sub in set(subparsers.choices.values()):
+        if "--config" not in sub._option_string_actions:
+            sub.add_argument(
+                "--config",
+                metavar="FILE",
+                default=argparse.SUPPRESS,
+                help="global config file (the same as otus --config FILE)",
+            )
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_config_anywhere(action)
 
 
 def config_path(args: argparse.Namespace) -> str | None:
