@@ -271,3 +271,34 @@ def test_task_expiry(daemon: Daemon, tmp_path: Path) -> None:
         what="expiry",
     )
     assert st["reason"] == "expired"
+
+
+def test_resource_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """otus.resources: tasks at once, workers per task, and each worker's address space."""
+    monkeypatch.setenv("OTUS_RESOURCES_MAX_TASKS", "1")
+    monkeypatch.setenv("OTUS_RESOURCES_MAX_WORKERS_PER_TASK", "2")
+    monkeypatch.setenv("OTUS_RESOURCES_MAX_MEMORY_PER_WORKER", "8GiB")
+    d = Daemon(tmp_path, free_port())
+    d.start()
+    try:
+        pcap = tmp_path / "r.pcap"
+        write_pcap(pcap, 5)
+        wide = task_file(tmp_path, "wide", pcap, loop=-1, speed=1.0)
+        wide.write_text("workers = 3\n" + wide.read_text())
+        out = d.cli("task", "create", "-f", str(wide))
+        assert out.returncode == 1
+        assert "max_workers_per_task" in out.stderr
+        first = task_file(tmp_path, "first", pcap, loop=-1, speed=1.0)
+        assert d.cli("task", "create", "-f", str(first)).returncode == 0
+        second = task_file(tmp_path, "second", pcap, loop=-1, speed=1.0)
+        out = d.cli("task", "create", "-f", str(second))
+        assert out.returncode == 1
+        assert "max_tasks" in out.stderr
+        pid = d.wait_for(lambda: d.json("task", "status", "first")["worker_pids"], what="worker")[0]
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        row = next(line for line in limits.splitlines() if line.startswith("Max address space"))
+        assert row.split()[3] == str(8 * 1024**3)
+        assert d.cli("task", "delete", "first").returncode == 0
+        assert d.cli("task", "create", "-f", str(second)).returncode == 0
+    finally:
+        d.stop()

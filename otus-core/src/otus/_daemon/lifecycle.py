@@ -51,6 +51,8 @@ class Daemon:
             spawner=WorkerSpawner(plain_settings(settings), settings.metrics.interval),
             store=store,
             max_task_history=persistence.max_task_history,
+            max_tasks=settings.resources.max_tasks,
+            max_workers_per_task=settings.resources.max_workers_per_task,
             restart_backoff=settings.resources.restart_backoff,
             restart_backoff_max=settings.resources.restart_backoff_max,
             on_event=self._task_event,

@@ -85,6 +85,8 @@ class TaskManager:
         spawner: WorkerSpawner,
         store: TaskStore | None,
         max_task_history: int = 100,
+        max_tasks: int = 32,
+        max_workers_per_task: int = 64,
         stop_timeout: float = 10.0,
         max_restarts: int = 5,
         restart_window: float = 60.0,
@@ -97,6 +99,8 @@ class TaskManager:
         self._spawner = spawner
         self._store = store
         self._max_history = max_task_history
+        self._max_tasks = max_tasks
+        self._max_workers = max_workers_per_task
         self._stop_timeout = stop_timeout
         self._max_restarts = max_restarts
         self._restart_window = restart_window
@@ -113,6 +117,7 @@ class TaskManager:
             raise ConfigError("a task config must be an object", source=source)
         validated = self._validate(config, source)
         task_id = check_task_id(validated.config.id)
+        self._check_workers(validated.config.workers, source)
         async with self._lock:
             old = self.tasks.get(task_id)
             if old is not None and not old.state.terminal:
@@ -122,6 +127,7 @@ class TaskManager:
                     source=source,
                     path="id",
                 )
+            self._check_room()
             task = Task(id=task_id, config=config)
             task.expires_at = _expiry(validated.config)
             self.tasks[task_id] = task
@@ -158,6 +164,23 @@ class TaskManager:
         out["counts"] = task.counters.total()
         return out
 
+    def _check_workers(self, workers: int, source: str) -> None:
+        if workers > self._max_workers:
+            raise ConfigError(
+                f"{workers} workers is more than this daemon allows per task "
+                f"({self._max_workers}, otus.resources.max_workers_per_task)",
+                source=source,
+                path="workers",
+            )
+
+    def _check_room(self) -> None:
+        active = sum(1 for t in self.tasks.values() if not t.state.terminal)
+        if active >= self._max_tasks:
+            raise OtusError(
+                f"the daemon already runs {active} tasks, its limit "
+                "(otus.resources.max_tasks); stop or delete one first"
+            )
+
     def _get(self, task_id: str) -> Task:
         task = self.tasks.get(task_id)
         if task is None:
@@ -177,20 +200,25 @@ class TaskManager:
             task.created_at = rec.get("created_at", task.created_at)
             task.expires_at = rec.get("expires_at")
             state = TaskState(rec.get("state", "stopped"))
-            self.tasks[task_id] = task
             if state.terminal:
                 task.state, task.since, task.reason = (
                     state,
                     rec.get("since", time.time()),
                     rec.get("reason"),
                 )
+                self.tasks[task_id] = task
                 continue
+            source = f"{self._store.dir}/{task_id}.json"
             try:
-                self._validate(rec["config"], f"{self._store.dir}/{task_id}.json")
+                validated = self._validate(rec["config"], source)
+                self._check_workers(validated.config.workers, source)
+                self._check_room()  # before the task is added: it must not count itself
             except OtusError as exc:
+                self.tasks[task_id] = task
                 task.move(TaskState.FAILED, f"cannot restore: {exc}")
                 self._persist(task)
                 continue
+            self.tasks[task_id] = task
             await self._start(task)
             restored.append(task_id)
         return restored

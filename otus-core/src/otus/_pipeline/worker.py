@@ -76,6 +76,7 @@ def run_worker(
     """Process target: :func:`worker_main`, then exit with its code (0 ok, 1 failed)."""
     _die_with_parent()
     _configure_logging(task, pipeline_id, settings)
+    limit_memory(int((settings or {}).get("resources", {}).get("max_memory_per_worker", 0)))
     raise SystemExit(
         worker_main(task, pipeline_id, stats_conn, settings, stats_interval, flush_timeout)
     )
@@ -92,6 +93,19 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the daemon died before prctl took effect: we were re-parented
         raise SystemExit(0)
+
+
+def limit_memory(max_bytes: int) -> None:
+    """Cap this process's address space (``otus.resources.max_memory_per_worker``; 0: no cap),
+    so a runaway worker fails its own allocations instead of the machine's."""
+    import resource
+
+    if max_bytes <= 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        max_bytes = min(max_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (max_bytes, hard))
 
 
 def _configure_logging(task: dict[str, Any], pipeline_id: int, settings: Any) -> None:
