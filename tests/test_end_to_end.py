@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_netns import Link, inside, veth_link
 
 from otus.testing import need, need_root, need_tool
 from otus.testing.daemon import DaemonProcess, free_port
 from otus.testing.kafka import TANSU_WHEEL, TansuBroker, find_tansu
+from otus.testing.netns import VethPair, inside, veth_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "samples" / "sipp"
@@ -73,7 +73,7 @@ class Message:
 # -- the pieces ------------------------------------------------------------------------------
 
 
-def task_toml(link: Link, broker: str, run_tag: str) -> str:
+def task_toml(link: VethPair, broker: str, run_tag: str) -> str:
     return f"""
 id = "{TASK}"
 labels = {{ "e2e.run" = "{run_tag}" }}
@@ -132,20 +132,20 @@ class Tcpdump:
         self.proc.wait(timeout=10)
 
 
-def place_calls(link: Link, transport: str, logs: Path) -> None:
+def place_calls(link: VethPair, transport: str, logs: Path) -> None:
     """``CALLS`` calls from the UAC in ``a`` to the UAS in ``b``; the UAC must succeed."""
     common = ["-p", str(SIP_PORT), "-t", transport, "-m", str(CALLS), "-nostdin",
               "-timeout", "20s"]  # fmt: skip
     with (logs / f"uas-{transport}.log").open("wb") as log:
         uas = subprocess.Popen(
-            [*link.exec_b(), "sipp", "-sf", str(SCENARIOS / "uas.xml"), "-i", link.ip_b, *common],
+            link.command_b("sipp", "-sf", str(SCENARIOS / "uas.xml"), "-i", link.ip_b, *common),
             stdout=log, stderr=log,
         )  # fmt: skip
     try:
         time.sleep(0.5)  # the UAS binds its socket
         uac = subprocess.run(
-            [*link.exec_a(), "sipp", "-sf", str(SCENARIOS / "uac.xml"),
-             f"{link.ip_b}:{SIP_PORT}", "-i", link.ip_a, "-l", "1", "-s", "bob", *common],
+            link.command_a("sipp", "-sf", str(SCENARIOS / "uac.xml"),
+             f"{link.ip_b}:{SIP_PORT}", "-i", link.ip_a, "-l", "1", "-s", "bob", *common),
             capture_output=True, timeout=60, check=False,
         )  # fmt: skip
         assert uac.returncode == 0, f"sipp UAC over {transport} failed: {uac.stdout[-3000:]!r}"
@@ -252,7 +252,7 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def link() -> Iterator[Link]:
+def link() -> Iterator[VethPair]:
     need_root()
     for tool in ("sipp", "tcpdump", "tshark", "ip"):
         need_tool(tool)
@@ -261,11 +261,11 @@ def link() -> Iterator[Link]:
         import aiokafka  # noqa: F401
     except ImportError:
         need(False, "aiokafka is not installed")
-    with veth_link(MTU) as link:
+    with veth_pair(MTU) as link:
         yield link
 
 
-def test_sipp_calls_through_daemon_to_kafka(link: Link, tmp_path: Path) -> None:
+def test_sipp_calls_through_daemon_to_kafka(link: VethPair, tmp_path: Path) -> None:
     run_tag = f"{os.getpid()}-{time.time_ns()}"
     pcap = tmp_path / "oracle.pcap"
     with inside(link.ns_b), TansuBroker() as broker:
@@ -323,7 +323,7 @@ def _check_capture(oracle: list[Message], kinds: Counter[str], frames: int) -> N
 
 
 def _check_records(
-    records: list[Any], oracle: list[Message], kinds: Counter[str], link: Link, run_tag: str
+    records: list[Any], oracle: list[Message], kinds: Counter[str], link: VethPair, run_tag: str
 ) -> None:
     wanted = [m for m in oracle if not m.filtered]
     dropped = [m for m in oracle if m.filtered]

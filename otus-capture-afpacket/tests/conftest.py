@@ -11,10 +11,10 @@ import pytest
 from otus.testing import need_root
 
 # The suite runs with --import-mode=importlib: make the helper modules beside the tests
-# (afp_netns, afp_helpers; prefixed so they cannot shadow another distribution's) importable.
+# (afp_helpers; prefixed so they cannot shadow another distribution's) importable.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from afp_netns import VethPair, veth_pair
+from otus.testing.netns import VethPair, veth_pair
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ import time
 
 import pytest
 from afp_helpers import Packet, collect, count_at_least, ipv4_fragments, ipv6_fragments, udp_frame
-from afp_netns import VethPair, inside, ip, raw_sender
 
 from otus import CaptureError, PluginContext
 from otus.capture import LINKTYPE_ETHERNET, PKT_FLAG_VLAN
+from otus.testing.netns import VethPair, inside, ip, raw_sender
 from otus_capture_afpacket._capturer import AfPacketCapturer
 from otus_capture_afpacket.options import AfPacketOptions
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from afp_helpers import udp_frame
-from afp_netns import VethPair, raw_sender
+
+from otus.testing.netns import VethPair, raw_sender
 
 pytestmark = pytest.mark.root
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import dpkt
 import pytest
 from afp_helpers import collect, count_at_least, udp_frame
-from afp_netns import VethPair, inside
 
 from otus.testing import need_tool
+from otus.testing.netns import VethPair, inside
 from otus_capture_afpacket._capturer import AfPacketCapturer
 from otus_capture_afpacket.options import AfPacketOptions
 
@@ -54,7 +54,7 @@ def test_tcpreplay_of_a_pcap_arrives_byte_for_byte(veth: VethPair, tmp_path: Pat
             writer.writepkt(frame, ts=1_700_000_000 + i / 1000)
     cap = open_capturer(veth)
     try:
-        veth.exec_b(tcpreplay, "--topspeed", "-i", veth.if_b, str(pcap))
+        veth.run_b(tcpreplay, "--topspeed", "-i", veth.if_b, str(pcap))
         got = collect(cap, count_at_least(len(frames)))
     finally:
         cap.close()
@@ -113,7 +113,7 @@ def test_sipp_call_matches_tcpdump(veth: VethPair, tmp_path: Path) -> None:
             target=lambda: collected.extend(collect(cap, lambda _: False, 8.0))
         )
         reader.start()
-        veth.exec_b(
+        veth.run_b(
             sipp,
             "-sn",
             "uac",

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from afp_helpers import udp_frame
-from afp_netns import VethPair, inside, raw_sender
 
 from otus import CaptureError
 from otus.testing import need_tool
+from otus.testing.netns import VethPair, inside, raw_sender
 from otus_capture_afpacket._capturer import PRIVILEGES_HINT, AfPacketCapturer
 from otus_capture_afpacket.options import AfPacketOptions
 
