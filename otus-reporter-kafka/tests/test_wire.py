@@ -9,8 +9,9 @@ import pytest
 from kafka_helpers import sip_record
 
 from otus import record_to_dict
-from otus_reporter_kafka.encoding import HeaderEncoder, JsonEncoder, encode_headers, encode_key
-from otus_reporter_kafka.partitioner import KeyPartitioner
+from otus_reporter_kafka._records import BodyEncoder
+from otus_reporter_kafka.encoding import JsonEncoder, encode_headers, encode_key
+from otus_reporter_kafka.partitioner import key_hash
 
 
 def test_value_is_the_json_of_record_to_dict() -> None:
@@ -62,23 +63,13 @@ def test_key_and_headers() -> None:
     ],
 )
 def test_partition_is_javas_murmur2(key: bytes, signed: int) -> None:
-    partitioner = KeyPartitioner()
-    for partitions in (1, 3, 7, 64):
-        expected = (signed & 0x7FFFFFFF) % partitions
-        assert partitioner.partition(key, partitions) == expected
-        assert partitioner.partition(key, partitions) == expected  # cached
+    assert key_hash(key) == signed & 0x7FFFFFFF
 
 
-def test_partition_cache_is_bounded() -> None:
-    partitioner = KeyPartitioner(max_cached=10)
-    for i in range(100):
-        partitioner.partition(b"k%d" % i, 5)
-    assert len(partitioner._hashes) <= 10
-
-
-def test_cached_headers_equal_fresh_ones() -> None:
-    encoder = HeaderEncoder(max_cached=4)
+def test_flow_cache_holds_the_key_hash() -> None:
+    encoder = BodyEncoder(max_cached=4)
     for i in range(40):
         record = sip_record(i)
-        assert encoder.encode(record, record.key) == encode_headers(record)
+        assert encoder.flow(record)[2] == key_hash(encode_key(record))
+        assert encoder.flow(record)[2] == key_hash(encode_key(record))  # cached
     assert len(encoder._flows) <= 4

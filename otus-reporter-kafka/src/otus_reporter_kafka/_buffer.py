@@ -17,12 +17,14 @@ __all__ = ["Buffer", "Message"]
 
 
 class Message(NamedTuple):
-    """One encoded record on its way to Kafka; ``record`` is kept only for a fallback."""
+    """One encoded record on its way to Kafka; ``record`` is kept only for a fallback.
+
+    ``body`` is the record's key, value and headers in Kafka's record encoding
+    (:mod:`otus_reporter_kafka._records`); ``hashed`` is the key's murmur2 hash."""
 
     topic: str
-    key: bytes
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
+    hashed: int
+    body: bytes
     timestamp_ms: int
     size: int
     record: Record | None

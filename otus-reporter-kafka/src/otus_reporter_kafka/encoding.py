@@ -1,7 +1,9 @@
 """The Kafka wire format of a record (design §4): key, headers and an encoded value.
 
 The value goes through an :class:`Encoder` so that a binary format can follow JSON; key and
-headers are fixed by the Go Otus, whose consumers must keep working.
+headers are fixed by the Go Otus, whose consumers must keep working. The reporter writes them
+as bytes through :mod:`otus_reporter_kafka._records`; :func:`encode_headers` is the reference
+that module is tested against.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from otus import Record, record_to_dict
 
 __all__ = [
     "Encoder",
-    "HeaderEncoder",
     "JsonEncoder",
     "encode_headers",
     "encode_key",
@@ -98,23 +99,3 @@ def _own_headers(record: Record) -> Headers:
     if not record.labels:
         return stamp
     return stamp + tuple([("l." + name, value.encode()) for name, value in record.labels.items()])
-
-
-class HeaderEncoder:
-    """:func:`encode_headers` with the seven per-flow headers cached (bounded): flows repeat,
-    and fewer surviving tuples per record also means less work for the garbage collector.
-
-    Headers are tuples of str/bytes tuples, which the collector stops tracking."""
-
-    def __init__(self, max_cached: int = 16_384) -> None:
-        self._flows: dict[tuple[str, str, str, str], Headers] = {}
-        self._max = max_cached
-
-    def encode(self, record: Record, key: str) -> Headers:
-        flow = (key, record.payload_type, record.task_id, record.agent_id)
-        fixed = self._flows.get(flow)
-        if fixed is None:
-            if len(self._flows) >= self._max:
-                self._flows.clear()
-            fixed = self._flows[flow] = _flow_headers(record)
-        return fixed + _own_headers(record)

@@ -1,10 +1,12 @@
 """The Kafka reporter: ``report()`` encodes and queues, a sender thread ships record batches.
 
-``report()`` never waits for the network: it encodes each record (key, headers, value), puts
-the messages in a bounded :class:`~otus_reporter_kafka._buffer.Buffer` and returns. One
-background thread runs an asyncio loop with an aiokafka producer and builds record batches
-itself (``create_batch``/``send_batch`` per partition, murmur2 key partitioning): per-message
-``send()`` costs several times more per record.
+``report()`` never waits for the network: it encodes each record once into its Kafka record
+body (key, value, headers), puts the messages in a bounded
+:class:`~otus_reporter_kafka._buffer.Buffer` and returns. One background thread runs an
+asyncio loop with an aiokafka producer; it groups messages by partition (murmur2 of the key),
+builds and compresses record batches itself (:mod:`otus_reporter_kafka._batch`) and hands them
+to ``send_batch``: aiokafka's own builder, and more so per-message ``send()``, cost several
+times more per record.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from otus import PluginContext, Record, Reporter
+from otus_reporter_kafka._batch import HEADER_SIZE, PrebuiltBatch, compressor
 from otus_reporter_kafka._buffer import Buffer, Message
+from otus_reporter_kafka._records import BodyEncoder, FlowParts
 from otus_reporter_kafka.client import (
     FRAMING_BYTES,
     ClusterSettings,
     producer_kwargs,
     resolve_cluster,
 )
-from otus_reporter_kafka.encoding import Encoder, HeaderEncoder, make_encoder
+from otus_reporter_kafka.encoding import Encoder, make_encoder
 from otus_reporter_kafka.options import KafkaReporterOptions
-from otus_reporter_kafka.partitioner import KeyPartitioner
 
 __all__ = ["KafkaReporter"]
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Messages taken from the buffer per round of the sender loop.
 _ROUND = 20_000
+#: Per record in a batch beyond its body: length, attributes, timestamp and offset deltas.
+_RECORD_OVERHEAD = 12
 #: Longest pause of an idle sender loop (a safety net; report() wakes it).
 _IDLE_WAIT = 0.05
 
@@ -60,8 +65,8 @@ class KafkaReporter(Reporter):
         self.fallback = fallback
         self._encoder = encoder or make_encoder(options.serialization)
         self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
-        self._partitioner = KeyPartitioner()
-        self._headers = HeaderEncoder()
+        self._bodies = BodyEncoder()
+        self._compress = compressor(options.compression)
         self._max_size = options.max_message_bytes
         # counters written by the pipeline thread
         self._reported = 0
@@ -112,8 +117,11 @@ class KafkaReporter(Reporter):
         prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
         keep = self.fallback is not None
         encode = self._encoder.encode
-        headers_of = self._headers.encode
+        flow_of = self._bodies.flow
+        body_of = self._bodies.body
+        max_size = self._max_size
         messages: list[Message] = []
+        add = messages.append
         total = 0
         for record in records:
             try:
@@ -121,22 +129,18 @@ class KafkaReporter(Reporter):
             except (TypeError, ValueError):
                 self._dropped_encode += 1
                 continue
-            key_text = record.key
-            key = key_text.encode()
-            headers = headers_of(record, key_text)
-            size = len(key) + len(value) + FRAMING_BYTES
-            for name, data in headers:
-                size += len(name) + len(data)
-            if size > self._max_size:
-                value, size = self._shrink(record, value, size)
-                if not value:
+            flow = flow_of(record)
+            body = body_of(record, flow, value)
+            size = len(body) + FRAMING_BYTES
+            if size > max_size:
+                body, size = self._shrink(record, flow, value, size)
+                if not body:
                     continue
-            messages.append(
+            add(
                 Message(
                     topic or prefix + record.payload_type,
-                    key,
-                    value,
-                    headers,
+                    flow[2],
+                    body,
                     record.ts_ns // 1_000_000,
                     size,
                     record if keep else None,
@@ -150,17 +154,19 @@ class KafkaReporter(Reporter):
                 self._idle = False
                 self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _shrink(self, record: Record, value: bytes, size: int) -> tuple[bytes, int]:
-        """An oversized record: a value with its raw payload cut to fit, or ``b""`` (dropped)."""
+    def _shrink(
+        self, record: Record, flow: FlowParts, value: bytes, size: int
+    ) -> tuple[bytes, int]:
+        """An oversized record: a body with its raw payload cut to fit, or ``b""`` (dropped)."""
         if self.options.oversize == "truncate" and record.raw_payload:
             # base64 turns 3 raw bytes into 4: cut a little more than the excess needs
             limit = len(record.raw_payload) - ((size - self._max_size) * 3 + 3) // 4 - 3
             if limit >= 0:
-                cut = self._encoder.encode(record, limit)
-                cut_size = size - len(value) + len(cut)
+                body = self._bodies.body(record, flow, self._encoder.encode(record, limit))
+                cut_size = len(body) + FRAMING_BYTES
                 if cut_size <= self._max_size:
                     self._truncated += 1
-                    return cut, cut_size
+                    return body, cut_size
         self._dropped_oversize += 1
         return b"", 0
 
@@ -329,9 +335,11 @@ class KafkaReporter(Reporter):
                 self._failed(group, attempt, err)
                 continue
             count = len(partitions)
-            partition_of = self._partitioner.partition
+            if count == 1:
+                by_partition[(topic, partitions[0])] = group
+                continue
             for message in group:
-                part = partitions[partition_of(message.key, count)]
+                part = partitions[message.hashed % count]
                 by_partition.setdefault((topic, part), []).append(message)
         for (topic, part), group in by_partition.items():
             await self._send_partition(producer, topic, part, group, attempt)
@@ -339,40 +347,29 @@ class KafkaReporter(Reporter):
     async def _send_partition(
         self, producer: Any, topic: str, part: int, messages: list[Message], attempt: int
     ) -> None:
-        batch = producer.create_batch()
-        chunk: list[Message] = []
-        for message in messages:
-            appended = batch.append(
-                key=message.key,
-                value=message.value,
-                timestamp=message.timestamp_ms,
-                headers=list(message.headers),  # aiokafka's builder takes lists only
-            )
-            if appended is None:
-                await self._ship(producer, batch, topic, part, chunk, attempt)
-                batch = producer.create_batch()
-                chunk = []
-                batch.append(
-                    key=message.key,
-                    value=message.value,
-                    timestamp=message.timestamp_ms,
-                    headers=list(message.headers),  # aiokafka's builder takes lists only
-                )
-            chunk.append(message)
-        if chunk:
-            await self._ship(producer, batch, topic, part, chunk, attempt)
+        """Batches of at most ``batch_size`` bytes (and at least one record) to one partition."""
+        limit = self.options.batch_size - HEADER_SIZE
+        start = 0
+        used = 0
+        for end, message in enumerate(messages):
+            grown = used + len(message.body) + _RECORD_OVERHEAD
+            if grown > limit and end > start:
+                await self._ship(producer, messages[start:end], topic, part, attempt)
+                start, grown = end, len(message.body) + _RECORD_OVERHEAD
+            used = grown
+        await self._ship(producer, messages[start:], topic, part, attempt)
 
     async def _ship(
-        self,
-        producer: Any,
-        batch: Any,
-        topic: str,
-        part: int,
-        chunk: list[Message],
-        attempt: int,
+        self, producer: Any, chunk: list[Message], topic: str, part: int, attempt: int
     ) -> None:
         from aiokafka.errors import KafkaTimeoutError
 
+        batch = PrebuiltBatch.build(
+            [m.body for m in chunk],
+            [m.timestamp_ms for m in chunk],
+            self.options.compression,
+            self._compress,
+        )
         try:
             future = await producer.send_batch(batch, topic, partition=part)
         except KafkaTimeoutError as err:  # the partition's queue did not drain in time
