@@ -34,9 +34,9 @@ MARKDOWN_PATH = "docs/configuration.md"
 EXTRA_HELP = {
     "tunnels": "Which tunnels are opened; records carry the inner addresses.",
     "tunnels.vxlan": "Decapsulate VXLAN.",
-    "tunnels.vxlan_ports": "UDP ports recognised as VXLAN.",
+    "tunnels.vxlan_ports": "UDP ports recognised as VXLAN (at most 8).",
     "tunnels.geneve": "Decapsulate GENEVE.",
-    "tunnels.geneve_ports": "UDP ports recognised as GENEVE.",
+    "tunnels.geneve_ports": "UDP ports recognised as GENEVE (at most 8).",
     "tunnels.gre": "Decapsulate GRE.",
     "tunnels.erspan": "Decapsulate ERSPAN (over GRE).",
     "tunnels.ipip": "Decapsulate IP-in-IP (IPv4/IPv6 in IPv4/IPv6).",
@@ -175,6 +175,8 @@ def _split(model: type[BaseModel]) -> tuple[Fields, Fields]:
 
 
 def _unwrap(annotation: Any) -> Any:
+    if typing.get_origin(annotation) is typing.Annotated:  # constraints are not the type
+        annotation = typing.get_args(annotation)[0]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:

@@ -22,7 +22,6 @@ from otus.parsing import Datagram, Interest
 __all__ = ["TUNNEL_KINDS", "DecodedBatch", "Decoder"]
 
 MAX_INTERESTS = 32
-MAX_TUNNEL_PORTS = 8
 _TRANSPORT_BITS = {"udp": 1, "tcp": 2, "sctp": 4}
 _DETECTORS = {None: 0, "sip": 1}
 #: ``otus_dec_t.tunnel`` values, by index.
@@ -69,11 +68,8 @@ class Decoder:
         cfg.gre = t.gre
         cfg.erspan = t.erspan
         cfg.ipip = t.ipip
+        # Counts and ranges are checked by TunnelOptions when the task is validated.
         for field, ports in (("vxlan_ports", t.vxlan_ports), ("geneve_ports", t.geneve_ports)):
-            if len(ports) > MAX_TUNNEL_PORTS or any(not 0 < p < 65536 for p in ports):
-                raise ConfigError(
-                    f"at most {MAX_TUNNEL_PORTS} ports in 1..65535", path=f"decoder.tunnels.{field}"
-                )
             setattr(cfg, "n_" + field, len(ports))
             getattr(cfg, field)[0 : len(ports)] = ports
         r = options.ip_reassembly

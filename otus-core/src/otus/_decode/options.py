@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from otus._config.types import ByteSize, Duration
+
+#: Tunnel ports per kind the C decoder holds (``OTUS_MAX_TUNNEL_PORTS`` in ``decode.h``).
+MAX_TUNNEL_PORTS = 8
+
+_Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class _Strict(BaseModel):
@@ -15,9 +22,9 @@ class TunnelOptions(_Strict):
     """Which tunnels are opened; records then carry the inner addresses (outer ones as labels)."""
 
     vxlan: bool = True
-    vxlan_ports: list[int] = Field(default_factory=lambda: [4789])
+    vxlan_ports: list[_Port] = Field(default_factory=lambda: [4789], max_length=MAX_TUNNEL_PORTS)
     geneve: bool = True
-    geneve_ports: list[int] = Field(default_factory=lambda: [6081])
+    geneve_ports: list[_Port] = Field(default_factory=lambda: [6081], max_length=MAX_TUNNEL_PORTS)
     gre: bool = True
     erspan: bool = True
     ipip: bool = True
