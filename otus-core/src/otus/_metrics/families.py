@@ -202,7 +202,7 @@ def _sip(fams: dict[str, Any], t: str, c: dict[str, int], g: dict[str, int]) -> 
         by_label[("", klass)] = by_label.get(("", klass), 0) + v
     for (method, klass), v in sorted(by_label.items()):
         fams["otus_sip_messages_total"].add_metric([t, method, klass], v)
-    active = g.get("parse.sip.dialogs.active", g.get("parse.sip.dialogs_active"))
+    active = g.get("parse.sip.dialogs.active")
     if active is not None:
         fams["otus_sip_dialogs_active"].add_metric([t], active)
     _histogram(fams["otus_sip_call_setup_seconds"], [t], c, "parse.sip.call_setup.", 1e-3)
