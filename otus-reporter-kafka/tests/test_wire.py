@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import json
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka_helpers import sip_record
 
-from otus import record_to_dict
+from otus import Record, record_to_dict
 from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.encoding import JsonEncoder, encode_headers, encode_key
 from otus_reporter_kafka.partitioner import key_hash
@@ -73,3 +76,51 @@ def test_flow_cache_holds_the_key_hash() -> None:
         assert encoder.flow(record)[2] == key_hash(encode_key(record))
         assert encoder.flow(record)[2] == key_hash(encode_key(record))  # cached
     assert len(encoder._flows) <= 4
+
+
+_text = st.text(max_size=12)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ids=st.tuples(_text, _text, st.integers(0, 2**31)),
+    ips=st.tuples(_text, _text),
+    ports=st.tuples(st.integers(0, 65535), st.integers(0, 65535)),
+    ts_ns=st.integers(0, 2**63 - 1),
+    raw=st.binary(max_size=64),
+    labels=st.dictionaries(_text, _text, max_size=4),
+    payload=st.none() | st.dictionaries(_text, _json_values, max_size=4),
+)
+def test_value_is_byte_for_byte_orjson_of_record_to_dict(
+    ids: tuple[str, str, int],
+    ips: tuple[str, str],
+    ports: tuple[int, int],
+    ts_ns: int,
+    raw: bytes,
+    labels: dict[str, str],
+    payload: dict[str, object] | None,
+) -> None:
+    record = Record(
+        ts_ns=ts_ns,
+        src_ip=ips[0],
+        dst_ip=ips[1],
+        src_port=ports[0],
+        dst_port=ports[1],
+        protocol=17,
+        payload_type=ids[0][:3] or "sip",
+        raw_payload=raw,
+        payload=payload,
+        labels=labels,
+        task_id=ids[0],
+        agent_id=ids[1],
+        pipeline_id=ids[2],
+    )
+    encoder = JsonEncoder(max_cached=8)
+    want = orjson.dumps(record_to_dict(record))
+    assert encoder.encode(record) == want
+    assert encoder.encode(record) == want  # from the flow cache

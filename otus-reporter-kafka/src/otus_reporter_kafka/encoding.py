@@ -8,9 +8,10 @@ that module is tested against.
 
 from __future__ import annotations
 
+from binascii import b2a_base64
 from typing import Any, Protocol
 
-import orjson
+from orjson import dumps
 
 from otus import Record, record_to_dict
 
@@ -35,16 +36,80 @@ class Encoder(Protocol):
 
 
 class JsonEncoder:
-    """``record_to_dict(record)`` as compact UTF-8 JSON (orjson: ~5x the stdlib's speed)."""
+    """``record_to_dict(record)`` as compact UTF-8 JSON, byte for byte what
+    ``orjson.dumps(record_to_dict(record))`` gives (orjson: ~5x the stdlib's speed).
+
+    Without ``raw_limit`` the value is put together from parts: the fields that repeat per
+    flow (ids, addresses, ports, protocol, payload type) are serialised by orjson once and
+    cached (bounded); per record, orjson serialises only labels and payload. This halves the
+    cost of a value (no dict per record)."""
+
+    def __init__(self, max_cached: int = 16_384) -> None:
+        self._flows: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+        self._max = max_cached
 
     def encode(self, record: Record, raw_limit: int | None = None) -> bytes:
-        if raw_limit is None or raw_limit >= len(record.raw_payload):
-            return orjson.dumps(record_to_dict(record))
+        raw = record.raw_payload
+        if raw_limit is not None and raw_limit < len(raw):
+            return self._cut(record, raw_limit)
+        flow = (
+            record.task_id,
+            record.agent_id,
+            record.pipeline_id,
+            record.src_ip,
+            record.dst_ip,
+            record.src_port,
+            record.dst_port,
+            record.protocol,
+            record.payload_type,
+        )
+        parts = self._flows.get(flow)
+        if parts is None:
+            if len(self._flows) >= self._max:
+                self._flows.clear()
+            parts = self._flows[flow] = _flow_json(record)
+        return b"".join(
+            [
+                parts[0],
+                b"%d" % (record.ts_ns // 1_000_000),
+                parts[1],
+                dumps(record.labels),
+                b',"raw_payload_len":%d,"raw_payload":"' % len(raw),
+                b2a_base64(raw, newline=False),
+                b'","payload":',
+                dumps(record.payload),
+                b"}",
+            ]
+        )
+
+    def _cut(self, record: Record, raw_limit: int) -> bytes:
         full_len = len(record.raw_payload)
         cut = _with_raw(record, record.raw_payload[:raw_limit])
         shape: dict[str, Any] = record_to_dict(cut)
         shape["raw_payload_len"] = full_len
-        return orjson.dumps(shape)
+        return dumps(shape)
+
+
+def _flow_json(record: Record) -> tuple[bytes, bytes]:
+    """The JSON before the timestamp value, and between it and the labels value."""
+    head = dumps(
+        {
+            "task_id": record.task_id,
+            "agent_id": record.agent_id,
+            "pipeline_id": record.pipeline_id,
+        }
+    )
+    middle = dumps(
+        {
+            "src_ip": record.src_ip,
+            "dst_ip": record.dst_ip,
+            "src_port": record.src_port,
+            "dst_port": record.dst_port,
+            "protocol": record.protocol,
+            "payload_type": record.payload_type,
+        }
+    )
+    return head[:-1] + b',"timestamp":', b"," + middle[1:-1] + b',"labels":'
 
 
 def _with_raw(record: Record, raw: bytes) -> Record:
