@@ -73,8 +73,13 @@ class Buffer:
     def take(self, max_records: int) -> list[Message]:
         """Move up to ``max_records`` from the queue to in flight (still held)."""
         with self._lock:
-            n = min(max_records, len(self._queue))
-            return [self._queue.popleft() for _ in range(n)]
+            queue = self._queue
+            if max_records >= len(queue):
+                out = list(queue)
+                queue.clear()
+                return out
+            pop = queue.popleft
+            return [pop() for _ in range(max_records)]
 
     def take_all(self) -> list[Message]:
         with self._lock:

@@ -16,8 +16,10 @@ import contextlib
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from otus import PluginContext, Record, Reporter
@@ -39,8 +41,6 @@ log = logging.getLogger(__name__)
 
 #: Messages taken from the buffer per round of the sender loop.
 _ROUND = 20_000
-#: Per record in a batch beyond its body: length, attributes, timestamp and offset deltas.
-_RECORD_OVERHEAD = 12
 #: Longest pause of an idle sender loop (a safety net; report() wakes it).
 _IDLE_WAIT = 0.05
 
@@ -324,7 +324,8 @@ class KafkaReporter(Reporter):
 
     async def _send(self, producer: Any, messages: list[Message], attempt: int) -> None:
         by_partition: dict[tuple[str, int], list[Message]] = {}
-        for topic, group in _group_by_topic(messages).items():
+        groups = {self.options.topic: messages} if self.options.topic else _by_topic(messages)
+        for topic, group in groups.items():
             try:
                 partitions = sorted(
                     await asyncio.wait_for(
@@ -347,20 +348,28 @@ class KafkaReporter(Reporter):
     async def _send_partition(
         self, producer: Any, topic: str, part: int, messages: list[Message], attempt: int
     ) -> None:
-        """Batches of at most ``batch_size`` bytes (and at least one record) to one partition."""
+        """Batches of at most ``batch_size`` held bytes (and at least one record) to one
+        partition; a message's held size is its body plus generous framing."""
         limit = self.options.batch_size - HEADER_SIZE
+        ends = list(accumulate([m.size for m in messages]))
         start = 0
-        used = 0
-        for end, message in enumerate(messages):
-            grown = used + len(message.body) + _RECORD_OVERHEAD
-            if grown > limit and end > start:
-                await self._ship(producer, messages[start:end], topic, part, attempt)
-                start, grown = end, len(message.body) + _RECORD_OVERHEAD
-            used = grown
-        await self._ship(producer, messages[start:], topic, part, attempt)
+        base = 0
+        while start < len(messages):
+            end = max(bisect_right(ends, base + limit, start), start + 1)
+            await self._ship(
+                producer, messages[start:end], ends[end - 1] - base, topic, part, attempt
+            )
+            base = ends[end - 1]
+            start = end
 
     async def _ship(
-        self, producer: Any, chunk: list[Message], topic: str, part: int, attempt: int
+        self,
+        producer: Any,
+        chunk: list[Message],
+        nbytes: int,
+        topic: str,
+        part: int,
+        attempt: int,
     ) -> None:
         from aiokafka.errors import KafkaTimeoutError
 
@@ -380,9 +389,11 @@ class KafkaReporter(Reporter):
             raise _ProducerBrokenError from err
         self._batches += 1
         self._inflight[future] = chunk
-        future.add_done_callback(lambda fut: self._settled(fut, chunk, attempt))
+        future.add_done_callback(lambda fut: self._settled(fut, chunk, nbytes, attempt))
 
-    def _settled(self, future: asyncio.Future[Any], chunk: list[Message], attempt: int) -> None:
+    def _settled(
+        self, future: asyncio.Future[Any], chunk: list[Message], nbytes: int, attempt: int
+    ) -> None:
         if self._inflight.pop(future, None) is None:
             return  # already abandoned at shutdown
         if future.cancelled():
@@ -391,7 +402,7 @@ class KafkaReporter(Reporter):
         err = future.exception()
         if err is None:
             self._delivered += len(chunk)
-            self._buffer.release(len(chunk), sum(m.size for m in chunk))
+            self._buffer.release(len(chunk), nbytes)
         else:
             self._failed(chunk, attempt, err)
 
@@ -430,10 +441,7 @@ class KafkaReporter(Reporter):
         self._buffer.release(len(chunk), sum(m.size for m in chunk))
 
 
-def _group_by_topic(messages: list[Message]) -> dict[str, list[Message]]:
-    first = messages[0].topic
-    if all(m.topic == first for m in messages):
-        return {first: messages}
+def _by_topic(messages: list[Message]) -> dict[str, list[Message]]:
     groups: dict[str, list[Message]] = {}
     for message in messages:
         groups.setdefault(message.topic, []).append(message)
