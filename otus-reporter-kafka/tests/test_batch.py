@@ -92,4 +92,4 @@ def test_caches_are_bounded() -> None:
         record.labels[f"x.{i}"] = "v"
         encoder.body(record, encoder.flow(record), b"{}")
     assert len(encoder._flows) <= 4
-    assert len(encoder._names) <= 4
+    assert len(encoder._labels) <= 4

@@ -44,11 +44,11 @@ def _flow_parts(record: Record) -> FlowParts:
 
 
 class BodyEncoder:
-    """Record bodies with per-flow and per-label-name parts cached (bounded)."""
+    """Record bodies with per-flow and per-label parts cached (bounded)."""
 
     def __init__(self, max_cached: int = 16_384) -> None:
         self._flows: dict[tuple[str, int, str, int, str, str, str], FlowParts] = {}
-        self._names: dict[str, bytes] = {}
+        self._labels: dict[tuple[str, str], bytes] = {}
         self._max = max_cached
 
     def flow(self, record: Record) -> FlowParts:
@@ -85,16 +85,18 @@ class BodyEncoder:
         ]
         if labels:
             add = parts.append
-            names = self._names
-            for name, text in labels.items():
-                head = names.get(name)
-                if head is None:
-                    if len(names) >= self._max:
-                        names.clear()
-                    raw = b"l." + name.encode()
-                    head = names[name] = varint(len(raw)) + raw
-                data = text.encode()
-                add(head)
-                add(varint(len(data)))
-                add(data)
+            cached = self._labels.get
+            for label in labels.items():
+                header = cached(label)
+                if header is None:
+                    header = self._label(label)
+                add(header)
         return b"".join(parts)
+
+    def _label(self, label: tuple[str, str]) -> bytes:
+        """``l.{name}: value`` encoded; cached, since label values repeat (methods, URIs, …)."""
+        if len(self._labels) >= self._max:
+            self._labels.clear()
+        name, text = label
+        header = self._labels[label] = _header("l." + name, text.encode())
+        return header
