@@ -120,6 +120,7 @@ class KafkaReporter(Reporter):
         flow_of = self._bodies.flow
         body_of = self._bodies.body
         max_size = self._max_size
+        new_message = tuple.__new__  # a NamedTuple's own __new__ is a Python function
         messages: list[Message] = []
         add = messages.append
         total = 0
@@ -137,13 +138,16 @@ class KafkaReporter(Reporter):
                 if not body:
                     continue
             add(
-                Message(
-                    topic or prefix + record.payload_type,
-                    flow[2],
-                    body,
-                    record.ts_ns // 1_000_000,
-                    size,
-                    record if keep else None,
+                new_message(
+                    Message,
+                    (
+                        topic or prefix + record.payload_type,
+                        flow[2],
+                        body,
+                        record.ts_ns // 1_000_000,
+                        size,
+                        record if keep else None,
+                    ),
                 )
             )
             total += size
