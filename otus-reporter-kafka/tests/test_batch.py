@@ -9,7 +9,7 @@ from kafka_helpers import sip_record
 from otus import Record
 from otus_reporter_kafka._batch import CODECS, PrebuiltBatch, compressor, varint
 from otus_reporter_kafka._records import BodyEncoder
-from otus_reporter_kafka.encoding import JsonEncoder, encode_headers
+from otus_reporter_kafka.encoding import Encoder, JsonEncoder, encode_headers
 
 
 def _records() -> list[Record]:
@@ -21,23 +21,29 @@ def _records() -> list[Record]:
     return records
 
 
-def _ours(records: list[Record], codec: str) -> PrebuiltBatch:
-    encoder = BodyEncoder(max_cached=4)
-    json = JsonEncoder()
-    bodies = [encoder.body(r, encoder.flow(r), json.encode(r)) for r in records]
+class _Fixed:
+    """An encoder other than JSON: the body takes its value as it is."""
+
+    def encode(self, record: Record, raw_limit: int | None = None) -> bytes:
+        return b"<%d>" % record.src_port
+
+
+def _ours(records: list[Record], codec: str, encoder: Encoder | None = None) -> PrebuiltBatch:
+    bodies_of = BodyEncoder(encoder or JsonEncoder(), max_cached=4)
+    bodies = [bodies_of.encode(r)[0] for r in records]
     stamps = [r.ts_ns // 1_000_000 for r in records]
     return PrebuiltBatch.build(bodies, stamps, codec, compressor(codec))
 
 
-def _aiokafka(records: list[Record], codec: str) -> bytes:
+def _aiokafka(records: list[Record], codec: str, encoder: Encoder | None = None) -> bytes:
     builder = DefaultRecordBatchBuilder(2, CODECS[codec], 0, -1, -1, 0, 1 << 30)
-    json = JsonEncoder()
+    values = encoder or JsonEncoder()
     for offset, record in enumerate(records):
         builder.append(
             offset,
             record.ts_ns // 1_000_000,
             record.key.encode(),
-            json.encode(record),
+            values.encode(record),
             list(encode_headers(record)),
         )
     return bytes(builder.build())
@@ -46,6 +52,11 @@ def _aiokafka(records: list[Record], codec: str) -> bytes:
 def test_uncompressed_batch_is_byte_identical_to_aiokafkas() -> None:
     records = _records()
     assert _ours(records, "none")._build() == _aiokafka(records, "none")
+
+
+def test_other_value_encoders_go_in_as_they_are() -> None:
+    records = _records()
+    assert _ours(records, "none", _Fixed())._build() == _aiokafka(records, "none", _Fixed())
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
@@ -86,10 +97,10 @@ def test_varints_match_aiokafkas(value: int) -> None:
 
 
 def test_caches_are_bounded() -> None:
-    encoder = BodyEncoder(max_cached=4)
+    encoder = BodyEncoder(JsonEncoder(), max_cached=4)
     for i in range(40):
         record = sip_record(i)
         record.labels[f"x.{i}"] = "v"
-        encoder.body(record, encoder.flow(record), b"{}")
+        encoder.encode(record)
     assert len(encoder._flows) <= 4
     assert len(encoder._labels) <= 4

@@ -70,11 +70,11 @@ def test_partition_is_javas_murmur2(key: bytes, signed: int) -> None:
 
 
 def test_flow_cache_holds_the_key_hash() -> None:
-    encoder = BodyEncoder(max_cached=4)
+    encoder = BodyEncoder(JsonEncoder(), max_cached=4)
     for i in range(40):
         record = sip_record(i)
-        assert encoder.flow(record)[2] == key_hash(encode_key(record))
-        assert encoder.flow(record)[2] == key_hash(encode_key(record))  # cached
+        assert encoder.encode(record)[1] == key_hash(encode_key(record))
+        assert encoder.encode(record)[1] == key_hash(encode_key(record))  # cached
     assert len(encoder._flows) <= 4
 
 
@@ -124,3 +124,14 @@ def test_value_is_byte_for_byte_orjson_of_record_to_dict(
     want = orjson.dumps(record_to_dict(record))
     assert encoder.encode(record) == want
     assert encoder.encode(record) == want  # from the flow cache
+    # the reporter assembles the value inside the record body: the same bytes go in
+    fused = BodyEncoder(JsonEncoder(max_cached=8), max_cached=8)
+    assert fused.encode(record)[0] == _reference_bodies.with_value(record, want)
+
+
+class _Reference:
+    def encode(self, record: Record, raw_limit: int | None = None) -> bytes:
+        return orjson.dumps(record_to_dict(record))
+
+
+_reference_bodies = BodyEncoder(_Reference())

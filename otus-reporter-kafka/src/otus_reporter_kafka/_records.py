@@ -1,23 +1,33 @@
 """One record's Kafka body, encoded once in ``report()``: key, value and headers as bytes.
 
 The body is a Kafka v2 record without its length, attributes, timestamp delta and offset
-delta (those depend on the batch: :func:`otus_reporter_kafka._batch.records_section`). Key
-and headers are those of :mod:`otus_reporter_kafka.encoding` (the Go Otus wire format);
-the parts that repeat per flow (key, the seven flow headers, the key's murmur2 hash) and
-per label name are encoded once and cached (bounded).
+delta (those depend on the batch: :func:`otus_reporter_kafka._batch.records_section`). Key,
+headers and value are those of :mod:`otus_reporter_kafka.encoding` (the Go Otus wire format).
+What repeats per flow (key, the seven flow headers, the key's murmur2 hash, and with the JSON
+encoder the value's fixed fields) and per label is encoded once and cached (bounded); one
+flow look-up per record serves key, headers and value.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from otus import Record
 from otus_reporter_kafka._batch import varint
-from otus_reporter_kafka.encoding import encode_key
+from otus_reporter_kafka.encoding import (
+    Encoder,
+    JsonEncoder,
+    encode_key,
+    json_flow_parts,
+    json_value,
+)
 from otus_reporter_kafka.partitioner import key_hash
 
 __all__ = ["BodyEncoder", "FlowParts"]
 
-#: key bytes with length, the seven flow headers, ``murmur2(key) & 0x7fffffff``.
-FlowParts = tuple[bytes, bytes, int]
+#: Key with its length, the seven flow headers, the key hash, and the JSON value's parts
+#: before and after the timestamp (empty unless the value is JSON).
+FlowParts = tuple[bytes, bytes, int, bytes, bytes]
 
 _TIMESTAMP_NAME = varint(len(b"timestamp")) + b"timestamp"
 
@@ -27,52 +37,82 @@ def _header(name: str, value: bytes) -> bytes:
     return varint(len(raw)) + raw + varint(len(value)) + value
 
 
-def _flow_parts(record: Record) -> FlowParts:
-    key = encode_key(record)
-    headers = b"".join(
-        [
-            _header("task_id", record.task_id.encode()),
-            _header("agent_id", record.agent_id.encode()),
-            _header("payload_type", record.payload_type.encode()),
-            _header("src_ip", record.src_ip.encode()),
-            _header("dst_ip", record.dst_ip.encode()),
-            _header("src_port", b"%d" % record.src_port),
-            _header("dst_port", b"%d" % record.dst_port),
-        ]
-    )
-    return varint(len(key)) + key, headers, key_hash(key)
-
-
 class BodyEncoder:
     """Record bodies with per-flow and per-label parts cached (bounded)."""
 
-    def __init__(self, max_cached: int = 16_384) -> None:
-        self._flows: dict[tuple[str, int, str, int, str, str, str], FlowParts] = {}
+    def __init__(self, encoder: Encoder, max_cached: int = 16_384) -> None:
+        self._encoder = encoder
+        self._json = type(encoder) is JsonEncoder  # its value is assembled here, same bytes
+        self._flows: dict[tuple[Any, ...], FlowParts] = {}
         self._labels: dict[tuple[str, str], bytes] = {}
         self._max = max_cached
 
-    def flow(self, record: Record) -> FlowParts:
-        """The cached key, flow headers and key hash of ``record``'s flow."""
-        flow = (
-            record.src_ip,
-            record.src_port,
-            record.dst_ip,
-            record.dst_port,
-            record.payload_type,
+    def encode(self, record: Record) -> tuple[bytes, int]:
+        """The body of ``record`` and its key hash; the value encoder's errors pass through."""
+        flow = self._flows.get(
+            (  # _key(record), inlined: this runs once per record
+                record.task_id,
+                record.agent_id,
+                record.pipeline_id,
+                record.src_ip,
+                record.dst_ip,
+                record.src_port,
+                record.dst_port,
+                record.protocol,
+                record.payload_type,
+            )
+        )
+        if flow is None:
+            flow = self._flow(record)
+        stamp = b"%d" % (record.ts_ns // 1_000_000)
+        if self._json:
+            value = json_value(record, flow[3], flow[4], stamp)
+        else:
+            value = self._encoder.encode(record)
+        return self._assemble(record, flow, value, stamp), flow[2]
+
+    def with_value(self, record: Record, value: bytes) -> bytes:
+        """The body of ``record`` with this value (a truncated one, say)."""
+        flow = self._flows.get(self._key(record)) or self._flow(record)
+        return self._assemble(record, flow, value, b"%d" % (record.ts_ns // 1_000_000))
+
+    @staticmethod
+    def _key(record: Record) -> tuple[Any, ...]:
+        return (
             record.task_id,
             record.agent_id,
+            record.pipeline_id,
+            record.src_ip,
+            record.dst_ip,
+            record.src_port,
+            record.dst_port,
+            record.protocol,
+            record.payload_type,
         )
-        parts = self._flows.get(flow)
-        if parts is None:
-            if len(self._flows) >= self._max:
-                self._flows.clear()
-            parts = self._flows[flow] = _flow_parts(record)
+
+    def _flow(self, record: Record) -> FlowParts:
+        if len(self._flows) >= self._max:
+            self._flows.clear()
+        key = encode_key(record)
+        headers = b"".join(
+            [
+                _header("task_id", record.task_id.encode()),
+                _header("agent_id", record.agent_id.encode()),
+                _header("payload_type", record.payload_type.encode()),
+                _header("src_ip", record.src_ip.encode()),
+                _header("dst_ip", record.dst_ip.encode()),
+                _header("src_port", b"%d" % record.src_port),
+                _header("dst_port", b"%d" % record.dst_port),
+            ]
+        )
+        head, middle = json_flow_parts(record) if self._json else (b"", b"")
+        parts = (varint(len(key)) + key, headers, key_hash(key), head, middle)
+        self._flows[self._key(record)] = parts
         return parts
 
-    def body(self, record: Record, flow: FlowParts, value: bytes) -> bytes:
-        """Key, ``value`` and the headers (flow ones, ``timestamp``, ``l.{label}``)."""
+    def _assemble(self, record: Record, flow: FlowParts, value: bytes, stamp: bytes) -> bytes:
+        """Key, value and the headers (flow ones, ``timestamp``, ``l.{label}``)."""
         labels = record.labels
-        stamp = b"%d" % (record.ts_ns // 1_000_000)
         parts = [
             flow[0],
             varint(len(value)),

@@ -20,6 +20,8 @@ __all__ = [
     "JsonEncoder",
     "encode_headers",
     "encode_key",
+    "json_flow_parts",
+    "json_value",
     "make_encoder",
 ]
 
@@ -67,20 +69,8 @@ class JsonEncoder:
         if parts is None:
             if len(self._flows) >= self._max:
                 self._flows.clear()
-            parts = self._flows[flow] = _flow_json(record)
-        return b"".join(
-            [
-                parts[0],
-                b"%d" % (record.ts_ns // 1_000_000),
-                parts[1],
-                dumps(record.labels),
-                b',"raw_payload_len":%d,"raw_payload":"' % len(raw),
-                b2a_base64(raw, newline=False),
-                b'","payload":',
-                dumps(record.payload),
-                b"}",
-            ]
-        )
+            parts = self._flows[flow] = json_flow_parts(record)
+        return json_value(record, parts[0], parts[1], b"%d" % (record.ts_ns // 1_000_000))
 
     def _cut(self, record: Record, raw_limit: int) -> bytes:
         full_len = len(record.raw_payload)
@@ -90,8 +80,27 @@ class JsonEncoder:
         return dumps(shape)
 
 
-def _flow_json(record: Record) -> tuple[bytes, bytes]:
-    """The JSON before the timestamp value, and between it and the labels value."""
+def json_value(record: Record, head: bytes, middle: bytes, stamp: bytes) -> bytes:
+    """The JSON value of ``record`` from its flow's :func:`json_flow_parts` and its
+    millisecond timestamp as decimal ``stamp``."""
+    raw = record.raw_payload
+    return b"".join(
+        [
+            head,
+            stamp,
+            middle,
+            dumps(record.labels),
+            b',"raw_payload_len":%d,"raw_payload":"' % len(raw),
+            b2a_base64(raw, newline=False),
+            b'","payload":',
+            dumps(record.payload),
+            b"}",
+        ]
+    )
+
+
+def json_flow_parts(record: Record) -> tuple[bytes, bytes]:
+    """The JSON before the timestamp value, and between it and the labels value (per flow)."""
     head = dumps(
         {
             "task_id": record.task_id,

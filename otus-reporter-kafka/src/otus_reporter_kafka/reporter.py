@@ -25,7 +25,7 @@ from typing import Any
 from otus import PluginContext, Record, Reporter
 from otus_reporter_kafka._batch import HEADER_SIZE, PrebuiltBatch, compressor
 from otus_reporter_kafka._buffer import Buffer, Message
-from otus_reporter_kafka._records import BodyEncoder, FlowParts
+from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.client import (
     FRAMING_BYTES,
     ClusterSettings,
@@ -65,7 +65,7 @@ class KafkaReporter(Reporter):
         self.fallback = fallback
         self._encoder = encoder or make_encoder(options.serialization)
         self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
-        self._bodies = BodyEncoder()
+        self._bodies = BodyEncoder(self._encoder)
         self._compress = compressor(options.compression)
         self._max_size = options.max_message_bytes
         # counters written by the pipeline thread
@@ -116,9 +116,7 @@ class KafkaReporter(Reporter):
         topic = options.topic
         prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
         keep = self.fallback is not None
-        encode = self._encoder.encode
-        flow_of = self._bodies.flow
-        body_of = self._bodies.body
+        encode = self._bodies.encode
         max_size = self._max_size
         new_message = tuple.__new__  # a NamedTuple's own __new__ is a Python function
         messages: list[Message] = []
@@ -126,15 +124,13 @@ class KafkaReporter(Reporter):
         total = 0
         for record in records:
             try:
-                value = encode(record)
+                body, hashed = encode(record)
             except (TypeError, ValueError):
                 self._dropped_encode += 1
                 continue
-            flow = flow_of(record)
-            body = body_of(record, flow, value)
             size = len(body) + FRAMING_BYTES
             if size > max_size:
-                body, size = self._shrink(record, flow, value, size)
+                body, size = self._shrink(record, size)
                 if not body:
                     continue
             add(
@@ -142,7 +138,7 @@ class KafkaReporter(Reporter):
                     Message,
                     (
                         topic or prefix + record.payload_type,
-                        flow[2],
+                        hashed,
                         body,
                         record.ts_ns // 1_000_000,
                         size,
@@ -158,17 +154,19 @@ class KafkaReporter(Reporter):
                 self._idle = False
                 self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _shrink(
-        self, record: Record, flow: FlowParts, value: bytes, size: int
-    ) -> tuple[bytes, int]:
+    def _shrink(self, record: Record, size: int) -> tuple[bytes, int]:
         """An oversized record: a body with its raw payload cut to fit, or ``b""`` (dropped)."""
         if self.options.oversize == "truncate" and record.raw_payload:
             # base64 turns 3 raw bytes into 4: cut a little more than the excess needs
             limit = len(record.raw_payload) - ((size - self._max_size) * 3 + 3) // 4 - 3
             if limit >= 0:
-                body = self._bodies.body(record, flow, self._encoder.encode(record, limit))
+                try:
+                    value = self._encoder.encode(record, limit)
+                except (TypeError, ValueError):
+                    value = b""
+                body = self._bodies.with_value(record, value) if value else b""
                 cut_size = len(body) + FRAMING_BYTES
-                if cut_size <= self._max_size:
+                if body and cut_size <= self._max_size:
                     self._truncated += 1
                     return body, cut_size
         self._dropped_oversize += 1
