@@ -8,6 +8,7 @@ from kafka_helpers import sip_record
 
 from otus import Record
 from otus_reporter_kafka._batch import CODECS, PrebuiltBatch, compressor, varint
+from otus_reporter_kafka._buffer import Message
 from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.encoding import Encoder, JsonEncoder, encode_headers
 
@@ -30,9 +31,11 @@ class _Fixed:
 
 def _ours(records: list[Record], codec: str, encoder: Encoder | None = None) -> PrebuiltBatch:
     bodies_of = BodyEncoder(encoder or JsonEncoder(), max_cached=4)
-    bodies = [bodies_of.encode(r)[0] for r in records]
-    stamps = [r.ts_ns // 1_000_000 for r in records]
-    return PrebuiltBatch.build(bodies, stamps, codec, compressor(codec))
+    messages = []
+    for record in records:
+        body, hashed = bodies_of.encode(record)
+        messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
+    return PrebuiltBatch.build(messages, codec, compressor(codec))
 
 
 def _aiokafka(records: list[Record], codec: str, encoder: Encoder | None = None) -> bytes:

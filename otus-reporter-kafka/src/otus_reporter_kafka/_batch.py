@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from aiokafka.codec import gzip_encode, snappy_encode
 from aiokafka.record.util import calc_crc32c
 
+from otus_reporter_kafka._buffer import Message
+
 __all__ = [
     "CODECS",
     "HEADER_SIZE",
@@ -60,16 +62,18 @@ def varint(value: int) -> bytes:
     return _encode_varint(value)
 
 
-def records_section(bodies: Sequence[bytes], timestamps: Sequence[int], first_ts: int) -> bytes:
-    """The uncompressed records of a batch: per body its length, attributes (0), timestamp
-    delta and offset delta in front."""
+def records_section(messages: Sequence[Message], first_ts: int) -> tuple[bytes, int]:
+    """The uncompressed records of a batch (per message body its length, attributes 0,
+    timestamp delta and offset delta in front), and the batch's largest timestamp."""
     table = _VARINTS
     small = _SMALL
     slow = _encode_varint
     parts: list[bytes] = []
     add = parts.append
-    for offset, body in enumerate(bodies):
-        delta = timestamps[offset] - first_ts
+    max_ts = first_ts
+    for offset, (_, _, body, stamp, _, _) in enumerate(messages):
+        delta = stamp - first_ts
+        max_ts = max(max_ts, stamp)
         head = (
             b"\x00"
             + (table[delta] if 0 <= delta < small else slow(delta))
@@ -79,7 +83,7 @@ def records_section(bodies: Sequence[bytes], timestamps: Sequence[int], first_ts
         add(table[size] if size < small else slow(size))
         add(head)
         add(body)
-    return b"".join(parts)
+    return b"".join(parts), max_ts
 
 
 def _gzip(data: bytes) -> bytes:
@@ -139,20 +143,19 @@ class PrebuiltBatch:
     @classmethod
     def build(
         cls,
-        bodies: Sequence[bytes],
-        timestamps: Sequence[int],
+        messages: Sequence[Message],
         codec: str,
         compress: Callable[[bytes], bytes] | None,
     ) -> PrebuiltBatch:
-        """A batch of these record bodies, compressed when that makes it smaller."""
-        first = timestamps[0]
-        section = records_section(bodies, timestamps, first)
+        """A batch of these messages' records, compressed when that makes it smaller."""
+        first = messages[0].timestamp_ms
+        section, max_ts = records_section(messages, first)
         attributes = 0
         if compress is not None:
             packed = compress(section)
             if len(packed) < len(section):
                 section, attributes = packed, CODECS[codec]
-        return cls(section, len(bodies), first, max(timestamps), attributes)
+        return cls(section, len(messages), first, max_ts, attributes)
 
     # -- what aiokafka's MessageBatch and accumulator call -----------------------------------
 

@@ -341,9 +341,12 @@ class KafkaReporter(Reporter):
             if count == 1:
                 by_partition[(topic, partitions[0])] = group
                 continue
+            buckets: list[list[Message]] = [[] for _ in range(count)]
             for message in group:
-                part = partitions[message.hashed % count]
-                by_partition.setdefault((topic, part), []).append(message)
+                buckets[message.hashed % count].append(message)
+            for index, bucket in enumerate(buckets):
+                if bucket:
+                    by_partition[(topic, partitions[index])] = bucket
         for (topic, part), group in by_partition.items():
             await self._send_partition(producer, topic, part, group, attempt)
 
@@ -375,12 +378,7 @@ class KafkaReporter(Reporter):
     ) -> None:
         from aiokafka.errors import KafkaTimeoutError
 
-        batch = PrebuiltBatch.build(
-            [m.body for m in chunk],
-            [m.timestamp_ms for m in chunk],
-            self.options.compression,
-            self._compress,
-        )
+        batch = PrebuiltBatch.build(chunk, self.options.compression, self._compress)
         try:
             future = await producer.send_batch(batch, topic, partition=part)
         except KafkaTimeoutError as err:  # the partition's queue did not drain in time
