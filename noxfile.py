@@ -220,7 +220,7 @@ def packaging(session: nox.Session) -> None:
     session.run(otus, "plugins", "list", external=True)
     session.run(
         otus, "run", "--pcap", str(ROOT / SAMPLE), "--parser", "sip", "--reporter", "console",
-        "--no-progress", "--summary-json", str(summary), external=True,
+        "--no-progress", "--summary-json", str(summary), external=True, silent=True,
     )  # fmt: skip
     reported = json.loads(summary.read_text()).get("records", {}).get("reported")
     if reported != SAMPLE_SIP_MESSAGES:
