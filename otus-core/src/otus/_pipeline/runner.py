@@ -91,20 +91,46 @@ def last_ts_ns(batch: RawBatch) -> int:
 GC_GEN0_THRESHOLD = 20_000
 
 
+class _GcTuning:
+    """Process-wide GC settings of the run loops: the first loop in saves the threshold and
+    freezes, the last one out restores the threshold and unfreezes, so concurrent or nested
+    runs (tests, threads) compose."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = gc.get_threshold()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._saved = gc.get_threshold()
+                gc.freeze()
+                gc.set_threshold(max(self._saved[0], GC_GEN0_THRESHOLD), *self._saved[1:])
+            self._depth += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                gc.set_threshold(*self._saved)
+                gc.unfreeze()
+
+
+_gc_tuning = _GcTuning()
+
+
 @contextlib.contextmanager
 def tuned_gc() -> Iterator[None]:
     """Run-loop GC settings: start-up objects frozen (never scanned again), a higher gen-0
-    threshold; both restored afterwards (tests run many pipelines in one process)."""
-    old = gc.get_threshold()
-    was_frozen = gc.get_freeze_count() > 0  # someone else froze: leave their choice alone
-    gc.freeze()
-    gc.set_threshold(max(old[0], GC_GEN0_THRESHOLD), *old[1:])
+    threshold; restored when the last run loop of the process ends. Whether the host froze
+    before cannot be told reliably (CPython 3.12 reports a non-zero freeze count at start-up),
+    so an embedding application's own freeze does not survive a run."""
+    _gc_tuning.enter()
     try:
         yield
     finally:
-        gc.set_threshold(*old)
-        if not was_frozen:
-            gc.unfreeze()
+        _gc_tuning.exit()
 
 
 class Runner:
