@@ -22,6 +22,26 @@ def test_value_is_the_json_of_record_to_dict() -> None:
     assert json.loads(JsonEncoder().encode(record)) == record_to_dict(record)
 
 
+def _serialized_twin(record: Record) -> Record:
+    """The same record as a parser that hands its payload as JSON bytes would build it."""
+    return Record(
+        ts_ns=record.ts_ns, src_ip=record.src_ip, dst_ip=record.dst_ip, src_port=record.src_port,
+        dst_port=record.dst_port, protocol=record.protocol, payload_type=record.payload_type,
+        raw_payload=record.raw_payload, payload_json=orjson.dumps(record.payload),
+        labels=record.labels, task_id=record.task_id, agent_id=record.agent_id,
+        pipeline_id=record.pipeline_id,
+    )  # fmt: skip
+
+
+def test_a_serialized_payload_is_copied_into_the_same_value() -> None:
+    record = sip_record(4)
+    twin = _serialized_twin(record)
+    for raw_limit in (None, 3):
+        assert JsonEncoder().encode(twin, raw_limit) == JsonEncoder().encode(record, raw_limit)
+    assert BodyEncoder(JsonEncoder()).encode(twin) == BodyEncoder(JsonEncoder()).encode(record)
+    assert twin.serialized_payload() is not None  # copied, never decoded
+
+
 def test_non_ascii_labels_stay_utf8() -> None:
     record = sip_record(1)
     record.labels["sip.from_display"] = "Zoë 東京"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from orjson import dumps
+
 from otus import Datagram, Interest, Parser, PluginContext, Record, StreamChunk
 from otus_parser_sip._dialogs import Dialog, DialogTable
 from otus_parser_sip._message import Limits, parse_message
@@ -213,9 +215,12 @@ class SipParser(Parser):
         out.append(
             Record(
                 ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port, dst_port=dst_port,
-                protocol=protocol, payload_type="sip", raw_payload=data, payload=p, labels=labels,
+                protocol=protocol, payload_type="sip", raw_payload=data, payload_json=dumps(p),
+                labels=labels,
             )
         )  # fmt: skip
+        # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
+        # no longer keeps ~200 objects per message alive, and reporters copy the bytes.
 
     # -- dialogs and media ------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ def json_value(record: Record, head: bytes, middle: bytes, stamp: bytes) -> byte
     """The JSON value of ``record`` from its flow's :func:`json_flow_parts` and its
     millisecond timestamp as decimal ``stamp``."""
     raw = record.raw_payload
+    payload = record.serialized_payload()  # the parser's own JSON: no second serialisation
     return b"".join(
         [
             head,
@@ -93,7 +94,7 @@ def json_value(record: Record, head: bytes, middle: bytes, stamp: bytes) -> byte
             b',"raw_payload_len":%d,"raw_payload":"' % len(raw),
             b2a_base64(raw, newline=False),
             b'","payload":',
-            dumps(record.payload),
+            payload if payload is not None else dumps(record.payload),
             b"}",
         ]
     )
@@ -131,7 +132,8 @@ def _with_raw(record: Record, raw: bytes) -> Record:
         protocol=record.protocol,
         payload_type=record.payload_type,
         raw_payload=raw,
-        payload=record.payload,
+        payload=None if record.serialized_payload() is not None else record.payload,
+        payload_json=record.serialized_payload(),
         labels=record.labels,
         task_id=record.task_id,
         agent_id=record.agent_id,
