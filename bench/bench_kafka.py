@@ -14,86 +14,46 @@ from __future__ import annotations
 import asyncio
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from otus import PluginContext, Record
+from otus import Datagram, PluginContext, Record
 from otus._pipeline.runner import tuned_gc
 from otus.testing.kafka import TansuBroker
 from otus_reporter_kafka.encoding import JsonEncoder, encode_headers
 from otus_reporter_kafka.options import KafkaReporterOptions
 from otus_reporter_kafka.reporter import KafkaReporter
 
-_SDP = (
-    b"v=0\r\no=- 53655765 2353687637 IN IP4 10.1.0.%d\r\ns=-\r\nc=IN IP4 10.1.0.%d\r\n"
-    b"t=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
-    b"a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
-)
-#: One call as sipp's uac/uas scenario exchanges it: (direction, first line, cseq, has sdp).
-_CALL = [
-    (0, "INVITE sip:bob@10.2.0.1:5060 SIP/2.0", "1 INVITE", True),
-    (1, "SIP/2.0 100 Trying", "1 INVITE", False),
-    (1, "SIP/2.0 180 Ringing", "1 INVITE", False),
-    (1, "SIP/2.0 200 OK", "1 INVITE", True),
-    (0, "ACK sip:bob@10.2.0.1:5060 SIP/2.0", "1 ACK", False),
-    (0, "BYE sip:bob@10.2.0.1:5060 SIP/2.0", "2 BYE", False),
-    (1, "SIP/2.0 200 OK", "2 BYE", False),
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_sip import call_mix
 
 
 def sip_mix(n: int) -> list[Record]:
-    """``n`` records of whole calls between 250 caller and 4 callee addresses."""
-    out: list[Record] = []
-    call = 0
-    while len(out) < n:
-        caller = f"10.1.0.{call % 250 + 1}"
-        call_id = f"{call}-4242@{caller}"
-        for direction, first, cseq, sdp in _CALL:
-            src, dst = (caller, "10.2.0.1") if direction == 0 else ("10.2.0.1", caller)
-            body = _SDP % (call % 250 + 1, call % 250 + 1, 16000 + 2 * call % 20000) if sdp else b""
-            method = first.split()[0] if not first.startswith("SIP/") else cseq.split()[1]
-            head = (
-                f"{first}\r\nVia: SIP/2.0/UDP {caller}:5060;branch=z9hG4bK-{call}-{cseq[0]}\r\n"
-                f"From: sipp <sip:alice@{caller}:5060>;tag={call}SIPpTag00\r\n"
-                f"To: bob <sip:bob@10.2.0.1:5060>{';tag=' + str(call) if direction else ''}\r\n"
-                f"Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContact: <sip:alice@{caller}:5060>\r\n"
-                f"Max-Forwards: 70\r\nContent-Type: application/sdp\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            labels = {
-                "sip.method": method,
-                "sip.call_id": call_id,
-                "sip.from_uri": f"sip:alice@{caller}:5060",
-                "sip.to_uri": "sip:bob@10.2.0.1:5060",
-            }
-            payload: dict[str, object] = {
-                "first_line": first,
-                "method": method,
-                "call_id": call_id,
-                "cseq": cseq,
-                "headers": {"via": [f"SIP/2.0/UDP {caller}:5060"], "max-forwards": "70"},
-                "body_len": len(body),
-            }
-            if first.startswith("SIP/"):
-                labels["sip.status_code"] = first.split()[1]
-            out.append(
-                Record(
-                    ts_ns=1_700_000_000_000_000_000 + len(out) * 1000,
-                    src_ip=src,
-                    dst_ip=dst,
-                    src_port=5060,
-                    dst_port=5060,
-                    protocol=17,
-                    payload_type="sip",
-                    raw_payload=head + body,
-                    payload=payload,
-                    labels=labels,
-                    task_id="bench",
-                    agent_id="edge-1",
-                )
-            )
-        call += 1
-    return out[:n]
+    """``n`` records exactly as the SIP parser makes them from ``bench_sip.call_mix`` (calls
+    with SDP, registrations with a challenge, OPTIONS pings), stamped as the pipeline stamps
+    them. Requests go from one of 250 caller addresses to the proxy, responses back."""
+    from otus_parser_sip import SipOptions
+    from otus_parser_sip.parser import SipParser
+
+    payloads = call_mix(n // 13 + 1)[:n]
+    datagrams = []
+    for k, p in enumerate(payloads):
+        caller = f"10.1.0.{k // 13 % 250 + 1}"
+        src, dst = ("10.2.0.1", caller) if p.startswith(b"SIP/2.0 ") else (caller, "10.2.0.1")
+        ts = 1_700_000_000_000_000_000 + k * 100_000
+        datagrams.append(Datagram(ts, src, dst, 5060, 5060, 17, memoryview(p)))
+    parser = SipParser(SipOptions())
+    records: list[Record] = []
+    for s in range(0, n, 1024):
+        records += parser.parse(datagrams[s : s + 1024])
+    if len(records) != n:
+        raise RuntimeError(f"kafka bench: {len(records)} SIP records of {n}: {parser.stats()}")
+    for r in records:  # what the pipeline's _stamp_records does
+        r.task_id, r.agent_id, r.pipeline_id = "bench", "edge-1", 0
+    return records
 
 
 def _measure(fn: Callable[[], None]) -> tuple[float, float]:
@@ -106,7 +66,7 @@ def _reporter_run(broker: TansuBroker, records: list[Record], codec: str) -> tup
     options = KafkaReporterOptions(
         brokers=[broker.bootstrap],
         topic=f"bench-{codec}",
-        compression=codec,  # type: ignore[arg-type]
+        compression=codec,
         buffer_records=len(records) + 1,
         buffer_bytes=4 * 1024**3,
         acks=1,

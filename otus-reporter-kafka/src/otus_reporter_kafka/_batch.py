@@ -17,6 +17,7 @@ from aiokafka.codec import gzip_encode, snappy_encode
 from aiokafka.record.util import calc_crc32c
 
 from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._native import FAST
 
 __all__ = [
     "CODECS",
@@ -24,6 +25,7 @@ __all__ = [
     "PrebuiltBatch",
     "compressor",
     "records_section",
+    "records_section_py",
     "varint",
 ]
 
@@ -64,7 +66,20 @@ def varint(value: int) -> bytes:
 
 def records_section(messages: Sequence[Message], first_ts: int) -> tuple[bytes, int]:
     """The uncompressed records of a batch (per message body its length, attributes 0,
-    timestamp delta and offset delta in front), and the batch's largest timestamp."""
+    timestamp delta and offset delta in front), and the batch's largest timestamp; in C when
+    built (same bytes), else :func:`records_section_py`."""
+    if FAST is not None and type(messages) is list:
+        try:
+            result: tuple[bytes, int] = FAST.records_section(messages, first_ts)
+        except OverflowError:  # timestamps beyond 64 bits: Python's ints take them
+            pass
+        else:
+            return result
+    return records_section_py(messages, first_ts)
+
+
+def records_section_py(messages: Sequence[Message], first_ts: int) -> tuple[bytes, int]:
+    """:func:`records_section` in Python (the reference)."""
     table = _VARINTS
     small = _SMALL
     slow = _encode_varint

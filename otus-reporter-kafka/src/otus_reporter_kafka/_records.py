@@ -6,14 +6,22 @@ headers and value are those of :mod:`otus_reporter_kafka.encoding` (the Go Otus 
 What repeats per flow (key, the seven flow headers, the key's murmur2 hash, and with the JSON
 encoder the value's fixed fields) and per label is encoded once and cached (bounded); one
 flow look-up per record serves key, headers and value.
+
+With the JSON encoder, :meth:`BodyEncoder.encode_run` encodes whole runs of records in C
+(:mod:`otus_reporter_kafka._native`, when built) into the same bytes, through the same flow
+cache; a record the C code does not take plainly is left to :meth:`BodyEncoder.encode`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from orjson import dumps
+
 from otus import Record
 from otus_reporter_kafka._batch import varint
+from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._native import FAST
 from otus_reporter_kafka.encoding import (
     Encoder,
     JsonEncoder,
@@ -40,12 +48,41 @@ def _header(name: str, value: bytes) -> bytes:
 class BodyEncoder:
     """Record bodies with per-flow and per-label parts cached (bounded)."""
 
-    def __init__(self, encoder: Encoder, max_cached: int = 16_384) -> None:
+    def __init__(self, encoder: Encoder, max_cached: int = 16_384, *, native: bool = True) -> None:
         self._encoder = encoder
         self._json = type(encoder) is JsonEncoder  # its value is assembled here, same bytes
         self._flows: dict[tuple[Any, ...], FlowParts] = {}
         self._labels: dict[tuple[str, str], bytes] = {}
+        self._topics: dict[str, str] = {}
         self._max = max_cached
+        #: Whole runs of records are encoded in C (JSON values only; ``native=False`` or no
+        #: compiler at install time: one record at a time in Python).
+        self.native = native and self._json and FAST is not None
+
+    def encode_run(
+        self,
+        records: list[Record],
+        start: int,
+        out: list[Message],
+        topic: str | None,
+        prefix: str,
+        keep: bool,
+        max_size: int,
+        framing: int,
+    ) -> tuple[int, int]:
+        """Messages of ``records[start:]`` appended to ``out`` in C, up to the first record
+        that must go through :meth:`encode` (oversized, or a field of an unusual type): its
+        index (``len(records)`` when none), and the held size of what was appended. The topic
+        is ``topic``, else ``prefix`` + the payload type; ``keep``: messages hold their record.
+        Only when :attr:`native`."""
+        assert FAST is not None
+        if len(self._topics) >= self._max:
+            self._topics.clear()
+        result: tuple[int, int] = FAST.encode_bodies(
+            records, start, out, self._flows, self._flow, dumps, topic, self._topics, prefix,
+            keep, max_size, framing, Message,
+        )  # fmt: skip
+        return result
 
     def encode(self, record: Record) -> tuple[bytes, int]:
         """The body of ``record`` and its key hash; the value encoder's errors pass through."""

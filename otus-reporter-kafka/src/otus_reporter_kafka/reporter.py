@@ -18,7 +18,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -59,13 +59,16 @@ class KafkaReporter(Reporter):
         *,
         fallback: Reporter | None = None,
         encoder: Encoder | None = None,
+        native: bool = True,
     ) -> None:
+        """``native=False`` keeps the record encoding in Python even when the C fast path is
+        built (tests and benchmarks compare the two)."""
         self.options = options
         self.cluster: ClusterSettings = resolve_cluster(options, context)
         self.fallback = fallback
         self._encoder = encoder or make_encoder(options.serialization)
         self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
-        self._bodies = BodyEncoder(self._encoder)
+        self._bodies = BodyEncoder(self._encoder, native=native)
         self._compress = compressor(options.compression)
         self._max_size = options.max_message_bytes
         # counters written by the pipeline thread
@@ -112,47 +115,63 @@ class KafkaReporter(Reporter):
             self._reported += len(records)
             self._dropped_closed += len(records)
             return
-        options = self.options
-        topic = options.topic
-        prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
-        keep = self.fallback is not None
-        encode = self._bodies.encode
-        max_size = self._max_size
-        new_message = tuple.__new__  # a NamedTuple's own __new__ is a Python function
         messages: list[Message] = []
-        add = messages.append
-        total = 0
-        for record in records:
-            try:
-                body, hashed = encode(record)
-            except (TypeError, ValueError):
-                self._dropped_encode += 1
-                continue
-            size = len(body) + FRAMING_BYTES
-            if size > max_size:
-                body, size = self._shrink(record, size)
-                if not body:
-                    continue
-            add(
-                new_message(
-                    Message,
-                    (
-                        topic or prefix + record.payload_type,
-                        hashed,
-                        body,
-                        record.ts_ns // 1_000_000,
-                        size,
-                        record if keep else None,
-                    ),
-                )
+        if self._bodies.native:
+            total = self._encode_native(
+                records if type(records) is list else list(records), messages
             )
-            total += size
+        else:
+            total = 0
+            add = messages.append
+            for record in records:
+                total += self._encode_one(record, add)
         self._reported += len(records)
         if messages:
             self._dropped_full += self._buffer.offer(messages, total)
             if self._idle and self._loop is not None and self._wake is not None:
                 self._idle = False
                 self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _encode_native(self, records: list[Record], messages: list[Message]) -> int:
+        """Runs of records encoded in C; what it leaves (oversized, unusual fields) one at a
+        time in Python. The held size of the messages appended."""
+        options = self.options
+        prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
+        keep = self.fallback is not None
+        run = self._bodies.encode_run
+        start, end, total = 0, len(records), 0
+        while start < end:
+            start, held = run(
+                records, start, messages, options.topic or None, prefix, keep, self._max_size,
+                FRAMING_BYTES,
+            )  # fmt: skip
+            total += held
+            if start < end:
+                total += self._encode_one(records[start], messages.append)
+                start += 1
+        return total
+
+    def _encode_one(self, record: Record, add: Callable[[Message], None]) -> int:
+        """One record's message passed to ``add`` (or counted as dropped); its held size."""
+        try:
+            body, hashed = self._bodies.encode(record)
+        except (TypeError, ValueError):
+            self._dropped_encode += 1
+            return 0
+        size = len(body) + FRAMING_BYTES
+        if size > self._max_size:
+            body, size = self._shrink(record, size)
+            if not body:
+                return 0
+        options = self.options
+        topic = options.topic
+        if not topic:
+            prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
+            topic = prefix + record.payload_type
+        keep = record if self.fallback is not None else None
+        # tuple.__new__: a NamedTuple's own __new__ is a Python function
+        add(tuple.__new__(Message, (topic, hashed, body, record.ts_ns // 1_000_000, size, keep)))
+        return size
 
     def _shrink(self, record: Record, size: int) -> tuple[bytes, int]:
         """An oversized record: a body with its raw payload cut to fit, or ``b""`` (dropped)."""

@@ -1,0 +1,518 @@
+/* Kafka record bodies and records sections in C (CPython API), byte-identical to the Python
+ * path of otus_reporter_kafka._records / _batch.
+ *
+ * encode_bodies() turns a run of otus.Record objects into Messages (topic, key hash, body,
+ * timestamp ms, held size, record) reading the records' str/dict/bytes fields directly: flow
+ * look-up, JSON value (labels escaped as orjson escapes them, base64 of the raw payload, the
+ * parser's serialised payload spliced), key, headers with their varints. A record it does not
+ * handle plainly (a field of an unusual type, an oversized body, text that is not valid UTF-8,
+ * a payload orjson refuses) stops the run: the caller encodes that one in Python, with the
+ * Python path's errors and counters, and calls again from the next record.
+ *
+ * records_section() is the uncompressed records of a batch from its messages' bodies.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *s_task_id, *s_agent_id, *s_pipeline_id, *s_src_ip, *s_dst_ip, *s_src_port,
+    *s_dst_port, *s_protocol, *s_payload_type, *s_ts_ns, *s_labels, *s_raw_payload, *s_payload,
+    *s_serialized_payload;
+
+/* -- varints (Kafka: zigzag, 7 bits a byte, least significant first) ---------------------- */
+
+static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+
+static inline Py_ssize_t uvarint_len(uint64_t n) {
+    Py_ssize_t len = 1;
+    while (n > 0x7F) {
+        n >>= 7;
+        len++;
+    }
+    return len;
+}
+
+static inline char *uvarint_put(char *p, uint64_t n) {
+    while (n > 0x7F) {
+        *p++ = (char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    *p++ = (char)n;
+    return p;
+}
+
+/* A length (never negative) as a varint. */
+static inline Py_ssize_t len_varint_len(Py_ssize_t n) { return uvarint_len((uint64_t)n << 1); }
+static inline char *len_varint_put(char *p, Py_ssize_t n) { return uvarint_put(p, (uint64_t)n << 1); }
+
+/* -- JSON strings as orjson writes them -------------------------------------------------- */
+
+/* Bytes written for each input byte: 1, 2 (\" \\ \b \t \n \f \r) or 6 (\u00XX). */
+static unsigned char esc_len[256];
+
+static void init_escapes(void) {
+    for (int c = 0; c < 256; c++) esc_len[c] = 1;
+    for (int c = 0; c < 0x20; c++) esc_len[c] = 6;
+    esc_len['"'] = esc_len['\\'] = esc_len['\b'] = esc_len['\t'] = 2;
+    esc_len['\n'] = esc_len['\f'] = esc_len['\r'] = 2;
+}
+
+static inline Py_ssize_t json_str_len(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t len = n + 2;
+    for (Py_ssize_t i = 0; i < n; i++) len += esc_len[s[i]] - 1;
+    return len;
+}
+
+static char *json_str_put(char *p, const unsigned char *s, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    *p++ = '"';
+    Py_ssize_t run = 0; /* plain bytes not yet copied */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (esc_len[c] == 1) {
+            run++;
+            continue;
+        }
+        memcpy(p, s + i - run, (size_t)run);
+        p += run;
+        run = 0;
+        *p++ = '\\';
+        switch (c) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\t': *p++ = 't'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\f': *p++ = 'f'; break;
+        case '\r': *p++ = 'r'; break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+    }
+    memcpy(p, s + n - run, (size_t)run);
+    p += run;
+    *p++ = '"';
+    return p;
+}
+
+/* -- base64 (standard alphabet, padded, no newline) --------------------------------------- */
+
+static char *b64_put(char *p, const unsigned char *s, Py_ssize_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    Py_ssize_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) | s[i + 2];
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = tab[(v >> 6) & 63];
+        *p++ = tab[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)s[i + 1] << 8;
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+    return p;
+}
+
+/* -- per-record scratch: the labels' UTF-8 ------------------------------------------------ */
+
+typedef struct {
+    const unsigned char *name, *value;
+    Py_ssize_t name_len, value_len;
+} label_t;
+
+static label_t *labels_buf = NULL;
+static Py_ssize_t labels_cap = 0;
+
+static int labels_reserve(Py_ssize_t n) {
+    if (n <= labels_cap) return 0;
+    Py_ssize_t cap = n < 64 ? 64 : n * 2;
+    label_t *buf = PyMem_Realloc(labels_buf, (size_t)cap * sizeof(label_t));
+    if (buf == NULL) return -1;
+    labels_buf = buf;
+    labels_cap = cap;
+    return 0;
+}
+
+static const char TS_HEADER[] = "\x12timestamp"; /* varint(9) + name */
+static const char RAW_LEN[] = ",\"raw_payload_len\":";
+static const char RAW[] = ",\"raw_payload\":\"";
+static const char PAYLOAD[] = "\",\"payload\":";
+#define CLEN(s) ((Py_ssize_t)(sizeof(s) - 1))
+
+/* The flow key tuple of a record (what BodyEncoder._key builds), or NULL with an error. */
+static PyObject *flow_key(PyObject *record) {
+    static PyObject **names[9] = {&s_task_id, &s_agent_id, &s_pipeline_id, &s_src_ip, &s_dst_ip,
+                                  &s_src_port, &s_dst_port, &s_protocol, &s_payload_type};
+    PyObject *key = PyTuple_New(9);
+    if (key == NULL) return NULL;
+    for (int i = 0; i < 9; i++) {
+        PyObject *v = PyObject_GetAttr(record, *names[i]);
+        if (v == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, i, v);
+    }
+    return key;
+}
+
+typedef struct {
+    PyObject *flows, *new_flow, *dumps, *topic, *topics, *prefix, *message_type;
+    int keep;
+    Py_ssize_t max_size, framing;
+} ctx_t;
+
+/* One record as a Message appended to ``out``: 1 done, 0 left for the Python path (no error
+ * set), -1 a real error (set). ``*size`` gets the held size. */
+static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_t *size) {
+    int result = 0;
+    PyObject *key = NULL, *flow = NULL, *labels = NULL, *raw = NULL, *payload = NULL;
+    PyObject *ts_obj = NULL, *body = NULL, *topic = NULL, *stamp_obj = NULL, *message = NULL;
+
+    key = flow_key(record);
+    if (key == NULL) goto reject;
+    flow = PyDict_GetItemWithError(c->flows, key);
+    if (flow != NULL) {
+        Py_INCREF(flow);
+    } else {
+        if (PyErr_Occurred()) goto reject;
+        flow = PyObject_CallOneArg(c->new_flow, record);
+        if (flow == NULL) goto reject;
+    }
+    if (!PyTuple_CheckExact(flow) || PyTuple_GET_SIZE(flow) != 5) goto reject;
+    PyObject *f_key = PyTuple_GET_ITEM(flow, 0), *f_headers = PyTuple_GET_ITEM(flow, 1),
+             *f_hash = PyTuple_GET_ITEM(flow, 2), *f_head = PyTuple_GET_ITEM(flow, 3),
+             *f_middle = PyTuple_GET_ITEM(flow, 4);
+    if (!PyBytes_CheckExact(f_key) || !PyBytes_CheckExact(f_headers) || !PyLong_CheckExact(f_hash)
+        || !PyBytes_CheckExact(f_head) || !PyBytes_CheckExact(f_middle))
+        goto reject;
+
+    /* timestamp: ts_ns // 1_000_000 (floor) */
+    ts_obj = PyObject_GetAttr(record, s_ts_ns);
+    if (ts_obj == NULL || !PyLong_CheckExact(ts_obj)) goto reject;
+    int overflow = 0;
+    long long ts_ns = PyLong_AsLongLongAndOverflow(ts_obj, &overflow);
+    if (overflow || (ts_ns == -1 && PyErr_Occurred())) goto reject;
+    long long ts_ms = ts_ns / 1000000;
+    if (ts_ns % 1000000 != 0 && ts_ns < 0) ts_ms -= 1;
+    char stamp[24];
+    Py_ssize_t stamp_len = (Py_ssize_t)snprintf(stamp, sizeof(stamp), "%lld", ts_ms);
+
+    /* labels */
+    labels = PyObject_GetAttr(record, s_labels);
+    if (labels == NULL || !PyDict_CheckExact(labels)) goto reject;
+    Py_ssize_t nl = PyDict_GET_SIZE(labels);
+    if (labels_reserve(nl) < 0) {
+        result = -1;
+        goto done;
+    }
+    Py_ssize_t labels_json = 2 + (nl > 0 ? nl - 1 : 0), label_headers = 0;
+    {
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(labels, &pos, &k, &v)) {
+            if (!PyUnicode_CheckExact(k) || !PyUnicode_CheckExact(v) || i >= nl) goto reject;
+            label_t *l = &labels_buf[i++];
+            l->name = (const unsigned char *)PyUnicode_AsUTF8AndSize(k, &l->name_len);
+            if (l->name == NULL) goto reject;
+            l->value = (const unsigned char *)PyUnicode_AsUTF8AndSize(v, &l->value_len);
+            if (l->value == NULL) goto reject;
+            labels_json += json_str_len(l->name, l->name_len) + 1
+                           + json_str_len(l->value, l->value_len);
+            label_headers += len_varint_len(l->name_len + 2) + 2 + l->name_len
+                             + len_varint_len(l->value_len) + l->value_len;
+        }
+        if (i != nl) goto reject;
+    }
+
+    /* raw payload and the serialised payload */
+    raw = PyObject_GetAttr(record, s_raw_payload);
+    if (raw == NULL || !PyBytes_CheckExact(raw)) goto reject;
+    Py_ssize_t raw_len = PyBytes_GET_SIZE(raw);
+    payload = PyObject_CallMethodNoArgs(record, s_serialized_payload);
+    if (payload == NULL) goto reject;
+    if (payload == Py_None) {
+        Py_DECREF(payload);
+        PyObject *p = PyObject_GetAttr(record, s_payload);
+        if (p == NULL) goto reject_no_payload;
+        payload = PyObject_CallOneArg(c->dumps, p);
+        Py_DECREF(p);
+        if (payload == NULL) goto reject_no_payload;
+    }
+    if (!PyBytes_CheckExact(payload)) goto reject;
+    char raw_len_txt[24];
+    Py_ssize_t raw_len_len = (Py_ssize_t)snprintf(raw_len_txt, sizeof(raw_len_txt), "%zd", raw_len);
+
+    Py_ssize_t value_len = PyBytes_GET_SIZE(f_head) + stamp_len + PyBytes_GET_SIZE(f_middle)
+                           + labels_json + CLEN(RAW_LEN) + raw_len_len + CLEN(RAW)
+                           + (raw_len + 2) / 3 * 4 + CLEN(PAYLOAD) + PyBytes_GET_SIZE(payload) + 1;
+    Py_ssize_t body_len = PyBytes_GET_SIZE(f_key) + len_varint_len(value_len) + value_len
+                          + len_varint_len(8 + nl) + PyBytes_GET_SIZE(f_headers) + CLEN(TS_HEADER)
+                          + len_varint_len(stamp_len) + stamp_len + label_headers;
+    if (body_len + c->framing > c->max_size) goto reject; /* oversized: Python truncates */
+
+    body = PyBytes_FromStringAndSize(NULL, body_len);
+    if (body == NULL) {
+        result = -1;
+        goto done;
+    }
+    char *p = PyBytes_AS_STRING(body);
+#define PUT(src, n)                                                                            \
+    do {                                                                                       \
+        memcpy(p, (src), (size_t)(n));                                                         \
+        p += (n);                                                                              \
+    } while (0)
+#define PUT_BYTES(obj) PUT(PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
+    PUT_BYTES(f_key);
+    p = len_varint_put(p, value_len);
+    PUT_BYTES(f_head);
+    PUT(stamp, stamp_len);
+    PUT_BYTES(f_middle);
+    *p++ = '{';
+    for (Py_ssize_t i = 0; i < nl; i++) {
+        if (i) *p++ = ',';
+        p = json_str_put(p, labels_buf[i].name, labels_buf[i].name_len);
+        *p++ = ':';
+        p = json_str_put(p, labels_buf[i].value, labels_buf[i].value_len);
+    }
+    *p++ = '}';
+    PUT(RAW_LEN, CLEN(RAW_LEN));
+    PUT(raw_len_txt, raw_len_len);
+    PUT(RAW, CLEN(RAW));
+    p = b64_put(p, (const unsigned char *)PyBytes_AS_STRING(raw), raw_len);
+    PUT(PAYLOAD, CLEN(PAYLOAD));
+    PUT_BYTES(payload);
+    *p++ = '}';
+    p = len_varint_put(p, 8 + nl);
+    PUT_BYTES(f_headers);
+    PUT(TS_HEADER, CLEN(TS_HEADER));
+    p = len_varint_put(p, stamp_len);
+    PUT(stamp, stamp_len);
+    for (Py_ssize_t i = 0; i < nl; i++) {
+        const label_t *l = &labels_buf[i];
+        p = len_varint_put(p, l->name_len + 2);
+        *p++ = 'l';
+        *p++ = '.';
+        PUT(l->name, l->name_len);
+        p = len_varint_put(p, l->value_len);
+        PUT(l->value, l->value_len);
+    }
+#undef PUT_BYTES
+#undef PUT
+    if (p != PyBytes_AS_STRING(body) + body_len) {
+        PyErr_SetString(PyExc_SystemError, "kafka_fast: body length mismatch");
+        result = -1;
+        goto done;
+    }
+
+    /* topic: the fixed one, or prefix + payload type (cached) */
+    if (c->topic != Py_None) {
+        topic = Py_NewRef(c->topic);
+    } else {
+        PyObject *ptype = PyTuple_GET_ITEM(key, 8);
+        if (!PyUnicode_CheckExact(ptype)) goto reject;
+        topic = PyDict_GetItemWithError(c->topics, ptype);
+        if (topic != NULL) {
+            Py_INCREF(topic);
+        } else {
+            if (PyErr_Occurred()) goto reject;
+            topic = PyUnicode_Concat(c->prefix, ptype);
+            if (topic == NULL || PyDict_SetItem(c->topics, ptype, topic) < 0) {
+                result = -1;
+                goto done;
+            }
+        }
+    }
+    stamp_obj = PyLong_FromLongLong(ts_ms);
+    if (stamp_obj == NULL) {
+        result = -1;
+        goto done;
+    }
+    Py_ssize_t held = body_len + c->framing;
+    PyObject *size_obj = PyLong_FromSsize_t(held);
+    if (size_obj == NULL) {
+        result = -1;
+        goto done;
+    }
+    message = ((PyTypeObject *)c->message_type)->tp_alloc((PyTypeObject *)c->message_type, 6);
+    if (message == NULL) {
+        Py_DECREF(size_obj);
+        result = -1;
+        goto done;
+    }
+    PyTuple_SET_ITEM(message, 0, topic);
+    topic = NULL;
+    PyTuple_SET_ITEM(message, 1, Py_NewRef(f_hash));
+    PyTuple_SET_ITEM(message, 2, body);
+    body = NULL;
+    PyTuple_SET_ITEM(message, 3, stamp_obj);
+    stamp_obj = NULL;
+    PyTuple_SET_ITEM(message, 4, size_obj);
+    PyTuple_SET_ITEM(message, 5, Py_NewRef(c->keep ? record : Py_None));
+    if (PyList_Append(out, message) < 0) {
+        result = -1;
+        goto done;
+    }
+    *size = held;
+    result = 1;
+    goto done;
+
+reject_no_payload:
+    payload = NULL;
+reject:
+    PyErr_Clear();
+    result = 0;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(flow);
+    Py_XDECREF(labels);
+    Py_XDECREF(raw);
+    Py_XDECREF(payload);
+    Py_XDECREF(ts_obj);
+    Py_XDECREF(body);
+    Py_XDECREF(topic);
+    Py_XDECREF(stamp_obj);
+    Py_XDECREF(message);
+    return result;
+}
+
+PyDoc_STRVAR(encode_bodies_doc,
+             "encode_bodies(records, start, out, flows, new_flow, dumps, topic, topics, prefix, "
+             "keep, max_size, framing, message_type) -> (stop, held)\n\n"
+             "Messages of records[start:] appended to out until a record the Python path must "
+             "encode (its index is ``stop``; len(records) when none); ``held`` is the sum of "
+             "their held sizes.");
+
+static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "encode_bodies() takes 13 arguments");
+        return NULL;
+    }
+    PyObject *records = args[0], *out = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (!PyList_Check(records) || !PyList_Check(out) || !PyDict_Check(args[3])
+        || !PyDict_Check(args[7]) || !PyUnicode_Check(args[8]) || !PyType_Check(args[12])
+        || !PyType_IsSubtype((PyTypeObject *)args[12], &PyTuple_Type)
+        || (args[6] != Py_None && !PyUnicode_Check(args[6]))) {
+        PyErr_SetString(PyExc_TypeError, "encode_bodies(): bad argument types");
+        return NULL;
+    }
+    ctx_t c = {args[3], args[4], args[5], args[6], args[7], args[8], args[12],
+               PyObject_IsTrue(args[9]), 0, 0};
+    c.max_size = PyLong_AsSsize_t(args[10]);
+    c.framing = PyLong_AsSsize_t(args[11]);
+    if (c.keep < 0 || PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(records), i = start < 0 ? 0 : start, held = 0;
+    for (; i < n; i++) {
+        Py_ssize_t size = 0;
+        PyObject *record = PyList_GET_ITEM(records, i);
+        Py_INCREF(record);
+        int r = encode_one(&c, record, out, &size);
+        Py_DECREF(record);
+        if (r < 0) return NULL;
+        if (r == 0) break;
+        held += size;
+    }
+    return Py_BuildValue("nn", i, held);
+}
+
+PyDoc_STRVAR(records_section_doc,
+             "records_section(messages, first_ts) -> (bytes, max_ts)\n\n"
+             "The uncompressed records of a batch: per message its body with length, attributes "
+             "0, timestamp delta and offset delta in front; and the largest timestamp.");
+
+static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "records_section(messages: list, first_ts: int)");
+        return NULL;
+    }
+    PyObject *messages = args[0];
+    long long first = PyLong_AsLongLong(args[1]);
+    if (first == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(messages), total = 0;
+    long long max_ts = first;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(messages, i);
+        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))) {
+            PyErr_SetString(PyExc_TypeError, "records_section(): not a Message");
+            return NULL;
+        }
+        long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
+        if (stamp == -1 && PyErr_Occurred()) return NULL;
+        long long delta;
+        if (__builtin_sub_overflow(stamp, first, &delta)) {
+            PyErr_SetString(PyExc_OverflowError, "records_section(): timestamp delta");
+            return NULL;
+        }
+        Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(i))
+                          + PyBytes_GET_SIZE(PyTuple_GET_ITEM(m, 2));
+        total += uvarint_len(zigzag(size)) + size;
+        if (stamp > max_ts) max_ts = stamp;
+    }
+    PyObject *section = PyBytes_FromStringAndSize(NULL, total);
+    if (section == NULL) return NULL;
+    char *p = PyBytes_AS_STRING(section);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
+        long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
+        uint64_t delta = zigzag(stamp - first), offset = zigzag(i);
+        Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + PyBytes_GET_SIZE(body);
+        p = uvarint_put(p, zigzag(size));
+        *p++ = 0;
+        p = uvarint_put(p, delta);
+        p = uvarint_put(p, offset);
+        memcpy(p, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+        p += PyBytes_GET_SIZE(body);
+    }
+    PyObject *result = Py_BuildValue("NL", section, max_ts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"encode_bodies", (PyCFunction)(void (*)(void))encode_bodies, METH_FASTCALL,
+     encode_bodies_doc},
+    {"records_section", (PyCFunction)(void (*)(void))records_section, METH_FASTCALL,
+     records_section_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_kafka_fast",
+    "Kafka record bodies and records sections in C (optional; the Python path is the reference).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__kafka_fast(void) {
+    init_escapes();
+#define INTERN(var, text)                                                                      \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+    INTERN(s_task_id, "task_id");
+    INTERN(s_agent_id, "agent_id");
+    INTERN(s_pipeline_id, "pipeline_id");
+    INTERN(s_src_ip, "src_ip");
+    INTERN(s_dst_ip, "dst_ip");
+    INTERN(s_src_port, "src_port");
+    INTERN(s_dst_port, "dst_port");
+    INTERN(s_protocol, "protocol");
+    INTERN(s_payload_type, "payload_type");
+    INTERN(s_ts_ns, "ts_ns");
+    INTERN(s_labels, "labels");
+    INTERN(s_raw_payload, "raw_payload");
+    INTERN(s_payload, "payload");
+    INTERN(s_serialized_payload, "serialized_payload");
+#undef INTERN
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,163 @@
+"""The C fast path (``_native._kafka_fast``) against the Python path, byte for byte.
+
+Both run through ``KafkaReporter.report()`` (not started: the messages stay in its buffer),
+so the hand-over of oversized or unusual records from C to Python is covered too."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka_helpers import sip_record
+
+from otus import PluginContext, Record, record_to_dict
+from otus.testing import need
+from otus_reporter_kafka._batch import records_section, records_section_py
+from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._native import FAST
+from otus_reporter_kafka._records import BodyEncoder
+from otus_reporter_kafka.encoding import JsonEncoder
+from otus_reporter_kafka.options import KafkaReporterOptions
+from otus_reporter_kafka.reporter import KafkaReporter
+
+
+@pytest.fixture(autouse=True)
+def _built() -> None:
+    need(FAST is not None, "the C extension _kafka_fast is not built (needs a C compiler)")
+
+
+def _reporter(native: bool, **options: Any) -> KafkaReporter:
+    opts = KafkaReporterOptions.model_validate({"brokers": ["127.0.0.1:1"], **options})
+    return KafkaReporter(opts, PluginContext(), native=native)
+
+
+def _both(records: list[Record], **options: Any) -> tuple[list[Message], dict[str, int]]:
+    """The messages and counters of ``report(records)`` on the C path, checked equal to the
+    Python path's."""
+    results = []
+    for native in (True, False):
+        reporter = _reporter(native, **options)
+        assert reporter._bodies.native is native
+        reporter.report(records)
+        results.append((reporter._buffer.take_all(), reporter.stats()))
+    (fast, fast_stats), (slow, slow_stats) = results
+    assert fast == slow
+    assert fast_stats == slow_stats
+    return fast, fast_stats
+
+
+# Text that needs every kind of JSON escape orjson writes, non-ASCII, and anything else.
+_odd = st.text(alphabet=st.sampled_from('"\\/\x00\x01\x1f\b\t\n\f\r\x7fé東\u2028a'), max_size=10)
+_text = _odd | st.text(max_size=12)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_records = st.builds(
+    lambda ids, ips, ports, ts_ns, raw, labels, payload, serialized: Record(
+        ts_ns=ts_ns,
+        src_ip=ips[0],
+        dst_ip=ips[1],
+        src_port=ports[0],
+        dst_port=ports[1],
+        protocol=17,
+        payload_type=ids[0][:3] or "sip",
+        raw_payload=raw,
+        payload=None if serialized else payload,
+        payload_json=orjson.dumps(payload) if serialized else None,
+        labels=labels,
+        task_id=ids[0],
+        agent_id=ids[1],
+        pipeline_id=ids[2],
+    ),
+    ids=st.tuples(_text, _text, st.integers(0, 2**31)),
+    ips=st.tuples(_text, st.sampled_from(["10.0.0.2", "::1"])),
+    ports=st.tuples(st.integers(0, 65535), st.integers(0, 65535)),
+    ts_ns=st.integers(-(2**63), 2**63 - 1) | st.integers(1_600_000_000 * 10**9, 2**62),
+    raw=st.binary(max_size=900),
+    labels=st.dictionaries(_text, _text, max_size=6),
+    payload=st.dictionaries(_text, _json_values, max_size=4),
+    serialized=st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(_records, max_size=6),
+    topic=st.sampled_from([{"topic": "calls"}, {"topic_prefix": "otus"}]),
+    max_bytes=st.sampled_from([1_000_000, 1300, 1024]),
+)
+def test_c_and_python_report_the_same_messages(
+    records: list[Record], topic: dict[str, str], max_bytes: int
+) -> None:
+    messages, _ = _both(records, max_message_bytes=max_bytes, **topic)
+    for message in messages:
+        assert message.record is None  # no fallback reporter here: records are not kept
+    # and the value inside each body is what orjson makes of record_to_dict (unless cut)
+    if max_bytes == 1_000_000:
+        taken: list[Message] = []
+        stop, _ = BodyEncoder(JsonEncoder()).encode_run(
+            records, 0, taken, "t", "", False, 10**6, 128
+        )
+        assert stop == len(records)  # C took them all: none needed the Python path
+        reference = BodyEncoder(JsonEncoder(), native=False)
+        for record, message in zip(records, messages, strict=True):
+            value = orjson.dumps(record_to_dict(record))
+            assert message.body == reference.with_value(record, value)
+
+
+def test_oversized_records_are_cut_or_dropped_the_same_way() -> None:
+    records = [sip_record(i, raw=bytes(range(256)) * (i % 6 + 1)) for i in range(12)]
+    for oversize in ("truncate", "drop"):
+        messages, stats = _both(records, topic="t", max_message_bytes=1024, oversize=oversize)
+        assert stats["truncated" if oversize == "truncate" else "dropped.oversize"] > 0
+        assert len(messages) + stats["dropped.oversize"] == len(records)
+
+
+def test_records_the_c_code_leaves_go_through_python_with_its_errors() -> None:
+    odd = [sip_record(i) for i in range(8)]
+    odd[1].labels["sip.bad"] = "\ud800"  # not UTF-8: an encode error in both paths
+    odd[3].payload = {"x": {1, 2}}  # orjson refuses a set
+    odd[4].ts_ns = 2**70  # beyond 64 bits: Python's ints
+    odd[5].raw_payload = bytearray(b"abc")  # type: ignore[assignment]
+    odd[6].labels = {}
+    messages, stats = _both(odd, topic_prefix="p")
+    assert stats["dropped.encode_error"] == 2
+    assert len(messages) == 6
+    assert [m.topic for m in messages] == ["p-sip"] * 6
+
+
+def test_the_c_path_holds_no_references() -> None:
+    records = [sip_record(i) for i in range(50)]
+    before = [sys.getrefcount(r) + sys.getrefcount(r.labels) for r in records]
+    encoder = BodyEncoder(JsonEncoder())
+    for keep in (False, True):
+        out: list[Message] = []
+        stop, held = encoder.encode_run(records, 0, out, None, "", keep, 10**6, 128)
+        assert stop == len(records)
+        assert held == sum(m.size for m in out)
+        assert all((m.record is r) == keep for m, r in zip(out, records, strict=True))
+        del out
+    assert [sys.getrefcount(r) + sys.getrefcount(r.labels) for r in records] == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(
+        st.tuples(st.binary(max_size=200), st.integers(-(2**40), 2**40)), min_size=1, max_size=40
+    ),
+    first=st.integers(-(2**40), 2**40),
+)
+def test_records_section_in_c_is_the_python_one(parts: list[tuple[bytes, int]], first: int) -> None:
+    messages = [Message("t", 0, body, stamp, 0, None) for body, stamp in parts]
+    assert records_section(messages, first) == records_section_py(messages, first)
+
+
+def test_records_section_past_64_bits_falls_back() -> None:
+    messages = [Message("t", 0, b"x", 2**63 - 1, 0, None)]
+    assert records_section(messages, -(2**63)) == records_section_py(messages, -(2**63))
