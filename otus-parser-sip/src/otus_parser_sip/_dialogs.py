@@ -104,19 +104,22 @@ class DialogTable:
     def get(self, call_id: str) -> Dialog | None:
         return self._d.get(call_id)
 
-    def update(self, p: dict[str, Any], ts_ns: int) -> Dialog | None:
-        """Advance the call of message ``p`` (a parsed payload); None if not an INVITE call."""
-        call_id: str = p["call_id"]
+    def update(self, labels: dict[str, str], status: int, ts_ns: int) -> Dialog | None:
+        """Advance the call of one message; None if not an INVITE call.
+
+        ``labels`` are the message's ``sip.*`` labels (``parser.labels_of``), which carry all
+        the dialog needs; ``status`` is the status code of a response, 0 for a request.
+        """
+        call_id = labels["sip.call_id"]
         d = self._d.get(call_id)
-        cseq_method = p["cseq"]["method"]
-        if p["kind"] == "request":
-            method = p["method"]
+        if not status:
+            method = labels["sip.method"]
             if d is None:
                 if method != "INVITE":
                     return None
-                d = self._create(call_id, p, ts_ns)
-            elif method == "INVITE" and d.state in ENDED and not p["to"].get("tag"):
-                d = self._create(call_id, p, ts_ns)  # a new call reusing the Call-ID
+                d = self._create(call_id, labels, ts_ns)
+            elif method == "INVITE" and d.state in ENDED and not labels.get("sip.to_tag"):
+                d = self._create(call_id, labels, ts_ns)  # a new call reusing the Call-ID
             elif method == "CANCEL":
                 d.cancel_seen = True
             elif method == "BYE" and d.state not in ENDED:
@@ -124,10 +127,11 @@ class DialogTable:
         else:
             if d is None:
                 return None
-            code: int = p["status_code"]
-            if cseq_method == "INVITE":
-                if d.to_tag == "" and p["to"].get("tag"):
-                    d.to_tag = p["to"]["tag"]
+            code = status
+            if labels["sip.cseq_method"] == "INVITE":
+                to_tag = labels.get("sip.to_tag")
+                if d.to_tag == "" and to_tag:
+                    d.to_tag = to_tag
                 if d.state not in ENDED and d.state != "confirmed":
                     if code == 180 and d.state == "trying":
                         d.state = "ringing"
@@ -148,12 +152,12 @@ class DialogTable:
         self._d.move_to_end(call_id)
         return d
 
-    def _create(self, call_id: str, p: dict[str, Any], ts_ns: int) -> Dialog:
+    def _create(self, call_id: str, labels: dict[str, str], ts_ns: int) -> Dialog:
         d = Dialog(call_id, ts_ns)
-        d.from_tag = p["from"].get("tag", "")
-        d.to_tag = p["to"].get("tag", "")
-        d.caller = p["from"]["uri"].get("user", p["from"]["uri"]["raw"])
-        d.callee = p["to"]["uri"].get("user", p["to"]["uri"]["raw"])
+        d.from_tag = labels.get("sip.from_tag", "")
+        d.to_tag = labels.get("sip.to_tag", "")
+        d.caller = labels.get("sip.from_user", labels["sip.from_uri"])
+        d.callee = labels.get("sip.to_user", labels["sip.to_uri"])
         self._d[call_id] = d
         self.created += 1
         while len(self._d) > self.max_dialogs:

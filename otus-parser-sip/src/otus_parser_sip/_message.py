@@ -13,6 +13,8 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from orjson import dumps
+
 from otus_parser_sip._body import parse_body
 from otus_parser_sip._headers import (
     HeaderError,
@@ -22,11 +24,18 @@ from otus_parser_sip._headers import (
     parse_name_addr_list,
     parse_via,
 )
-from otus_parser_sip._scan import index_headers, parse_head
+from otus_parser_sip._scan import JsonFn, index_headers, parse_head
 from otus_parser_sip._text import QuoteError, split_quoted
 from otus_parser_sip._uri import parse_uri
 
-__all__ = ["Limits", "ParseResult", "header_end", "parse_message"]
+__all__ = [
+    "FastResult",
+    "Limits",
+    "ParseResult",
+    "header_end",
+    "parse_message",
+    "parse_message_json",
+]
 
 TOKEN_CHARS = string.ascii_letters + string.digits + "-.!%*_+`'~"
 SIP20 = "SIP/2.0"
@@ -138,6 +147,30 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
     if anomalies:
         payload["anomalies"] = anomalies
     return ParseResult(payload, None, anomalies, labels)
+
+
+#: ``(payload JSON, labels, status code or 0 for a request, trailing octets, body description
+#: or None)`` of ``parse_message_json``.
+FastResult = tuple[bytes, dict[str, str], int, int, dict[str, Any] | None]
+
+
+def parse_message_json(
+    data: bytes, limits: Limits, datagram: bool, fast: JsonFn
+) -> FastResult | None:
+    """The C fast path of ``parse_message``: the payload as ``orjson.dumps`` would write it.
+
+    ``fast`` is ``_scan.json_parser()``. None means "use ``parse_message``": the C code
+    declines anything the reference would flag or reject and anything it is unsure of. Only
+    the body (SDP) is still described in Python and spliced into the JSON.
+    """
+    r = fast(data, limits.max_headers, limits.max_header_line, datagram)
+    if r is None:
+        return None
+    head, labels, status, trailing, body, ctype = r
+    if body is None:
+        return head + b"}", labels, status, trailing, None
+    desc = parse_body(body, ctype or "", limits.parse_sdp)
+    return b"".join((head, b',"body":', dumps(desc), b"}")), labels, status, trailing, desc
 
 
 def _parse_head_python(

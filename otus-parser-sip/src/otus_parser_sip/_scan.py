@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SIP_NAMES", "available", "fast_available", "index_headers", "parse_head", "set_enabled"]
+__all__ = [
+    "SIP_NAMES",
+    "available",
+    "fast_available",
+    "index_headers",
+    "json_parser",
+    "parse_head",
+    "set_enabled",
+]
 
 #: Canonical names by id; must match ``NAMES`` in ``sip_scan.c`` (same order).
 SIP_NAMES = (
@@ -33,7 +41,16 @@ def _no_head(data: bytes, hend: int, max_headers: int, max_line: int) -> None:
     return None
 
 
+def _no_json(data: bytes, max_headers: int, max_line: int, datagram: bool) -> None:
+    return None
+
+
 _Head = tuple[dict[str, Any], int | None, dict[str, str]]
+#: ``(payload JSON without body and closing brace, labels, status code or 0, trailing octets,
+#: body or None, Content-Type or None)``: see ``_native/sip_json.c``.
+JsonHead = tuple[bytes, dict[str, str], int, int, bytes | None, str | None]
+JsonFn = Callable[[bytes, int, int, bool], JsonHead | None]
+_json: dict[str, JsonFn] = {"fn": _no_json}
 #: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
 _head: dict[str, Callable[[bytes, int, int, int], _Head | None]] = {"fn": _no_head}
 
@@ -47,6 +64,8 @@ def _load() -> None:
     else:
         _state["fast"] = _sip_fast.parse_head
         _head["fn"] = _sip_fast.parse_head
+        _state["json"] = _sip_fast.parse_json
+        _json["fn"] = _sip_fast.parse_json
     try:
         from otus_parser_sip._native import _sip_native  # type: ignore[attr-defined]
     except ImportError:
@@ -75,6 +94,20 @@ def set_enabled(on: bool) -> None:
         _load()
     _state["enabled"] = on
     _head["fn"] = (_state.get("fast") or _no_head) if on else _no_head
+    _json["fn"] = (_state.get("json") or _no_json) if on else _no_json
+
+
+def json_parser() -> JsonFn:
+    """``parse_json(data, max_headers, max_line, datagram)`` of ``_sip_fast``, or a stand-in.
+
+    It frames a message and writes its payload as JSON in C; the result (see ``JsonHead``)
+    equals ``orjson.dumps`` of the dict ``_message.parse_message`` builds, or it is None
+    ("use the dict path"; the stand-in always says so). Fetched per batch, so that
+    ``set_enabled`` applies at once.
+    """
+    if not _state["loaded"]:
+        _load()
+    return _json["fn"]
 
 
 def parse_head(data: bytes, hend: int, max_headers: int, max_line: int) -> _Head | None:

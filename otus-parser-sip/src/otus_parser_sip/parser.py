@@ -9,8 +9,9 @@ from orjson import dumps
 
 from otus import Datagram, Interest, Parser, PluginContext, Record, StreamChunk
 from otus_parser_sip._dialogs import Dialog, DialogTable
-from otus_parser_sip._message import Limits, parse_message
+from otus_parser_sip._message import Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
+from otus_parser_sip._scan import JsonFn, json_parser
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -127,6 +128,7 @@ class SipParser(Parser):
 
     def parse(self, datagrams: Sequence[Datagram]) -> list[Record]:
         out: list[Record] = []
+        fast = json_parser()
         for d in datagrams:
             data = bytes(d.payload)
             if len(data) <= 4 and not data.strip(b"\r\n\x00"):
@@ -138,17 +140,20 @@ class SipParser(Parser):
             if data[:2] == b"\r\n":
                 data = data.lstrip(b"\r\n")
             self._one(
-                data, True, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, d.protocol, out
-            )
+                data, True, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, d.protocol, out,
+                fast,
+            )  # fmt: skip
         return out
 
     def parse_stream(self, chunks: Sequence[StreamChunk]) -> list[Record]:
         out: list[Record] = []
+        fast = json_parser()
         for c in chunks:
             for msg, ws in self.framer.feed(c):
                 self._one(
-                    msg, ws, c.ts_ns, c.src_ip, c.dst_ip, c.src_port, c.dst_port, PROTO_TCP, out
-                )
+                    msg, ws, c.ts_ns, c.src_ip, c.dst_ip, c.src_port, c.dst_port, PROTO_TCP, out,
+                    fast,
+                )  # fmt: skip
         return out
 
     def _err(self, reason: str) -> None:
@@ -165,49 +170,65 @@ class SipParser(Parser):
         dst_port: int,
         protocol: int,
         out: list[Record],
+        fast: JsonFn,
     ) -> None:
-        """Parse one message and append its record (or count why it was rejected)."""
-        if len(data) > self.limits.max_message_size:
+        """Parse one message and append its record (or count why it was rejected).
+
+        The C fast path writes the payload JSON directly; whatever it declines goes through
+        ``parse_message`` (dict payload, serialised here). Records are the same either way.
+        """
+        limits = self.limits
+        if len(data) > limits.max_message_size:
             self._err("message_too_large")
             self.rejected += 1
             return
-        res = parse_message(data, self.limits, datagram=datagram)
-        errors = self.errors
-        for a in res.anomalies:
-            errors[a] = errors.get(a, 0) + 1
-        p = res.payload
-        if p is None:
-            reason = res.reject or "unknown"
-            errors[reason] = errors.get(reason, 0) + 1
-            self.rejected += 1
-            if self.options.report_errors:
-                out.append(
-                    Record(
-                        ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
-                        dst_port=dst_port, protocol=protocol, payload_type="sip",
-                        raw_payload=data, payload={"error": reason}, labels={"sip.error": reason},
-                    )
-                )  # fmt: skip
-            return
+        r = parse_message_json(data, limits, datagram, fast)
+        if r is not None:
+            payload_json, labels, status, trailing, body = r
+        else:
+            res = parse_message(data, limits, datagram=datagram)
+            errors = self.errors
+            for a in res.anomalies:
+                errors[a] = errors.get(a, 0) + 1
+            p = res.payload
+            if p is None:
+                reason = res.reject or "unknown"
+                errors[reason] = errors.get(reason, 0) + 1
+                self.rejected += 1
+                if self.options.report_errors:
+                    out.append(
+                        Record(
+                            ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
+                            dst_port=dst_port, protocol=protocol, payload_type="sip",
+                            raw_payload=data, payload={"error": reason},
+                            labels={"sip.error": reason},
+                        )
+                    )  # fmt: skip
+                return
+            labels = res.labels if res.labels is not None else labels_of(p)
+            status = 0 if p["kind"] == "request" else p["status_code"]
+            trailing = p.get("trailing_octets", 0)
+            body = p.get("body")
+            # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
+            # keeps no payload objects alive, and reporters copy the bytes.
+            payload_json = dumps(p)
         self.messages += 1
-        if p["kind"] == "request":
+        if status:
+            self.responses += 1
+            self.by_class[status // 100] += 1
+        else:
             self.requests += 1
-            method = p["method"]
+            method = labels["sip.method"]
             if method not in KNOWN_METHODS:
                 method = "other"
             self.by_method[method] = self.by_method.get(method, 0) + 1
-        else:
-            self.responses += 1
-            self.by_class[p["status_code"] // 100] += 1
-        trailing = p.get("trailing_octets")
         if trailing:
             self.trailing_octets += 1
             data = data[: len(data) - trailing]
-        labels = res.labels if res.labels is not None else labels_of(p)
-        dialog = self.dialogs.update(p, ts_ns)
+        dialog = self.dialogs.update(labels, status, ts_ns)
         if dialog is not None:
-            if self.media is not None:
-                self._register_media(p, dialog, ts_ns)
+            if self.media is not None and body is not None:
+                self._register_media(body, dialog, ts_ns)
             if self.options.include_dialog_labels:
                 labels.update(dialog.labels())
             if self.dialogs.ended:
@@ -215,20 +236,16 @@ class SipParser(Parser):
         out.append(
             Record(
                 ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port, dst_port=dst_port,
-                protocol=protocol, payload_type="sip", raw_payload=data, payload_json=dumps(p),
-                labels=labels,
+                protocol=protocol, payload_type="sip", raw_payload=data,
+                payload_json=payload_json, labels=labels,
             )
         )  # fmt: skip
-        # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
-        # no longer keeps ~200 objects per message alive, and reporters copy the bytes.
 
     # -- dialogs and media ------------------------------------------------------------------
 
-    def _register_media(self, p: dict[str, Any], dialog: Dialog, ts_ns: int) -> None:
-        """SDP offer or answer: each side announces where it receives RTP and RTCP."""
-        body = p.get("body")
-        if body is None:
-            return
+    def _register_media(self, body: dict[str, Any], dialog: Dialog, ts_ns: int) -> None:
+        """SDP offer or answer (``body``: the payload's body description): each side announces
+        where it receives RTP and RTCP."""
         sdps = (
             [body["sdp"]]
             if "sdp" in body

@@ -1,0 +1,853 @@
+/* SIP message straight to payload JSON: the fast path of parser.SipParser._one.
+ *
+ * parse_json(data, max_headers, max_line, datagram) frames one message and writes its payload
+ * as the bytes orjson.dumps would give for the dict _message.parse_message builds (same keys in
+ * the same order, compact, orjson's escaping) -- without building the dict. It returns
+ * (json, labels, status, trailing, body, content_type): json lacks only the body and the closing
+ * brace (the caller appends ',"body":' + orjson.dumps(parse_body(...)) when body is not None,
+ * then '}'); labels are parser.labels_of(payload); status is the status code (0 for requests);
+ * trailing the octets after Content-Length (0 if none). It mirrors sip_fast.c and returns None
+ * -- the dict path runs -- on everything that path declines, and also on duplicate parameter
+ * names (a dict would merge them), repeated User-Agent, Server or Content-Type, a missing
+ * Content-Length outside datagrams and a Content-Length beyond the data.
+ * tests/test_sip_json.c checks the bytes against orjson.dumps(reference payload).
+ */
+#include "sip_sv.h"
+
+/* A growing output buffer; oom set once an allocation failed. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+    char stack[6144];
+} jb;
+
+static void jb_init(jb *b) {
+    b->p = b->stack;
+    b->n = 0;
+    b->cap = sizeof(b->stack);
+    b->oom = 0;
+}
+
+static void jb_free(jb *b) {
+    if (b->p != b->stack)
+        PyMem_Free(b->p);
+}
+
+static int jb_reserve(jb *b, size_t extra) {
+    if (b->n + extra <= b->cap)
+        return 1;
+    if (b->oom)
+        return 0;
+    size_t cap = b->cap * 2;
+    while (cap < b->n + extra)
+        cap *= 2;
+    char *q = b->p == b->stack ? PyMem_Malloc(cap) : PyMem_Realloc(b->p, cap);
+    if (q == NULL) {
+        b->oom = 1;
+        return 0;
+    }
+    if (b->p == b->stack)
+        memcpy(q, b->stack, b->n);
+    b->p = q;
+    b->cap = cap;
+    return 1;
+}
+
+static void jb_put(jb *b, const char *s, size_t n) {
+    if (!jb_reserve(b, n))
+        return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+/* A string literal (only: the "" makes anything else a compile error). */
+#define LIT(b, s) jb_put((b), "" s, sizeof("" s) - 1)
+
+static const char HEX[] = "0123456789abcdef";
+
+/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input). */
+static void jb_chars(jb *b, sv s, int cas) {
+    if (!jb_reserve(b, (size_t)s.n * 6))
+        return;
+    char *d = b->p + b->n;
+    for (Py_ssize_t i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (cas == 1 && c >= 'A' && c <= 'Z')
+            c |= 0x20;
+        else if (cas == 2 && c >= 'a' && c <= 'z')
+            c -= 32;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *d++ = (char)c;
+            continue;
+        }
+        *d++ = '\\';
+        switch (c) {
+        case '"': *d++ = '"'; break;
+        case '\\': *d++ = '\\'; break;
+        case '\b': *d++ = 'b'; break;
+        case '\f': *d++ = 'f'; break;
+        case '\n': *d++ = 'n'; break;
+        case '\r': *d++ = 'r'; break;
+        case '\t': *d++ = 't'; break;
+        default:
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = HEX[c >> 4];
+            *d++ = HEX[c & 15];
+        }
+    }
+    b->n = (size_t)(d - b->p);
+}
+
+static void jb_str(jb *b, sv s) {
+    LIT(b, "\"");
+    jb_chars(b, s, 0);
+    LIT(b, "\"");
+}
+
+static void jb_int(jb *b, long long v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
+    jb_put(b, tmp, (size_t)n);
+}
+
+static int eq_nocase(sv a, sv b) {
+    if (a.n != b.n)
+        return 0;
+    for (Py_ssize_t i = 0; i < a.n; i++) {
+        char x = a.p[i], y = b.p[i];
+        if (x >= 'A' && x <= 'Z')
+            x |= 0x20;
+        if (y >= 'A' && y <= 'Z')
+            y |= 0x20;
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+static int eq_lit_nocase(sv a, const char *lit) {
+    sv l = {lit, (Py_ssize_t)strlen(lit)};
+    return eq_nocase(a, l);
+}
+
+/* Values of the parameters the payload copies or the labels need. */
+enum { P_TAG, P_BRANCH, P_RECEIVED, P_RPORT, N_P };
+static const char *const P_NAMES[N_P] = {"tag", "branch", "received", "rport"};
+typedef struct {
+    sv v[N_P];
+    int has[N_P];
+} pinfo;
+
+#define MAX_PARAMS 24
+
+/* sip_fast.c parse_params as a JSON object; declines a repeated name (a dict merges them). */
+static int params_json(jb *b, sv s, pinfo *pi) {
+    sv names[MAX_PARAMS];
+    int nn = 0;
+    memset(pi, 0, sizeof(*pi));
+    LIT(b, "{");
+    Py_ssize_t start = 0, i = 0;
+    while (i <= s.n) {
+        if (i < s.n) {
+            char c = s.p[i];
+            if (c == '"') {
+                Py_ssize_t j = i + 1;
+                while (j < s.n && s.p[j] != '"') {
+                    if (s.p[j] == '\\')
+                        return BAIL;
+                    j++;
+                }
+                if (j >= s.n)
+                    return BAIL;
+                i = j + 1;
+                continue;
+            }
+            if (c == '<' || c == '\\' || is_ws(c))
+                return BAIL;
+            if (c != ';') {
+                i++;
+                continue;
+            }
+        }
+        sv part = sub(s, start, i);
+        if (part.n > 0) {
+            Py_ssize_t e = find(part, '=');
+            sv name = e < 0 ? part : sub(part, 0, e);
+            sv value = e < 0 ? sub(part, 0, 0) : sub(part, e + 1, part.n);
+            if (value.n >= 2 && value.p[0] == '"' && value.p[value.n - 1] == '"')
+                value = sub(value, 1, value.n - 1);
+            if (nn == MAX_PARAMS)
+                return BAIL;
+            for (int k = 0; k < nn; k++)
+                if (eq_nocase(names[k], name))
+                    return BAIL;
+            names[nn++] = name;
+            if (nn > 1)
+                LIT(b, ",");
+            LIT(b, "\"");
+            jb_chars(b, name, 1);
+            LIT(b, "\":");
+            jb_str(b, value);
+            for (int k = 0; k < N_P; k++) {
+                if (eq_lit_nocase(name, P_NAMES[k])) {
+                    pi->v[k] = value;
+                    pi->has[k] = 1;
+                }
+            }
+        }
+        start = i + 1;
+        i++;
+    }
+    LIT(b, "}");
+    return OK;
+}
+
+typedef struct {
+    sv raw;
+    int has_user;
+    sv user;
+} uinfo;
+
+/* sip_fast.c parse_uri as a JSON object (a URI without whitespace). */
+static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
+    pinfo pi;
+    ui->raw = raw;
+    ui->has_user = 0;
+    *has_headers = 0;
+    LIT(b, "{\"raw\":");
+    jb_str(b, raw);
+    Py_ssize_t colon = find(raw, ':');
+    if (colon <= 0) {
+        LIT(b, ",\"scheme\":\"\"}");
+        return OK;
+    }
+    sv scheme = sub(raw, 0, colon);
+    int kind = eq_lit_nocase(scheme, "sip") || eq_lit_nocase(scheme, "sips") ? 1
+               : eq_lit_nocase(scheme, "tel")                               ? 2
+                                                                             : 0;
+    LIT(b, ",\"scheme\":\"");
+    jb_chars(b, scheme, 1);
+    LIT(b, "\"");
+    sv rest = sub(raw, colon + 1, raw.n);
+    if (kind == 1) {
+        Py_ssize_t at = find(rest, '@');
+        if (at >= 0) {
+            sv u = sub(rest, 0, at);
+            rest = sub(rest, at + 1, rest.n);
+            Py_ssize_t pc = find(u, ':');
+            ui->has_user = 1;
+            ui->user = pc >= 0 ? sub(u, 0, pc) : u;
+            LIT(b, ",\"user\":");
+            jb_str(b, ui->user);
+            if (pc >= 0) {
+                LIT(b, ",\"password\":");
+                jb_str(b, sub(u, pc + 1, u.n));
+            }
+        }
+        Py_ssize_t q = find(rest, '?');
+        if (q >= 0) {
+            *has_headers = 1;
+            LIT(b, ",\"headers\":");
+            jb_str(b, sub(rest, q + 1, rest.n));
+            rest = sub(rest, 0, q);
+        }
+        Py_ssize_t semi = find(rest, ';');
+        sv host;
+        long port;
+        split_hostport(semi < 0 ? rest : sub(rest, 0, semi), &host, &port);
+        LIT(b, ",\"host\":");
+        jb_str(b, host);
+        if (port >= 0) {
+            LIT(b, ",\"port\":");
+            jb_int(b, port);
+        }
+        if (semi >= 0) {
+            LIT(b, ",\"params\":");
+            TRY(params_json(b, sub(rest, semi + 1, rest.n), &pi));
+        }
+    } else if (kind == 2) {
+        Py_ssize_t semi = find(rest, ';');
+        ui->has_user = 1;
+        ui->user = semi < 0 ? rest : sub(rest, 0, semi);
+        LIT(b, ",\"user\":");
+        jb_str(b, ui->user);
+        if (semi >= 0) {
+            LIT(b, ",\"params\":");
+            TRY(params_json(b, sub(rest, semi + 1, rest.n), &pi));
+        }
+    } else {
+        LIT(b, ",\"opaque\":");
+        jb_str(b, rest);
+    }
+    LIT(b, "}");
+    return OK;
+}
+
+typedef struct {
+    uinfo u;
+    int has_tag;
+    sv tag;
+} ninfo;
+
+/* sip_fast.c parse_name_addr of a trimmed value, as a JSON object. */
+static int name_addr_json(jb *b, sv s, ninfo *ni) {
+    sv display = {s.p, 0}, rest = s, uri, params;
+    Py_ssize_t lt;
+    ni->has_tag = 0;
+    if (s.n > 0 && s.p[0] == '"') {
+        Py_ssize_t j = 1;
+        while (j < s.n && s.p[j] != '"') {
+            if (s.p[j] == '\\')
+                return BAIL;
+            j++;
+        }
+        if (j >= s.n)
+            return BAIL;
+        display = sub(s, 1, j);
+        rest = sub(s, j + 1, s.n);
+        lt = find(rest, '<');
+        if (lt < 0)
+            return BAIL;
+    } else {
+        lt = find(rest, '<');
+    }
+    if (lt >= 0) {
+        Py_ssize_t gt = find(sub(rest, lt, rest.n), '>');
+        if (gt < 0)
+            return BAIL;
+        gt += lt;
+        if (display.n == 0)
+            display = trim(sub(rest, 0, lt));
+        uri = sub(rest, lt + 1, gt);
+        params = sub(rest, gt + 1, rest.n);
+    } else {
+        Py_ssize_t semi = find(rest, ';');
+        uri = trim(semi < 0 ? rest : sub(rest, 0, semi));
+        params = semi < 0 ? sub(rest, rest.n, rest.n) : sub(rest, semi, rest.n);
+    }
+    if (has_ws(uri))
+        return BAIL;
+    params = trim(params);
+    if (params.n > 0 && params.p[0] != ';')
+        return BAIL;
+    int hh;
+    LIT(b, "{\"uri\":");
+    TRY(uri_json(b, uri, &ni->u, &hh));
+    if (display.n > 0) {
+        LIT(b, ",\"display\":");
+        jb_str(b, display);
+    }
+    if (params.n > 0) {
+        pinfo pi;
+        LIT(b, ",\"params\":");
+        TRY(params_json(b, sub(params, 1, params.n), &pi));
+        if (pi.has[P_TAG]) {
+            ni->has_tag = 1;
+            ni->tag = pi.v[P_TAG];
+            LIT(b, ",\"tag\":");
+            jb_str(b, ni->tag);
+        }
+    }
+    LIT(b, "}");
+    return OK;
+}
+
+/* sip_fast.c name_addr_list: the entries of one header value, each preceded by a comma unless
+ * it is the first of the list (*first). */
+static int name_addr_list_json(jb *b, sv value, int *first) {
+    sv t = trim(value);
+    ninfo ni;
+    if (t.n == 1 && t.p[0] == '*') {
+        if (!*first)
+            LIT(b, ",");
+        *first = 0;
+        LIT(b, "{\"star\":true}");
+        return OK;
+    }
+    Py_ssize_t pos = 0;
+    while (pos <= value.n) {
+        sv part;
+        TRY(next_part(value, &pos, &part));
+        part = trim(part);
+        if (part.n == 0)
+            continue;
+        if (!*first)
+            LIT(b, ",");
+        *first = 0;
+        TRY(name_addr_json(b, part, &ni));
+    }
+    return OK;
+}
+
+/* What the labels need of the top Via. */
+typedef struct {
+    char proto[64];
+    Py_ssize_t pn;
+    sv transport, host;
+    long port;
+    int has_branch;
+    sv branch;
+} vinfo;
+
+/* sip_fast.c parse_via of one comma-separated part, as a JSON object. */
+static int via_json(jb *b, sv v, vinfo *vi) {
+    Py_ssize_t semi = find(v, ';');
+    sv head = semi < 0 ? v : sub(v, 0, semi);
+    Py_ssize_t slash = rfind(head, '/');
+    if (slash < 0)
+        return BAIL;
+    vi->pn = 0;
+    for (Py_ssize_t i = 0; i < slash; i++) {
+        if (is_ws(head.p[i]))
+            continue;
+        if (vi->pn >= (Py_ssize_t)sizeof(vi->proto))
+            return BAIL;
+        vi->proto[vi->pn++] = head.p[i];
+    }
+    sv tail = trim(sub(head, slash + 1, head.n));
+    Py_ssize_t e = 0;
+    while (e < tail.n && !is_ws(tail.p[e]))
+        e++;
+    sv transport = sub(tail, 0, e), sentby = sub(tail, e, tail.n);
+    if (transport.n == 0 || trim(sentby).n == 0)
+        return BAIL;
+    vi->transport = transport;
+    split_hostport(sentby, &vi->host, &vi->port);
+    sv proto = {vi->proto, vi->pn};
+    LIT(b, "{\"protocol\":");
+    jb_str(b, proto);
+    LIT(b, ",\"transport\":\"");
+    jb_chars(b, transport, 2);
+    LIT(b, "\",\"host\":");
+    jb_str(b, vi->host);
+    if (vi->port >= 0) {
+        LIT(b, ",\"port\":");
+        jb_int(b, vi->port);
+    }
+    vi->has_branch = 0;
+    if (semi >= 0) {
+        pinfo pi;
+        LIT(b, ",\"params\":");
+        TRY(params_json(b, sub(v, semi + 1, v.n), &pi));
+        static const char *const keys[3] = {",\"branch\":", ",\"received\":", ",\"rport\":"};
+        for (int k = 0; k < 3; k++) {
+            if (pi.has[P_BRANCH + k]) {
+                jb_put(b, keys[k], strlen(keys[k]));
+                jb_str(b, pi.v[P_BRANCH + k]);
+            }
+        }
+        vi->has_branch = pi.has[P_BRANCH];
+        vi->branch = pi.v[P_BRANCH];
+    }
+    LIT(b, "}");
+    return OK;
+}
+
+/* What labels_of reads, as views into the message. */
+typedef struct {
+    int request;
+    long status;
+    sv method, ruri, call_id, cseq_method, ua;
+    long long cseq;
+    int has_ua;
+    ninfo from, to;
+    vinfo via;
+    sv content_type;
+    int has_ct;
+} minfo;
+
+/* sip_fast.c start_line as JSON (no leading brace). */
+static int start_line_json(jb *b, sv line, minfo *m) {
+    for (Py_ssize_t i = 0; i < line.n; i++) {
+        unsigned char c = (unsigned char)line.p[i];
+        if (c < 0x20 || c >= 0x7f)
+            return BAIL;
+    }
+    if (line.n >= 4 && memcmp(line.p, "SIP/", 4) == 0) {
+        if (line.n < 11 || memcmp(line.p, "SIP/2.0 ", 8) != 0)
+            return BAIL;
+        const char *c = line.p + 8;
+        if (c[0] < '1' || c[0] > '6' || c[1] < '0' || c[1] > '9' || c[2] < '0' || c[2] > '9')
+            return BAIL;
+        if (line.n > 11 && line.p[11] != ' ')
+            return BAIL;
+        m->request = 0;
+        m->status = (c[0] - '0') * 100 + (c[1] - '0') * 10 + (c[2] - '0');
+        LIT(b, "\"kind\":\"response\",\"status_code\":");
+        jb_int(b, m->status);
+        LIT(b, ",\"reason\":");
+        jb_str(b, line.n > 12 ? sub(line, 12, line.n) : sub(line, 0, 0));
+        return OK;
+    }
+    Py_ssize_t s1 = find(line, ' ');
+    if (s1 <= 0)
+        return BAIL;
+    Py_ssize_t s2 = find(sub(line, s1 + 1, line.n), ' ');
+    if (s2 <= 0)
+        return BAIL;
+    s2 += s1 + 1;
+    sv method = sub(line, 0, s1), ruri = sub(line, s1 + 1, s2), version = sub(line, s2 + 1, line.n);
+    if (!eq(version, "SIP/2.0") || !is_token(method))
+        return BAIL;
+    if (ruri.p[0] == '<' && ruri.p[ruri.n - 1] == '>')
+        return BAIL;
+    m->request = 1;
+    m->status = 0;
+    m->method = method;
+    m->ruri = ruri;
+    LIT(b, "\"kind\":\"request\",\"method\":");
+    jb_str(b, method);
+    LIT(b, ",\"request_uri\":");
+    uinfo ui;
+    int hh;
+    TRY(uri_json(b, ruri, &ui, &hh));
+    return hh ? BAIL : OK;
+}
+
+static const int LIST_IDS[4] = {ID_CONTACT, ID_ROUTE, ID_RECORD_ROUTE, ID_PAI};
+static const char *const LIST_KEYS[4] = {",\"contact\":[", ",\"route\":[",
+                                         ",\"record_route\":[", ",\"p_asserted_identity\":["};
+static const int SCALAR_IDS[10] = {ID_MAX_FORWARDS, ID_CONTENT_TYPE, ID_USER_AGENT, ID_SERVER,
+                                   ID_EXPIRES,      ID_REASON,       ID_SUBJECT,    ID_SUPPORTED,
+                                   ID_ALLOW,        ID_EVENT};
+static const char *const SCALAR_KEYS[10] = {
+    ",\"max_forwards\":", ",\"content_type\":", ",\"user_agent\":", ",\"server\":",
+    ",\"expires\":",      ",\"reason_header\":", ",\"subject\":",   ",\"supported\":",
+    ",\"allow\":",        ",\"event\":"};
+
+typedef struct {
+    const char *buf;
+    const int32_t *spans;
+    int n;
+    int first[N_IDS];
+    int count[N_IDS];
+} hdrs;
+
+static sv span(const hdrs *h, int k, int field) {
+    const int32_t *o = h->spans + (size_t)k * SIP_SCAN_FIELDS;
+    sv s = {h->buf + o[field], o[field + 1] - o[field]};
+    return s;
+}
+
+static int id_of(const hdrs *h, int k) { return h->spans[(size_t)k * SIP_SCAN_FIELDS + 4]; }
+
+/* The head (sip_fast.c build) as JSON, from "{" up to Content-Length exclusive. */
+static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
+    LIT(b, "{");
+    TRY(start_line_json(b, line, m));
+    LIT(b, ",\"headers\":[");
+    for (int k = 0; k < h->n; k++) {
+        if (k)
+            LIT(b, ",");
+        LIT(b, "[");
+        jb_str(b, span(h, k, 0));
+        LIT(b, ",");
+        jb_str(b, span(h, k, 2));
+        LIT(b, "]");
+        int id = id_of(h, k);
+        if (id >= 0 && id < N_IDS && h->count[id]++ == 0)
+            h->first[id] = k;
+    }
+    LIT(b, "]");
+    static const int ident[] = {ID_CALL_ID, ID_FROM, ID_TO, ID_CSEQ};
+    for (int k = 0; k < 4; k++)
+        if (h->count[ident[k]] != 1)
+            return BAIL;
+    if (h->count[ID_VIA] == 0 || h->count[ID_USER_AGENT] > 1 || h->count[ID_SERVER] > 1 ||
+        h->count[ID_CONTENT_TYPE] > 1)
+        return BAIL;
+    m->call_id = span(h, h->first[ID_CALL_ID], 2);
+    LIT(b, ",\"call_id\":");
+    jb_str(b, m->call_id);
+    LIT(b, ",\"from\":");
+    TRY(name_addr_json(b, trim(span(h, h->first[ID_FROM], 2)), &m->from));
+    LIT(b, ",\"to\":");
+    TRY(name_addr_json(b, trim(span(h, h->first[ID_TO], 2)), &m->to));
+    sv cs = trim(span(h, h->first[ID_CSEQ], 2));
+    Py_ssize_t sp = 0;
+    while (sp < cs.n && !is_ws(cs.p[sp]))
+        sp++;
+    sv num_s = sub(cs, 0, sp), meth = trim(sub(cs, sp, cs.n));
+    if (!digits(num_s, 10, &m->cseq) || m->cseq > 0xFFFFFFFFLL || meth.n == 0 || has_ws(meth))
+        return BAIL;
+    if (m->request && !(m->method.n == meth.n && memcmp(m->method.p, meth.p, (size_t)meth.n) == 0) &&
+        !eq(m->method, "ACK"))
+        return BAIL;
+    m->cseq_method = meth;
+    LIT(b, ",\"cseq\":{\"number\":");
+    jb_int(b, m->cseq);
+    LIT(b, ",\"method\":");
+    jb_str(b, meth);
+    LIT(b, "},\"via\":[");
+    int nvia = 0;
+    for (int k = h->first[ID_VIA]; k < h->n; k++) {
+        if (id_of(h, k) != ID_VIA)
+            continue;
+        sv v = span(h, k, 2);
+        Py_ssize_t pos = 0;
+        while (pos <= v.n) {
+            sv part;
+            TRY(next_part(v, &pos, &part));
+            if (trim(part).n == 0)
+                continue;
+            vinfo other;
+            if (nvia)
+                LIT(b, ",");
+            TRY(via_json(b, part, nvia ? &other : &m->via));
+            nvia++;
+        }
+    }
+    if (nvia == 0)
+        return BAIL;
+    LIT(b, "]");
+    for (int j = 0; j < 4; j++) {
+        int id = LIST_IDS[j];
+        if (h->count[id] == 0)
+            continue;
+        jb_put(b, LIST_KEYS[j], strlen(LIST_KEYS[j]));
+        int first = 1;
+        for (int k = h->first[id]; k < h->n; k++) {
+            if (id_of(h, k) != id)
+                continue;
+            sv v = span(h, k, 2);
+            if (id == ID_CONTACT && find(v, '<') < 0 && find(v, '?') >= 0)
+                return BAIL;
+            TRY(name_addr_list_json(b, v, &first));
+        }
+        LIT(b, "]");
+    }
+    for (int j = 0; j < 10; j++) {
+        int id = SCALAR_IDS[j];
+        if (h->count[id] == 0)
+            continue;
+        jb_put(b, SCALAR_KEYS[j], strlen(SCALAR_KEYS[j]));
+        if (id == ID_MAX_FORWARDS) {
+            long long mf;
+            if (h->count[id] != 1 || !digits(span(h, h->first[id], 2), 10, &mf) || mf > 255)
+                return BAIL;
+            jb_int(b, mf);
+            continue;
+        }
+        LIT(b, "\"");
+        int n = 0;
+        for (int k = h->first[id]; k < h->n; k++) {
+            if (id_of(h, k) != id)
+                continue;
+            if (n++)
+                LIT(b, ", ");
+            jb_chars(b, span(h, k, 2), 0);
+        }
+        LIT(b, "\"");
+    }
+    if (h->count[ID_DATE] > 0) {
+        sv dv = span(h, h->first[ID_DATE], 2);
+        if (dv.n < 3 || memcmp(dv.p + dv.n - 3, "GMT", 3) != 0)
+            return BAIL;
+    }
+    /* p.get("user_agent") or p.get("server") */
+    m->has_ua = 0;
+    if (h->count[ID_USER_AGENT] && span(h, h->first[ID_USER_AGENT], 2).n > 0) {
+        m->has_ua = 1;
+        m->ua = span(h, h->first[ID_USER_AGENT], 2);
+    } else if (h->count[ID_SERVER]) {
+        m->has_ua = 1;
+        m->ua = span(h, h->first[ID_SERVER], 2);
+    }
+    m->has_ct = h->count[ID_CONTENT_TYPE] > 0;
+    if (m->has_ct)
+        m->content_type = span(h, h->first[ID_CONTENT_TYPE], 2);
+    *cl = -1;
+    if (h->count[ID_CONTENT_LENGTH] > 0 &&
+        (h->count[ID_CONTENT_LENGTH] != 1 ||
+         !digits(span(h, h->first[ID_CONTENT_LENGTH], 2), 9, cl)))
+        return BAIL;
+    return OK;
+}
+
+static PyObject *L_call_id, *L_from_uri, *L_to_uri, *L_cseq, *L_cseq_method, *L_method,
+    *L_request_uri, *L_status_code, *L_from_user, *L_to_user, *L_from_tag, *L_to_tag, *L_via,
+    *L_via_branch, *L_user_agent;
+
+/* labels[key] = str of s; 0 on success. */
+static int label(PyObject *l, PyObject *key, sv s) {
+    PyObject *v = otus_sip_small_str(s);
+    if (v == NULL)
+        return -1;
+    int rc = PyDict_SetItem(l, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* parser.labels_of of the payload described by m, same keys in the same order. */
+static PyObject *labels_json(const minfo *m) {
+    char tmp[128];
+    PyObject *l = PyDict_New();
+    if (l == NULL)
+        return NULL;
+    jb b;
+    jb_init(&b);
+    if (label(l, L_call_id, m->call_id) || label(l, L_from_uri, m->from.u.raw) ||
+        label(l, L_to_uri, m->to.u.raw))
+        goto err;
+    int n = snprintf(tmp, sizeof(tmp), "%lld ", m->cseq);
+    jb_put(&b, tmp, (size_t)n);
+    jb_put(&b, m->cseq_method.p, (size_t)m->cseq_method.n);
+    if (b.oom)
+        goto err;
+    sv cs = {b.p, (Py_ssize_t)b.n};
+    if (label(l, L_cseq, cs) || label(l, L_cseq_method, m->cseq_method))
+        goto err;
+    if (m->request) {
+        if (label(l, L_method, m->method) || label(l, L_request_uri, m->ruri))
+            goto err;
+    } else {
+        n = snprintf(tmp, sizeof(tmp), "%ld", m->status);
+        sv st = {tmp, n};
+        if (label(l, L_status_code, st) || label(l, L_method, m->cseq_method))
+            goto err;
+    }
+    if ((m->from.u.has_user && label(l, L_from_user, m->from.u.user)) ||
+        (m->to.u.has_user && label(l, L_to_user, m->to.u.user)) ||
+        (m->from.has_tag && label(l, L_from_tag, m->from.tag)) ||
+        (m->to.has_tag && label(l, L_to_tag, m->to.tag)))
+        goto err;
+    const vinfo *v = &m->via;
+    b.n = 0;
+    jb_put(&b, v->proto, (size_t)v->pn);
+    LIT(&b, "/");
+    for (Py_ssize_t i = 0; i < v->transport.n; i++) {
+        char c = v->transport.p[i];
+        c = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        jb_put(&b, &c, 1);
+    }
+    LIT(&b, " ");
+    jb_put(&b, v->host.p, (size_t)v->host.n);
+    if (v->port >= 0) {
+        n = snprintf(tmp, sizeof(tmp), ":%ld", v->port);
+        jb_put(&b, tmp, (size_t)n);
+    }
+    if (b.oom)
+        goto err;
+    sv vs = {b.p, (Py_ssize_t)b.n};
+    if (label(l, L_via, vs) || (v->has_branch && label(l, L_via_branch, v->branch)) ||
+        (m->has_ua && label(l, L_user_agent, m->ua)))
+        goto err;
+    jb_free(&b);
+    return l;
+err:
+    jb_free(&b);
+    Py_DECREF(l);
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    return NULL;
+}
+
+#define MAX_STACK_HEADERS 256
+
+PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "parse_json(data: bytes, max_headers, max_line, datagram)");
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    long max_headers = PyLong_AsLong(args[1]);
+    long max_line = PyLong_AsLong(args[2]);
+    int datagram = PyObject_IsTrue(args[3]);
+    if (PyErr_Occurred() || datagram < 0)
+        return NULL;
+    const char *buf = PyBytes_AS_STRING(args[0]);
+    const char *end4 = size >= 4 ? memmem(buf, (size_t)size, "\r\n\r\n", 4) : NULL;
+    if (end4 == NULL || max_headers < 0 || max_headers > MAX_STACK_HEADERS || max_line < 0 ||
+        size > 0x7fffffff)
+        Py_RETURN_NONE;
+    Py_ssize_t hend = end4 - buf;
+    int32_t spans[(MAX_STACK_HEADERS + 1) * SIP_SCAN_FIELDS];
+    hdrs h;
+    h.buf = buf;
+    h.spans = spans;
+    h.n = sip_scan((const uint8_t *)buf, (size_t)hend, spans, (int)max_headers, (int)max_line);
+    const char *eol = memchr(buf, '\n', (size_t)hend);
+    if (h.n < 0 || eol == NULL)
+        Py_RETURN_NONE;
+    memset(h.first, 0, sizeof(h.first));
+    memset(h.count, 0, sizeof(h.count));
+    sv line = {buf, (eol - buf) - 1};
+    minfo m;
+    long long cl;
+    jb b;
+    jb_init(&b);
+    int rc = head_json(&b, &h, line, &m, &cl);
+    /* Framing, as _message.parse_message: Content-Length against what the data carries. */
+    Py_ssize_t body_start = hend + 4, body_len = size - body_start, trailing = 0;
+    if (rc == OK) {
+        if (cl >= 0) {
+            if (cl > body_len) {
+                rc = BAIL;
+            } else {
+                trailing = body_len - (Py_ssize_t)cl;
+                body_len = (Py_ssize_t)cl;
+                LIT(&b, ",\"content_length\":");
+                jb_int(&b, cl);
+                if (trailing) {
+                    LIT(&b, ",\"trailing_octets\":");
+                    jb_int(&b, trailing);
+                }
+            }
+        } else if (!datagram) {
+            rc = BAIL;
+        }
+    }
+    if (rc != OK || b.oom) {
+        jb_free(&b);
+        if (b.oom)
+            return PyErr_NoMemory();
+        Py_RETURN_NONE;
+    }
+    PyObject *json = PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n);
+    jb_free(&b);
+    PyObject *labels = json == NULL ? NULL : labels_json(&m);
+    PyObject *body = NULL, *ctype = NULL, *result = NULL;
+    if (labels == NULL)
+        goto done;
+    if (body_len > 0) {
+        body = PyBytes_FromStringAndSize(buf + body_start, body_len);
+        sv none = {buf, 0};
+        ctype = otus_sip_small_str(m.has_ct ? m.content_type : none);
+        if (body == NULL || ctype == NULL)
+            goto done;
+    } else {
+        body = Py_None;
+        ctype = Py_None;
+        Py_INCREF(body);
+        Py_INCREF(ctype);
+    }
+    result = Py_BuildValue("(OOlnOO)", json, labels, m.status, trailing, body, ctype);
+done:
+    Py_XDECREF(json);
+    Py_XDECREF(labels);
+    Py_XDECREF(body);
+    Py_XDECREF(ctype);
+    return result;
+}
+
+static int intern(PyObject **slot, const char *s) {
+    *slot = PyUnicode_InternFromString(s);
+    return *slot == NULL ? -1 : 0;
+}
+
+int otus_sip_json_init(void) {
+    if (intern(&L_call_id, "sip.call_id") || intern(&L_from_uri, "sip.from_uri") ||
+        intern(&L_to_uri, "sip.to_uri") || intern(&L_cseq, "sip.cseq") ||
+        intern(&L_cseq_method, "sip.cseq_method") || intern(&L_method, "sip.method") ||
+        intern(&L_request_uri, "sip.request_uri") || intern(&L_status_code, "sip.status_code") ||
+        intern(&L_from_user, "sip.from_user") || intern(&L_to_user, "sip.to_user") ||
+        intern(&L_from_tag, "sip.from_tag") || intern(&L_to_tag, "sip.to_tag") ||
+        intern(&L_via, "sip.via") || intern(&L_via_branch, "sip.via_branch") ||
+        intern(&L_user_agent, "sip.user_agent"))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,171 @@
+/* Helpers shared by the C head parsers (sip_fast.c: dict payload, sip_json.c: JSON payload):
+ * string views over the message bytes, the small lexical functions both mirror from the Python
+ * reference, the canonical header ids and the OK / BAIL / ERR convention (BAIL = decline). */
+#ifndef OTUS_SIP_SV_H
+#define OTUS_SIP_SV_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string.h>
+
+#include "sip_scan.h"
+
+/* Ids of canonical names: indexes into NAMES of sip_scan.c (SIP_NAMES of _scan.py). */
+enum {
+    ID_VIA = 0, ID_FROM = 1, ID_TO = 2, ID_CALL_ID = 3, ID_CSEQ = 4, ID_CONTACT = 5,
+    ID_CONTENT_LENGTH = 6, ID_CONTENT_TYPE = 7, ID_MAX_FORWARDS = 8, ID_USER_AGENT = 9,
+    ID_SERVER = 10, ID_EXPIRES = 11, ID_REASON = 12, ID_SUBJECT = 13, ID_SUPPORTED = 14,
+    ID_ALLOW = 15, ID_EVENT = 16, ID_ROUTE = 17, ID_RECORD_ROUTE = 18, ID_PAI = 19, ID_DATE = 20,
+    N_IDS = 39
+};
+
+#define OK 0
+#define BAIL 1
+#define ERR (-1)
+#define TRY(x)                                                                                \
+    do {                                                                                      \
+        int rc_ = (x);                                                                        \
+        if (rc_ != OK)                                                                        \
+            return rc_;                                                                       \
+    } while (0)
+
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+} sv;
+
+static inline int is_ws(char c) { return c == ' ' || c == '\t'; }
+
+static inline sv trim(sv s) {
+    while (s.n > 0 && is_ws(s.p[0])) {
+        s.p++;
+        s.n--;
+    }
+    while (s.n > 0 && is_ws(s.p[s.n - 1]))
+        s.n--;
+    return s;
+}
+
+static inline Py_ssize_t find(sv s, char c) {
+    const char *q = s.n > 0 ? memchr(s.p, c, (size_t)s.n) : NULL;
+    return q == NULL ? -1 : q - s.p;
+}
+
+static inline Py_ssize_t rfind(sv s, char c) {
+    for (Py_ssize_t i = s.n - 1; i >= 0; i--)
+        if (s.p[i] == c)
+            return i;
+    return -1;
+}
+
+static inline int has_ws(sv s) {
+    for (Py_ssize_t i = 0; i < s.n; i++)
+        if (is_ws(s.p[i]))
+            return 1;
+    return 0;
+}
+
+static inline sv sub(sv s, Py_ssize_t a, Py_ssize_t b) {
+    sv r = {s.p + a, b - a};
+    return r;
+}
+
+static inline int eq(sv s, const char *lit) {
+    size_t n = strlen(lit);
+    return (size_t)s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Digits only, at most maxlen of them, value into *v. */
+static inline int digits(sv s, Py_ssize_t maxlen, long long *v) {
+    if (s.n == 0 || s.n > maxlen)
+        return 0;
+    long long x = 0;
+    for (Py_ssize_t i = 0; i < s.n; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9')
+            return 0;
+        x = x * 10 + (s.p[i] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+/* _uri.split_hostport: host and port (-1 when absent or bad). */
+static inline void split_hostport(sv hp, sv *host, long *port) {
+    hp = trim(hp);
+    sv port_s = {hp.p, 0};
+    *port = -1;
+    if (hp.n > 0 && hp.p[0] == '[') {
+        Py_ssize_t end = find(hp, ']');
+        if (end < 0) {
+            *host = hp;
+            return;
+        }
+        *host = sub(hp, 0, end + 1);
+        sv rest = sub(hp, end + 1, hp.n);
+        if (rest.n > 0 && rest.p[0] == ':')
+            port_s = sub(rest, 1, rest.n);
+    } else {
+        Py_ssize_t colon = rfind(hp, ':');
+        if (colon < 0) {
+            *host = hp;
+            return;
+        }
+        *host = sub(hp, 0, colon);
+        port_s = sub(hp, colon + 1, hp.n);
+    }
+    long long v;
+    if (digits(trim(port_s), 5, &v) && v < 65536)
+        *port = (long)v;
+}
+
+/* _text.split_quoted(s, ","): the next part of s from *pos (quotes and <...> skipped). */
+static inline int next_part(sv s, Py_ssize_t *pos, sv *part) {
+    Py_ssize_t i = *pos, start = *pos;
+    while (i < s.n) {
+        char c = s.p[i];
+        if (c == '"') {
+            Py_ssize_t j = i + 1;
+            while (j < s.n && s.p[j] != '"') {
+                if (s.p[j] == '\\')
+                    return BAIL;
+                j++;
+            }
+            if (j >= s.n)
+                return BAIL;
+            i = j + 1;
+            continue;
+        }
+        if (c == '<') {
+            Py_ssize_t j = find(sub(s, i, s.n), '>');
+            i = j < 0 ? s.n : i + j + 1;
+            continue;
+        }
+        if (c == ',')
+            break;
+        i++;
+    }
+    *part = sub(s, start, i);
+    *pos = i + 1;
+    return OK;
+}
+
+static const char TOKEN_CHARS[] = "-.!%*_+`'~";
+
+static inline int is_token(sv s) {
+    for (Py_ssize_t i = 0; i < s.n; i++) {
+        char c = s.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr(TOKEN_CHARS, c) != NULL)))
+            return 0;
+    }
+    return 1;
+}
+
+/* A str from a short ASCII view, shared through a small cache (defined in sip_fast.c). */
+PyObject *otus_sip_small_str(sv s);
+/* _sip_fast.parse_json (defined in sip_json.c). */
+PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+int otus_sip_json_init(void);
+
+#endif

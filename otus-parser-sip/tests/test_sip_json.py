@@ -1,0 +1,158 @@
+"""The C JSON path (``_sip_fast.parse_json``) writes exactly ``orjson.dumps`` of the reference.
+
+When it answers, the payload bytes must equal ``orjson.dumps`` of the dict the pure-Python
+``parse_message`` builds (key order, types, escaping), the labels must be ``labels_of`` that
+dict, and status, trailing octets and body description must agree; the reference must have
+found nothing to flag. The common shapes must be answered, or the fast path would be dead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sip_builders import SDP, sip
+from test_sip_fast import ACCEPTED, TRICKY
+from test_sip_scan import CORPUS, call_mix
+
+from otus.testing import need
+from otus_parser_sip import _scan
+from otus_parser_sip._message import Limits, parse_message, parse_message_json
+
+LIMITS = Limits()
+
+
+@pytest.fixture(autouse=True)
+def _native() -> Iterator[None]:
+    need(_scan.fast_available(), "the otus_parser_sip C extension (_sip_fast) is not built")
+    yield
+    _scan.set_enabled(True)
+
+
+def _check(data: bytes, datagram: bool = True) -> bool:
+    """Assert parity when the JSON path answers; True when it did."""
+    _scan.set_enabled(True)
+    fast = parse_message_json(data, LIMITS, datagram, _scan.json_parser())
+    if fast is None:
+        return False
+    _scan.set_enabled(False)  # the pure-Python reference, not the C dict path
+    try:
+        ref = parse_message(data, LIMITS, datagram=datagram)
+    finally:
+        _scan.set_enabled(True)
+    assert ref.anomalies == []
+    p = ref.payload
+    assert p is not None
+    payload_json, labels, status, trailing, body = fast
+    assert payload_json == orjson.dumps(p)
+    from otus_parser_sip.parser import labels_of
+
+    assert json.dumps(labels) == json.dumps(labels_of(p))
+    assert status == (0 if p["kind"] == "request" else p["status_code"])
+    assert trailing == p.get("trailing_octets", 0)
+    assert body == p.get("body")
+    return True
+
+
+@pytest.mark.parametrize(("name", "data"), ACCEPTED, ids=[n for n, _ in ACCEPTED])
+def test_common_shapes_take_the_json_path_and_match(name: str, data: bytes) -> None:
+    assert _check(data), name
+    assert _check(data, datagram=False), name
+
+
+def test_bench_mix_takes_the_json_path() -> None:
+    assert all(_check(m) for m in call_mix(3))
+
+
+MULTIPART = b"--xx\r\nContent-Type: application/sdp\r\n\r\n" + SDP + b"\r\n--xx--\r\n"
+ESCAPES = [
+    ("tab_quote_backslash", sip(extra='Subject: a\tb "c" \\d\r\n')),
+    ("quoted_in_header_index", sip(extra='X-Q: "\\"\r\n')),
+    ("del", sip(extra="X-Del: a\x7fb\r\n")),
+    ("quote_in_param_name", sip(extra='Route: <sip:p;a"b;c"=1>\r\n')),
+    ("backslash_in_uri", sip("INVITE sip:b\\ob@example.com SIP/2.0")),
+    ("quote_in_reason", sip('SIP/2.0 200 "O\\K"', to_tag="t")),
+    ("joined_scalars", sip(extra="Allow: INVITE\r\nAllow: BYE\r\nSupported: a\r\nk: b\r\n")),
+    ("no_content_length", sip().replace(b"Content-Length: 0\r\n", b"")),
+    ("no_cl_body", sip(body=SDP).replace(b"Content-Length: %d\r\n" % len(SDP), b"")),
+    ("multipart", sip(body=MULTIPART).replace(b"Content-Type: application/sdp\r\nContent-Length",
+              b"Content-Type: multipart/mixed;boundary=xx\r\nContent-Length")),
+    ("other_body", sip(body=b"hello").replace(b"application/sdp", b"text/plain")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "data"), ESCAPES, ids=[n for n, _ in ESCAPES])
+def test_escaping_and_framing_match(name: str, data: bytes) -> None:
+    answered = _check(data)
+    _check(data, datagram=False)
+    if name != "del":  # the header scanner declines DEL (the reference keeps it)
+        assert answered, name
+
+
+#: Shapes a dict would merge or the labels could not take from one header: always declined.
+DECLINED = [
+    ("dup_tag", sip().replace(b";tag=f1", b";tag=f1;TAG=f2")),
+    ("dup_via_param", sip(extra="Via: SIP/2.0/UDP h;branch=a;branch=b\r\n")),
+    ("dup_uri_param", sip(extra="Contact: <sip:a@b;lr;lr>\r\n")),
+    ("two_user_agents", sip(extra="User-Agent: a\r\nUser-Agent: b\r\n")),
+    ("two_content_types", sip(extra="Content-Type: a\r\nc: b\r\n")),
+    ("cl_beyond_data", sip().replace(b"Content-Length: 0", b"Content-Length: 5")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "data"), DECLINED, ids=[n for n, _ in DECLINED])
+def test_doubtful_shapes_are_declined(name: str, data: bytes) -> None:
+    assert parse_message_json(data, LIMITS, True, _scan.json_parser()) is None
+
+
+def test_stream_message_without_content_length_is_declined() -> None:
+    data = sip().replace(b"Content-Length: 0\r\n", b"")
+    assert parse_message_json(data, LIMITS, False, _scan.json_parser()) is None
+    assert _check(data, datagram=True)
+
+
+@pytest.mark.parametrize(("name", "data"), TRICKY + CORPUS, ids=[n for n, _ in TRICKY + CORPUS])
+def test_corpus_matches_or_declines(name: str, data: bytes) -> None:
+    _check(data)
+    _check(data, datagram=False)
+
+
+def test_structural_mutants_match() -> None:
+    rng = random.Random(8259)
+    bases = [data for _, data in ACCEPTED] + [data for _, data in ESCAPES]
+    answered = 0
+    for _ in range(3000):
+        b = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] = rng.choice(b' \t:;,<>"@?=[]/\\*.-zZ0\x01\x7f')
+        answered += _check(bytes(b))
+    assert answered > 300
+
+
+def test_disabled_json_path_returns_none() -> None:
+    data = sip()
+    _scan.set_enabled(False)
+    assert parse_message_json(data, LIMITS, True, _scan.json_parser()) is None
+    _scan.set_enabled(True)
+    assert parse_message_json(data, LIMITS, True, _scan.json_parser()) is not None
+
+
+VALUE = st.text(alphabet='ab:;=,<>"@ \t?[]./*-1S"\\TAG', max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(VALUE, VALUE, VALUE, VALUE, VALUE, VALUE)
+def test_generated_header_values_match(
+    frm: str, to: str, via: str, contact: str, ruri: str, subject: str
+) -> None:
+    data = (
+        f"INVITE sip:{ruri.strip()} SIP/2.0\r\nVia: SIP/2.0/UDP h{via}\r\nFrom: {frm}\r\n"
+        f"To: <sip:{to}>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n"
+        f"Record-Route: {contact}\r\nSubject: {subject}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    _check(data)
