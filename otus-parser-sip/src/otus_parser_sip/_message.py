@@ -168,7 +168,7 @@ def parse_message_json(
         return None
     head, labels, status, trailing, body, ctype = r
     if body is None:
-        return head + b"}", labels, status, trailing, None
+        return head, labels, status, trailing, None  # C closed the object
     desc = parse_body(body, ctype or "", limits.parse_sdp)
     return b"".join((head, b',"body":', dumps(desc), b"}")), labels, status, trailing, desc
 

@@ -46,8 +46,8 @@ def _no_json(data: bytes, max_headers: int, max_line: int, datagram: bool) -> No
 
 
 _Head = tuple[dict[str, Any], int | None, dict[str, str]]
-#: ``(payload JSON without body and closing brace, labels, status code or 0, trailing octets,
-#: body or None, Content-Type or None)``: see ``_native/sip_json.c``.
+#: ``(payload JSON (complete if there is no body, else without body and closing brace), labels,
+#: status code or 0, trailing octets, body or None, Content-Type or None)``: ``_native/sip_json.c``.
 JsonHead = tuple[bytes, dict[str, str], int, int, bytes | None, str | None]
 JsonFn = Callable[[bytes, int, int, bool], JsonHead | None]
 _json: dict[str, JsonFn] = {"fn": _no_json}

@@ -3,14 +3,14 @@
  * parse_json(data, max_headers, max_line, datagram) frames one message and writes its payload
  * as the bytes orjson.dumps would give for the dict _message.parse_message builds (same keys in
  * the same order, compact, orjson's escaping) -- without building the dict. It returns
- * (json, labels, status, trailing, body, content_type): json lacks only the body and the closing
- * brace (the caller appends ',"body":' + orjson.dumps(parse_body(...)) when body is not None,
- * then '}'); labels are parser.labels_of(payload); status is the status code (0 for requests);
+ * (json, labels, status, trailing, body, content_type): json is the whole payload when body is
+ * None, else it lacks the body and the closing brace (the caller appends ',"body":' +
+ * orjson.dumps(parse_body(body, content_type)) + '}'); labels are parser.labels_of(payload); status is the status code (0 for requests);
  * trailing the octets after Content-Length (0 if none). It mirrors sip_fast.c and returns None
  * -- the dict path runs -- on everything that path declines, and also on duplicate parameter
  * names (a dict would merge them), repeated User-Agent, Server or Content-Type, a missing
  * Content-Length outside datagrams and a Content-Length beyond the data.
- * tests/test_sip_json.c checks the bytes against orjson.dumps(reference payload).
+ * tests/test_sip_json.py checks the bytes against orjson.dumps(reference payload).
  */
 #include "sip_sv.h"
 
@@ -34,9 +34,7 @@ static void jb_free(jb *b) {
         PyMem_Free(b->p);
 }
 
-static int jb_reserve(jb *b, size_t extra) {
-    if (b->n + extra <= b->cap)
-        return 1;
+static int jb_grow(jb *b, size_t extra) {
     if (b->oom)
         return 0;
     size_t cap = b->cap * 2;
@@ -54,7 +52,11 @@ static int jb_reserve(jb *b, size_t extra) {
     return 1;
 }
 
-static void jb_put(jb *b, const char *s, size_t n) {
+static inline int jb_reserve(jb *b, size_t extra) {
+    return b->n + extra <= b->cap || jb_grow(b, extra);
+}
+
+static inline void jb_put(jb *b, const char *s, size_t n) {
     if (!jb_reserve(b, n))
         return;
     memcpy(b->p + b->n, s, n);
@@ -65,37 +67,59 @@ static void jb_put(jb *b, const char *s, size_t n) {
 #define LIT(b, s) jb_put((b), "" s, sizeof("" s) - 1)
 
 static const char HEX[] = "0123456789abcdef";
+/* 1 for the bytes orjson escapes: control characters, '"' and '\\' (DEL and up are kept). */
+static unsigned char ESC[256];
 
-/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input). */
+static char *esc1(char *d, unsigned char c) {
+    *d++ = '\\';
+    switch (c) {
+    case '"': *d++ = '"'; break;
+    case '\\': *d++ = '\\'; break;
+    case '\b': *d++ = 'b'; break;
+    case '\f': *d++ = 'f'; break;
+    case '\n': *d++ = 'n'; break;
+    case '\r': *d++ = 'r'; break;
+    case '\t': *d++ = 't'; break;
+    default:
+        *d++ = 'u';
+        *d++ = '0';
+        *d++ = '0';
+        *d++ = HEX[c >> 4];
+        *d++ = HEX[c & 15];
+    }
+    return d;
+}
+
+/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input).
+ * Runs of plain characters are copied at once. */
 static void jb_chars(jb *b, sv s, int cas) {
     if (!jb_reserve(b, (size_t)s.n * 6))
         return;
     char *d = b->p + b->n;
-    for (Py_ssize_t i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (cas == 1 && c >= 'A' && c <= 'Z')
-            c |= 0x20;
-        else if (cas == 2 && c >= 'a' && c <= 'z')
-            c -= 32;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *d++ = (char)c;
-            continue;
+    const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
+    if (cas == 0) {
+        while (p < e) {
+            const unsigned char *r = p;
+            while (r < e && !ESC[*r])
+                r++;
+            memcpy(d, p, (size_t)(r - p));
+            d += r - p;
+            if (r == e)
+                break;
+            d = esc1(d, *r);
+            p = r + 1;
         }
-        *d++ = '\\';
-        switch (c) {
-        case '"': *d++ = '"'; break;
-        case '\\': *d++ = '\\'; break;
-        case '\b': *d++ = 'b'; break;
-        case '\f': *d++ = 'f'; break;
-        case '\n': *d++ = 'n'; break;
-        case '\r': *d++ = 'r'; break;
-        case '\t': *d++ = 't'; break;
-        default:
-            *d++ = 'u';
-            *d++ = '0';
-            *d++ = '0';
-            *d++ = HEX[c >> 4];
-            *d++ = HEX[c & 15];
+    } else {
+        for (; p < e; p++) {
+            unsigned char c = *p;
+            if (cas == 1 && c >= 'A' && c <= 'Z')
+                c |= 0x20;
+            else if (cas == 2 && c >= 'a' && c <= 'z')
+                c -= 32;
+            if (ESC[c])
+                d = esc1(d, c);
+            else
+                *d++ = (char)c;
         }
     }
     b->n = (size_t)(d - b->p);
@@ -109,8 +133,15 @@ static void jb_str(jb *b, sv s) {
 
 static void jb_int(jb *b, long long v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
-    jb_put(b, tmp, (size_t)n);
+    int i = (int)sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    jb_put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 static int eq_nocase(sv a, sv b) {
@@ -684,7 +715,7 @@ static int label(PyObject *l, PyObject *key, sv s) {
 /* parser.labels_of of the payload described by m, same keys in the same order. */
 static PyObject *labels_json(const minfo *m) {
     char tmp[128];
-    PyObject *l = PyDict_New();
+    PyObject *l = _PyDict_NewPresized(16); /* no resizing while the ~15 labels go in */
     if (l == NULL)
         return NULL;
     jb b;
@@ -801,6 +832,8 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
             rc = BAIL;
         }
     }
+    if (rc == OK && body_len == 0)
+        LIT(&b, "}"); /* no body: the JSON is complete */
     if (rc != OK || b.oom) {
         jb_free(&b);
         if (b.oom)
@@ -840,6 +873,9 @@ static int intern(PyObject **slot, const char *s) {
 }
 
 int otus_sip_json_init(void) {
+    for (int c = 0; c < 0x20; c++)
+        ESC[c] = 1;
+    ESC['"'] = ESC['\\'] = 1;
     if (intern(&L_call_id, "sip.call_id") || intern(&L_from_uri, "sip.from_uri") ||
         intern(&L_to_uri, "sip.to_uri") || intern(&L_cseq, "sip.cseq") ||
         intern(&L_cseq_method, "sip.cseq_method") || intern(&L_method, "sip.method") ||
