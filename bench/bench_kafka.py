@@ -1,7 +1,9 @@
 """Kafka reporter throughput: records of a realistic SIP call mix to a local tansu broker.
 
 Rows: the reporter (batch API) with lz4 and with zstd, beside aiokafka's per-message
-``send()`` with the same codec on the same pre-encoded messages. Rates are records per CPU
+``send()`` with the same codec on the same pre-encoded messages; and, when the C record
+encoding is built, the reporter with its Python encoding (``native=False``, what runs without a
+C compiler), interleaved with the C runs. Rates are records per CPU
 second of this process (all its threads: the caller of ``report()`` and the sender), i.e. per
 core; the wall-clock rate is in the note. The broker runs in its own process.
 
@@ -22,6 +24,8 @@ from pathlib import Path
 from otus import Datagram, PluginContext, Record
 from otus._pipeline.runner import tuned_gc
 from otus.testing.kafka import TansuBroker
+from otus_reporter_kafka._native import FAST
+from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.encoding import JsonEncoder, encode_headers
 from otus_reporter_kafka.options import KafkaReporterOptions
 from otus_reporter_kafka.reporter import KafkaReporter
@@ -62,7 +66,9 @@ def _measure(fn: Callable[[], None]) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def _reporter_run(broker: TansuBroker, records: list[Record], codec: str) -> tuple[float, float]:
+def _reporter_run(
+    broker: TansuBroker, records: list[Record], codec: str, native: bool = True
+) -> tuple[float, float]:
     options = KafkaReporterOptions(
         brokers=[broker.bootstrap],
         topic=f"bench-{codec}",
@@ -71,7 +77,7 @@ def _reporter_run(broker: TansuBroker, records: list[Record], codec: str) -> tup
         buffer_bytes=4 * 1024**3,
         acks=1,
     )
-    reporter = KafkaReporter(options, PluginContext())
+    reporter = KafkaReporter(options, PluginContext(), native=native)
     reporter.start()
 
     def go() -> None:
@@ -122,14 +128,22 @@ def run(quick: bool) -> list[dict[str, object]]:
     # collector does not rescan it (a pipeline's records are short-lived).
     gc.collect()
     mean_size = sum(len(r.raw_payload) for r in records) // n
+    bodies = BodyEncoder(JsonEncoder(), native=False)
+    body_size = sum(len(bodies.encode(r)[0]) for r in records[:1000]) // min(n, 1000)
     rows: list[dict[str, object]] = []
     with TansuBroker() as broker, tuned_gc():
         for codec in ("lz4", "zstd"):
-            ours = [_reporter_run(broker, records, codec) for _ in range(repeats)]
+            ours: list[tuple[float, float]] = []
+            pure: list[tuple[float, float]] = []
+            for _ in range(repeats):  # interleaved: the machine's noise hits both alike
+                ours.append(_reporter_run(broker, records, codec))
+                if FAST is not None:
+                    pure.append(_reporter_run(broker, records, codec, native=False))
             theirs = [_send_run(broker, records, codec) for _ in range(max(1, repeats // 2))]
             cpu = statistics.median(c for c, _ in ours)
             wall = statistics.median(w for _, w in ours)
             peer_cpu = statistics.median(c for c, _ in theirs)
+            what = "C record encoding" if FAST is not None else "Python encoding (C not built)"
             rows.append(
                 {
                     "stage": f"kafka reporter ({codec})",
@@ -137,10 +151,23 @@ def run(quick: bool) -> list[dict[str, object]]:
                     "unit": "rec/s",
                     "peer": f"aiokafka send() ({codec})",
                     "peer_rate": n / peer_cpu,
-                    "note": f"{n} SIP records (~{mean_size} B raw) to tansu, per CPU-second; "
-                    f"wall {n / wall:,.0f} rec/s; median of {repeats}",
+                    "note": f"{n} SIP records (~{mean_size} B raw, ~{body_size} B record) to "
+                    f"tansu, per CPU-second; {what}; wall {n / wall:,.0f} rec/s; median of "
+                    f"{repeats}",
                 }
             )
+            if pure:
+                rows.append(
+                    {
+                        "stage": f"Kafka reporter, Python record encoding ({codec})",
+                        "otus_rate": n / statistics.median(c for c, _ in pure),
+                        "unit": "rec/s",
+                        "peer": None,
+                        "peer_rate": None,
+                        "note": f"same records, native=False (the fallback without a C "
+                        f"compiler), runs interleaved with the row above; median of {repeats}",
+                    }
+                )
     return rows
 
 
