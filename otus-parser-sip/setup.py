@@ -13,8 +13,13 @@ setup(
     ext_modules=[
         Extension(
             "otus_parser_sip._native._sip_fast",
-            sources=[f"{NATIVE}/sip_fast.c", f"{NATIVE}/sip_json.c", f"{NATIVE}/sip_scan.c"],
-            depends=[f"{NATIVE}/sip_sv.h", f"{NATIVE}/sip_scan.h"],
+            sources=[
+                f"{NATIVE}/sip_fast.c",
+                f"{NATIVE}/sip_json.c",
+                f"{NATIVE}/sip_sdp.c",
+                f"{NATIVE}/sip_scan.c",
+            ],
+            depends=[f"{NATIVE}/sip_sv.h", f"{NATIVE}/sip_jb.h", f"{NATIVE}/sip_scan.h"],
             include_dirs=[NATIVE],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
             optional=True,

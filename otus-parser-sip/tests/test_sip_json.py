@@ -22,6 +22,7 @@ from test_sip_scan import CORPUS, call_mix
 
 from otus.testing import need
 from otus_parser_sip import _scan
+from otus_parser_sip._body import media_of
 from otus_parser_sip._message import Limits, parse_message, parse_message_json
 
 LIMITS = Limits()
@@ -48,14 +49,17 @@ def _check(data: bytes, datagram: bool = True) -> bool:
     assert ref.anomalies == []
     p = ref.payload
     assert p is not None
-    payload_json, labels, status, trailing, body = fast
+    payload_json, labels, status, trailing, media = fast
     assert payload_json == orjson.dumps(p)
     from otus_parser_sip.parser import labels_of
 
     assert json.dumps(labels) == json.dumps(labels_of(p))
     assert status == (0 if p["kind"] == "request" else p["status_code"])
     assert trailing == p.get("trailing_octets", 0)
-    assert body == p.get("body")
+    ref_media = media_of(p.get("body"))
+    assert media == ref_media
+    if media is not None and ref_media is not None:  # codec order too
+        assert [list(m[6].items()) for m in media] == [list(m[6].items()) for m in ref_media]
     return True
 
 

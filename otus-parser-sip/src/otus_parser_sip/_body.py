@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from otus_parser_sip._scan import MediaSummary
 from otus_parser_sip._sdp import parse_sdp
 from otus_parser_sip._text import parse_params
 
-__all__ = ["parse_body"]
+__all__ = ["media_of", "parse_body"]
 
 MAX_PARTS = 16
 
@@ -76,3 +77,31 @@ def _part(part: bytes, parse_sdp_bodies: bool) -> dict[str, Any]:
     desc = parse_body(part[hend + skip :], ctype, parse_sdp_bodies)
     desc["headers"] = headers
     return desc
+
+
+def media_of(body: dict[str, Any] | None) -> list[MediaSummary] | None:
+    """What the media registry needs of a body description: per SDP media with a port, an
+    address and not ``inactive``, ``(address, port, media, rtcp_mux, rtcp_address, rtcp_port,
+    codecs)``; None when the body has no SDP. ``_native/sip_sdp.c`` builds the same list."""
+    if body is None:
+        return None
+    if "sdp" in body:
+        sdps = [body["sdp"]]
+    elif "parts" in body:
+        sdps = [x["sdp"] for x in body["parts"] if "sdp" in x]
+    else:
+        return None
+    out: list[MediaSummary] = []
+    for sdp in sdps:
+        for m in sdp["media"]:
+            port = m.get("port", 0)
+            addr = m.get("address")
+            if not port or not addr or m.get("direction") == "inactive":
+                continue
+            codecs = {pt: e["encoding"] for pt, e in m.get("rtpmap", {}).items()}
+            rtcp = m.get("rtcp", {})
+            out.append((
+                addr, port, m["media"], m.get("rtcp_mux", False), rtcp.get("address", addr),
+                rtcp.get("port", port + 1), codecs,
+            ))  # fmt: skip
+    return out

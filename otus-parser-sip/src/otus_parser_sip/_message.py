@@ -15,7 +15,7 @@ from typing import Any
 
 from orjson import dumps
 
-from otus_parser_sip._body import parse_body
+from otus_parser_sip._body import media_of, parse_body
 from otus_parser_sip._headers import (
     HeaderError,
     canonical,
@@ -24,7 +24,7 @@ from otus_parser_sip._headers import (
     parse_name_addr_list,
     parse_via,
 )
-from otus_parser_sip._scan import JsonFn, index_headers, parse_head
+from otus_parser_sip._scan import JsonFn, MediaSummary, index_headers, parse_head
 from otus_parser_sip._text import QuoteError, split_quoted
 from otus_parser_sip._uri import parse_uri
 
@@ -149,9 +149,9 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
     return ParseResult(payload, None, anomalies, labels)
 
 
-#: ``(payload JSON, labels, status code or 0 for a request, trailing octets, body description
-#: or None)`` of ``parse_message_json``.
-FastResult = tuple[bytes, dict[str, str], int, int, dict[str, Any] | None]
+#: ``(payload JSON, labels, status code or 0, trailing octets, media summaries of the body or
+#: None)`` of ``parse_message_json``.
+FastResult = tuple[bytes, dict[str, str], int, int, list[MediaSummary] | None]
 
 
 def parse_message_json(
@@ -160,17 +160,23 @@ def parse_message_json(
     """The C fast path of ``parse_message``: the payload as ``orjson.dumps`` would write it.
 
     ``fast`` is ``_scan.json_parser()``. None means "use ``parse_message``": the C code
-    declines anything the reference would flag or reject and anything it is unsure of. Only
-    the body (SDP) is still described in Python and spliced into the JSON.
+    declines anything the reference would flag or reject and anything it is unsure of. A body
+    C declined to describe (multipart, doubtful SDP) is described in Python and spliced in.
     """
-    r = fast(data, limits.max_headers, limits.max_header_line, datagram)
+    r = fast(data, limits.max_headers, limits.max_header_line, datagram, limits.parse_sdp)
     if r is None:
         return None
-    head, labels, status, trailing, body, ctype = r
+    head, labels, status, trailing, body, ctype, media = r
     if body is None:
-        return head, labels, status, trailing, None  # C closed the object
+        return head, labels, status, trailing, media  # C closed the object
     desc = parse_body(body, ctype or "", limits.parse_sdp)
-    return b"".join((head, b',"body":', dumps(desc), b"}")), labels, status, trailing, desc
+    return (
+        b"".join((head, b',"body":', dumps(desc), b"}")),
+        labels,
+        status,
+        trailing,
+        media_of(desc),
+    )
 
 
 def _parse_head_python(

@@ -41,15 +41,21 @@ def _no_head(data: bytes, hend: int, max_headers: int, max_line: int) -> None:
     return None
 
 
-def _no_json(data: bytes, max_headers: int, max_line: int, datagram: bool) -> None:
+def _no_json(data: bytes, max_headers: int, max_line: int, datagram: bool, sdp: bool) -> None:
     return None
 
 
 _Head = tuple[dict[str, Any], int | None, dict[str, str]]
-#: ``(payload JSON (complete if there is no body, else without body and closing brace), labels,
-#: status code or 0, trailing octets, body or None, Content-Type or None)``: ``_native/sip_json.c``.
-JsonHead = tuple[bytes, dict[str, str], int, int, bytes | None, str | None]
-JsonFn = Callable[[bytes, int, int, bool], JsonHead | None]
+#: A media summary of ``_body.media_of``: ``(address, port, media, rtcp_mux, rtcp_address,
+#: rtcp_port, codecs)``.
+MediaSummary = tuple[str, int, str, bool, str, int, dict[str, str]]
+#: ``(payload JSON (complete when the body is None, else without body and closing brace),
+#: labels, status code or 0, trailing octets, body or None, Content-Type or None, media
+#: summaries of a body C described or None)``: ``_native/sip_json.c`` and ``sip_sdp.c``.
+JsonHead = tuple[
+    bytes, dict[str, str], int, int, bytes | None, str | None, list[MediaSummary] | None
+]
+JsonFn = Callable[[bytes, int, int, bool, bool], JsonHead | None]
 _json: dict[str, JsonFn] = {"fn": _no_json}
 #: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
 _head: dict[str, Callable[[bytes, int, int, int], _Head | None]] = {"fn": _no_head}
@@ -98,9 +104,11 @@ def set_enabled(on: bool) -> None:
 
 
 def json_parser() -> JsonFn:
-    """``parse_json(data, max_headers, max_line, datagram)`` of ``_sip_fast``, or a stand-in.
+    """``parse_json(data, max_headers, max_line, datagram, parse_sdp)`` of ``_sip_fast``, or a
+    stand-in.
 
-    It frames a message and writes its payload as JSON in C; the result (see ``JsonHead``)
+    It frames a message and writes its payload (body description included) as JSON in C; the
+    result (see ``JsonHead``)
     equals ``orjson.dumps`` of the dict ``_message.parse_message`` builds, or it is None
     ("use the dict path"; the stand-in always says so). Fetched per batch, so that
     ``set_enabled`` applies at once.

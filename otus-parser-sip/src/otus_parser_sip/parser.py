@@ -8,10 +8,11 @@ from typing import Any
 from orjson import dumps
 
 from otus import Datagram, Interest, Parser, PluginContext, Record, StreamChunk
+from otus_parser_sip._body import media_of
 from otus_parser_sip._dialogs import Dialog, DialogTable
 from otus_parser_sip._message import Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
-from otus_parser_sip._scan import JsonFn, json_parser
+from otus_parser_sip._scan import JsonFn, MediaSummary, json_parser
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -184,7 +185,7 @@ class SipParser(Parser):
             return
         r = parse_message_json(data, limits, datagram, fast)
         if r is not None:
-            payload_json, labels, status, trailing, body = r
+            payload_json, labels, status, trailing, media = r
         else:
             res = parse_message(data, limits, datagram=datagram)
             errors = self.errors
@@ -208,7 +209,7 @@ class SipParser(Parser):
             labels = res.labels if res.labels is not None else labels_of(p)
             status = 0 if p["kind"] == "request" else p["status_code"]
             trailing = p.get("trailing_octets", 0)
-            body = p.get("body")
+            media = media_of(p.get("body"))
             # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
             # keeps no payload objects alive, and reporters copy the bytes.
             payload_json = dumps(p)
@@ -227,8 +228,8 @@ class SipParser(Parser):
             data = data[: len(data) - trailing]
         dialog = self.dialogs.update(labels, status, ts_ns)
         if dialog is not None:
-            if self.media is not None and body is not None:
-                self._register_media(body, dialog, ts_ns)
+            if media and self.media is not None:
+                self._register_media(media, dialog, ts_ns)
             if self.options.include_dialog_labels:
                 labels.update(dialog.labels())
             if self.dialogs.ended:
@@ -243,44 +244,21 @@ class SipParser(Parser):
 
     # -- dialogs and media ------------------------------------------------------------------
 
-    def _register_media(self, body: dict[str, Any], dialog: Dialog, ts_ns: int) -> None:
-        """SDP offer or answer (``body``: the payload's body description): each side announces
+    def _register_media(self, media: list[MediaSummary], dialog: Dialog, ts_ns: int) -> None:
+        """SDP offer or answer (``media``: ``_body.media_of`` of the body): each side announces
         where it receives RTP and RTCP."""
-        sdps = (
-            [body["sdp"]]
-            if "sdp" in body
-            else [x["sdp"] for x in body.get("parts", ()) if "sdp" in x]
-        )
-        assert self.media is not None
+        registry = self.media
+        assert registry is not None
         expires = ts_ns + int(self.options.media_timeout_s * _NS)
-        for sdp in sdps:
-            for m in sdp["media"]:
-                port = m.get("port", 0)
-                addr = m.get("address")
-                if not port or not addr or m.get("direction") == "inactive":
-                    continue
-                codecs = {pt: e["encoding"] for pt, e in m.get("rtpmap", {}).items()}
-                media = m["media"]
-                mux = m.get("rtcp_mux", False)
-                self.media.register(
-                    MediaFlow(
-                        addr,
-                        port,
-                        "rtp+rtcp" if mux else "rtp",
-                        dialog.call_id,
-                        media,
-                        codecs,
-                        expires,
-                    )
+        call_id = dialog.call_id
+        for addr, port, kind, mux, rtcp_addr, rtcp_port, codecs in media:
+            registry.register(
+                MediaFlow(addr, port, "rtp+rtcp" if mux else "rtp", call_id, kind, codecs, expires)
+            )
+            if not mux:
+                registry.register(
+                    MediaFlow(rtcp_addr, rtcp_port, "rtcp", call_id, kind, codecs, expires)
                 )
-                if not mux:
-                    rtcp = m.get("rtcp", {})
-                    self.media.register(
-                        MediaFlow(
-                            rtcp.get("address", addr), rtcp.get("port", port + 1), "rtcp",
-                            dialog.call_id, media, codecs, expires,
-                        )
-                    )  # fmt: skip
 
     def _calls_ended(self, ts_ns: int) -> None:
         ended = self.dialogs.ended

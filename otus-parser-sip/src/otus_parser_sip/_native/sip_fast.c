@@ -894,8 +894,8 @@ static PyMethodDef methods[] = {
     {"parse_head", (PyCFunction)(void (*)(void))parse_head, METH_FASTCALL,
      "parse_head(data, hend, max_headers, max_line) -> (payload, content_length, labels) | None"},
     {"parse_json", (PyCFunction)(void (*)(void))otus_sip_parse_json, METH_FASTCALL,
-     "parse_json(data, max_headers, max_line, datagram) -> (payload_json_open, labels, status, "
-     "trailing, body, content_type) | None"},
+     "parse_json(data, max_headers, max_line, datagram, parse_sdp) -> (payload_json, labels, "
+     "status, trailing, body, content_type, media) | None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,148 +1,20 @@
 /* SIP message straight to payload JSON: the fast path of parser.SipParser._one.
  *
- * parse_json(data, max_headers, max_line, datagram) frames one message and writes its payload
- * as the bytes orjson.dumps would give for the dict _message.parse_message builds (same keys in
- * the same order, compact, orjson's escaping) -- without building the dict. It returns
- * (json, labels, status, trailing, body, content_type): json is the whole payload when body is
- * None, else it lacks the body and the closing brace (the caller appends ',"body":' +
- * orjson.dumps(parse_body(body, content_type)) + '}'); labels are parser.labels_of(payload); status is the status code (0 for requests);
- * trailing the octets after Content-Length (0 if none). It mirrors sip_fast.c and returns None
+ * parse_json(data, max_headers, max_line, datagram, parse_sdp) frames one message and writes its
+ * payload as the bytes orjson.dumps would give for the dict _message.parse_message builds (same
+ * keys in the same order, compact, orjson's escaping) -- without building the dict. It returns
+ * (json, labels, status, trailing, body, content_type, media): json is the whole payload when
+ * body is None -- the body description written by sip_sdp.c, media its summary for the media
+ * registry (_body.media_of) or None -- else it lacks the body and the closing brace (sip_sdp.c
+ * declined; the caller appends ',"body":' + orjson.dumps(parse_body(body, content_type)) + '}');
+ * labels are parser.labels_of(payload); status is the status code (0 for requests); trailing
+ * the octets after Content-Length (0 if none). It mirrors sip_fast.c and returns None
  * -- the dict path runs -- on everything that path declines, and also on duplicate parameter
  * names (a dict would merge them), repeated User-Agent, Server or Content-Type, a missing
  * Content-Length outside datagrams and a Content-Length beyond the data.
  * tests/test_sip_json.py checks the bytes against orjson.dumps(reference payload).
  */
-#include "sip_sv.h"
-
-/* A growing output buffer; oom set once an allocation failed. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-    char stack[6144];
-} jb;
-
-static void jb_init(jb *b) {
-    b->p = b->stack;
-    b->n = 0;
-    b->cap = sizeof(b->stack);
-    b->oom = 0;
-}
-
-static void jb_free(jb *b) {
-    if (b->p != b->stack)
-        PyMem_Free(b->p);
-}
-
-static int jb_grow(jb *b, size_t extra) {
-    if (b->oom)
-        return 0;
-    size_t cap = b->cap * 2;
-    while (cap < b->n + extra)
-        cap *= 2;
-    char *q = b->p == b->stack ? PyMem_Malloc(cap) : PyMem_Realloc(b->p, cap);
-    if (q == NULL) {
-        b->oom = 1;
-        return 0;
-    }
-    if (b->p == b->stack)
-        memcpy(q, b->stack, b->n);
-    b->p = q;
-    b->cap = cap;
-    return 1;
-}
-
-static inline int jb_reserve(jb *b, size_t extra) {
-    return b->n + extra <= b->cap || jb_grow(b, extra);
-}
-
-static inline void jb_put(jb *b, const char *s, size_t n) {
-    if (!jb_reserve(b, n))
-        return;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-/* A string literal (only: the "" makes anything else a compile error). */
-#define LIT(b, s) jb_put((b), "" s, sizeof("" s) - 1)
-
-static const char HEX[] = "0123456789abcdef";
-/* 1 for the bytes orjson escapes: control characters, '"' and '\\' (DEL and up are kept). */
-static unsigned char ESC[256];
-
-static char *esc1(char *d, unsigned char c) {
-    *d++ = '\\';
-    switch (c) {
-    case '"': *d++ = '"'; break;
-    case '\\': *d++ = '\\'; break;
-    case '\b': *d++ = 'b'; break;
-    case '\f': *d++ = 'f'; break;
-    case '\n': *d++ = 'n'; break;
-    case '\r': *d++ = 'r'; break;
-    case '\t': *d++ = 't'; break;
-    default:
-        *d++ = 'u';
-        *d++ = '0';
-        *d++ = '0';
-        *d++ = HEX[c >> 4];
-        *d++ = HEX[c & 15];
-    }
-    return d;
-}
-
-/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input).
- * Runs of plain characters are copied at once. */
-static void jb_chars(jb *b, sv s, int cas) {
-    if (!jb_reserve(b, (size_t)s.n * 6))
-        return;
-    char *d = b->p + b->n;
-    const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
-    if (cas == 0) {
-        while (p < e) {
-            const unsigned char *r = p;
-            while (r < e && !ESC[*r])
-                r++;
-            memcpy(d, p, (size_t)(r - p));
-            d += r - p;
-            if (r == e)
-                break;
-            d = esc1(d, *r);
-            p = r + 1;
-        }
-    } else {
-        for (; p < e; p++) {
-            unsigned char c = *p;
-            if (cas == 1 && c >= 'A' && c <= 'Z')
-                c |= 0x20;
-            else if (cas == 2 && c >= 'a' && c <= 'z')
-                c -= 32;
-            if (ESC[c])
-                d = esc1(d, c);
-            else
-                *d++ = (char)c;
-        }
-    }
-    b->n = (size_t)(d - b->p);
-}
-
-static void jb_str(jb *b, sv s) {
-    LIT(b, "\"");
-    jb_chars(b, s, 0);
-    LIT(b, "\"");
-}
-
-static void jb_int(jb *b, long long v) {
-    char tmp[24];
-    int i = (int)sizeof(tmp);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    jb_put(b, tmp + i, sizeof(tmp) - (size_t)i);
-}
+#include "sip_jb.h"
 
 static int eq_nocase(sv a, sv b) {
     if (a.n != b.n)
@@ -780,15 +652,17 @@ err:
 
 PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 4 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "parse_json(data: bytes, max_headers, max_line, datagram)");
+    if (nargs != 5 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "parse_json(data: bytes, max_headers, max_line, datagram, parse_sdp)");
         return NULL;
     }
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
     long max_headers = PyLong_AsLong(args[1]);
     long max_line = PyLong_AsLong(args[2]);
     int datagram = PyObject_IsTrue(args[3]);
-    if (PyErr_Occurred() || datagram < 0)
+    int parse_sdp = PyObject_IsTrue(args[4]);
+    if (PyErr_Occurred() || datagram < 0 || parse_sdp < 0)
         return NULL;
     const char *buf = PyBytes_AS_STRING(args[0]);
     const char *end4 = size >= 4 ? memmem(buf, (size_t)size, "\r\n\r\n", 4) : NULL;
@@ -832,10 +706,31 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
             rc = BAIL;
         }
     }
+    PyObject *media = NULL;
+    int body_done = body_len == 0;
     if (rc == OK && body_len == 0)
         LIT(&b, "}"); /* no body: the JSON is complete */
+    if (rc == OK && body_len > 0 && !b.oom) {
+        /* The body description in C too when it is sure of it, else Python writes it. */
+        size_t open_n = b.n;
+        sv body_sv = {buf + body_start, body_len};
+        sv ct = m.has_ct ? m.content_type : (sv){buf, 0};
+        LIT(&b, ",\"body\":");
+        int brc = otus_sip_body_json(&b, body_sv, ct, parse_sdp, &media);
+        if (brc == ERR) {
+            jb_free(&b);
+            return NULL;
+        }
+        if (brc == OK) {
+            LIT(&b, "}");
+            body_done = 1;
+        } else {
+            b.n = open_n;
+        }
+    }
     if (rc != OK || b.oom) {
         jb_free(&b);
+        Py_XDECREF(media);
         if (b.oom)
             return PyErr_NoMemory();
         Py_RETURN_NONE;
@@ -846,7 +741,7 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
     PyObject *body = NULL, *ctype = NULL, *result = NULL;
     if (labels == NULL)
         goto done;
-    if (body_len > 0) {
+    if (!body_done) {
         body = PyBytes_FromStringAndSize(buf + body_start, body_len);
         sv none = {buf, 0};
         ctype = otus_sip_small_str(m.has_ct ? m.content_type : none);
@@ -858,12 +753,34 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
         Py_INCREF(body);
         Py_INCREF(ctype);
     }
-    result = Py_BuildValue("(OOlnOO)", json, labels, m.status, trailing, body, ctype);
+    if (media == NULL) {
+        media = Py_None;
+        Py_INCREF(media);
+    }
+    result = PyTuple_New(7);
+    if (result == NULL)
+        goto done;
+    PyObject *st = PyLong_FromLong(m.status), *tr = PyLong_FromSsize_t(trailing);
+    if (st == NULL || tr == NULL) {
+        Py_XDECREF(st);
+        Py_XDECREF(tr);
+        Py_CLEAR(result);
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 0, json);
+    PyTuple_SET_ITEM(result, 1, labels);
+    PyTuple_SET_ITEM(result, 2, st);
+    PyTuple_SET_ITEM(result, 3, tr);
+    PyTuple_SET_ITEM(result, 4, body);
+    PyTuple_SET_ITEM(result, 5, ctype);
+    PyTuple_SET_ITEM(result, 6, media);
+    return result; /* the tuple took every reference */
 done:
     Py_XDECREF(json);
     Py_XDECREF(labels);
     Py_XDECREF(body);
     Py_XDECREF(ctype);
+    Py_XDECREF(media);
     return result;
 }
 
@@ -873,9 +790,6 @@ static int intern(PyObject **slot, const char *s) {
 }
 
 int otus_sip_json_init(void) {
-    for (int c = 0; c < 0x20; c++)
-        ESC[c] = 1;
-    ESC['"'] = ESC['\\'] = 1;
     if (intern(&L_call_id, "sip.call_id") || intern(&L_from_uri, "sip.from_uri") ||
         intern(&L_to_uri, "sip.to_uri") || intern(&L_cseq, "sip.cseq") ||
         intern(&L_cseq_method, "sip.cseq_method") || intern(&L_method, "sip.method") ||

@@ -1,0 +1,145 @@
+/* The JSON output buffer shared by sip_json.c (payload) and sip_sdp.c (body description):
+ * a growing byte buffer and orjson's string escaping (control characters, '"' and '\\'). */
+#ifndef OTUS_SIP_JB_H
+#define OTUS_SIP_JB_H
+#include "sip_sv.h"
+
+/* A growing output buffer; oom set once an allocation failed. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+    char stack[6144];
+} jb;
+
+static inline void jb_init(jb *b) {
+    b->p = b->stack;
+    b->n = 0;
+    b->cap = sizeof(b->stack);
+    b->oom = 0;
+}
+
+static inline void jb_free(jb *b) {
+    if (b->p != b->stack)
+        PyMem_Free(b->p);
+}
+
+static inline int jb_grow(jb *b, size_t extra) {
+    if (b->oom)
+        return 0;
+    size_t cap = b->cap * 2;
+    while (cap < b->n + extra)
+        cap *= 2;
+    char *q = b->p == b->stack ? PyMem_Malloc(cap) : PyMem_Realloc(b->p, cap);
+    if (q == NULL) {
+        b->oom = 1;
+        return 0;
+    }
+    if (b->p == b->stack)
+        memcpy(q, b->stack, b->n);
+    b->p = q;
+    b->cap = cap;
+    return 1;
+}
+
+static inline int jb_reserve(jb *b, size_t extra) {
+    return b->n + extra <= b->cap || jb_grow(b, extra);
+}
+
+static inline void jb_put(jb *b, const char *s, size_t n) {
+    if (!jb_reserve(b, n))
+        return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+/* A string literal (only: the "" makes anything else a compile error). */
+#define LIT(b, s) jb_put((b), "" s, sizeof("" s) - 1)
+
+static const char HEX[] = "0123456789abcdef";
+/* 1 for the bytes orjson escapes: control characters, '"' and '\\' (DEL and up are kept). */
+static const unsigned char ESC[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
+static inline char *esc1(char *d, unsigned char c) {
+    *d++ = '\\';
+    switch (c) {
+    case '"': *d++ = '"'; break;
+    case '\\': *d++ = '\\'; break;
+    case '\b': *d++ = 'b'; break;
+    case '\f': *d++ = 'f'; break;
+    case '\n': *d++ = 'n'; break;
+    case '\r': *d++ = 'r'; break;
+    case '\t': *d++ = 't'; break;
+    default:
+        *d++ = 'u';
+        *d++ = '0';
+        *d++ = '0';
+        *d++ = HEX[c >> 4];
+        *d++ = HEX[c & 15];
+    }
+    return d;
+}
+
+/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input).
+ * Runs of plain characters are copied at once. */
+static inline void jb_chars(jb *b, sv s, int cas) {
+    if (!jb_reserve(b, (size_t)s.n * 6))
+        return;
+    char *d = b->p + b->n;
+    const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
+    if (cas == 0) {
+        while (p < e) {
+            const unsigned char *r = p;
+            while (r < e && !ESC[*r])
+                r++;
+            memcpy(d, p, (size_t)(r - p));
+            d += r - p;
+            if (r == e)
+                break;
+            d = esc1(d, *r);
+            p = r + 1;
+        }
+    } else {
+        for (; p < e; p++) {
+            unsigned char c = *p;
+            if (cas == 1 && c >= 'A' && c <= 'Z')
+                c |= 0x20;
+            else if (cas == 2 && c >= 'a' && c <= 'z')
+                c -= 32;
+            if (ESC[c])
+                d = esc1(d, c);
+            else
+                *d++ = (char)c;
+        }
+    }
+    b->n = (size_t)(d - b->p);
+}
+
+static inline void jb_str(jb *b, sv s) {
+    LIT(b, "\"");
+    jb_chars(b, s, 0);
+    LIT(b, "\"");
+}
+
+static inline void jb_int(jb *b, long long v) {
+    char tmp[24];
+    int i = (int)sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    jb_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+/* The body description of _body.parse_body as JSON, and the media summary (a list, or NULL when
+ * the body is not SDP) of _body.media_of; BAIL when the Python body path must run (sip_sdp.c). */
+int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media);
+
+#endif
