@@ -10,7 +10,7 @@ from orjson import dumps
 from otus import Datagram, Interest, Parser, PluginContext, Record, StreamChunk
 from otus_parser_sip._body import media_of
 from otus_parser_sip._dialogs import Dialog, DialogTable
-from otus_parser_sip._message import Limits, parse_message, parse_message_json
+from otus_parser_sip._message import FastResult, Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
 from otus_parser_sip._scan import JsonFn, MediaSummary, json_parser
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
@@ -104,6 +104,7 @@ class SipParser(Parser):
             int(options.dialog_timeout_s * _NS),
             int(options.dialog_linger_s * _NS),
         )
+        self._dialog_labels = options.include_dialog_labels
         self.media: MediaFlowRegistry | None = None
         if options.media_registry:
             self.media = MediaFlowRegistry(options.max_media_flows)
@@ -130,17 +131,18 @@ class SipParser(Parser):
     def parse(self, datagrams: Sequence[Datagram]) -> list[Record]:
         out: list[Record] = []
         fast = json_parser()
+        one = self._one
         for d in datagrams:
             data = bytes(d.payload)
             if len(data) <= 4 and not data.strip(b"\r\n\x00"):
                 self.keepalives += 1  # RFC 5626 CRLF keep-alive
                 continue
-            if looks_like_tls(data):
+            if 20 <= data[0] <= 23 and looks_like_tls(data):
                 self._err("encrypted")
                 continue
             if data[:2] == b"\r\n":
                 data = data.lstrip(b"\r\n")
-            self._one(
+            one(
                 data, True, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, d.protocol, out,
                 fast,
             )  # fmt: skip
@@ -175,44 +177,25 @@ class SipParser(Parser):
     ) -> None:
         """Parse one message and append its record (or count why it was rejected).
 
-        The C fast path writes the payload JSON directly; whatever it declines goes through
-        ``parse_message`` (dict payload, serialised here). Records are the same either way.
+        The C fast path writes the payload JSON (body description included) directly; a body
+        it declined is described in Python (``parse_message_json``); a message it declined goes
+        through ``parse_message`` (dict payload, serialised here). Records are the same either
+        way.
         """
         limits = self.limits
         if len(data) > limits.max_message_size:
             self._err("message_too_large")
             self.rejected += 1
             return
-        r = parse_message_json(data, limits, datagram, fast)
-        if r is not None:
-            payload_json, labels, status, trailing, media = r
+        r = fast(data, limits.max_headers, limits.max_header_line, datagram, limits.parse_sdp)
+        if r is not None and r[4] is None:
+            payload_json, labels, status, trailing, _, _, media = r  # the common case
         else:
-            res = parse_message(data, limits, datagram=datagram)
-            errors = self.errors
-            for a in res.anomalies:
-                errors[a] = errors.get(a, 0) + 1
-            p = res.payload
-            if p is None:
-                reason = res.reject or "unknown"
-                errors[reason] = errors.get(reason, 0) + 1
-                self.rejected += 1
-                if self.options.report_errors:
-                    out.append(
-                        Record(
-                            ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
-                            dst_port=dst_port, protocol=protocol, payload_type="sip",
-                            raw_payload=data, payload={"error": reason},
-                            labels={"sip.error": reason},
-                        )
-                    )  # fmt: skip
+            slow = self._slow(data, datagram, ts_ns, src_ip, dst_ip, src_port, dst_port, protocol,
+                              out, fast)  # fmt: skip
+            if slow is None:
                 return
-            labels = res.labels if res.labels is not None else labels_of(p)
-            status = 0 if p["kind"] == "request" else p["status_code"]
-            trailing = p.get("trailing_octets", 0)
-            media = media_of(p.get("body"))
-            # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
-            # keeps no payload objects alive, and reporters copy the bytes.
-            payload_json = dumps(p)
+            payload_json, labels, status, trailing, media = slow
         self.messages += 1
         if status:
             self.responses += 1
@@ -222,17 +205,19 @@ class SipParser(Parser):
             method = labels["sip.method"]
             if method not in KNOWN_METHODS:
                 method = "other"
-            self.by_method[method] = self.by_method.get(method, 0) + 1
+            by_method = self.by_method
+            by_method[method] = by_method.get(method, 0) + 1
         if trailing:
             self.trailing_octets += 1
             data = data[: len(data) - trailing]
-        dialog = self.dialogs.update(labels, status, ts_ns)
+        dialogs = self.dialogs
+        dialog = dialogs.update(labels, status, ts_ns)
         if dialog is not None:
             if media and self.media is not None:
                 self._register_media(media, dialog, ts_ns)
-            if self.options.include_dialog_labels:
+            if self._dialog_labels:
                 labels.update(dialog.labels())
-            if self.dialogs.ended:
+            if dialogs.ended:
                 self._calls_ended(ts_ns)
         out.append(
             Record(
@@ -241,6 +226,49 @@ class SipParser(Parser):
                 payload_json=payload_json, labels=labels,
             )
         )  # fmt: skip
+
+    def _slow(
+        self,
+        data: bytes,
+        datagram: bool,
+        ts_ns: int,
+        src_ip: str,
+        dst_ip: str,
+        src_port: int,
+        dst_port: int,
+        protocol: int,
+        out: list[Record],
+        fast: JsonFn,
+    ) -> FastResult | None:
+        """What C declined: a body in Python, else the dict path (errors counted, an error
+        record appended when asked); None when the message is rejected."""
+        r = parse_message_json(data, self.limits, datagram, fast)
+        if r is not None:
+            return r
+        res = parse_message(data, self.limits, datagram=datagram)
+        errors = self.errors
+        for a in res.anomalies:
+            errors[a] = errors.get(a, 0) + 1
+        p = res.payload
+        if p is None:
+            reason = res.reject or "unknown"
+            errors[reason] = errors.get(reason, 0) + 1
+            self.rejected += 1
+            if self.options.report_errors:
+                out.append(
+                    Record(
+                        ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
+                        dst_port=dst_port, protocol=protocol, payload_type="sip",
+                        raw_payload=data, payload={"error": reason},
+                        labels={"sip.error": reason},
+                    )
+                )  # fmt: skip
+            return None
+        labels = res.labels if res.labels is not None else labels_of(p)
+        status = 0 if p["kind"] == "request" else p["status_code"]
+        # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
+        # keeps no payload objects alive, and reporters copy the bytes.
+        return dumps(p), labels, status, p.get("trailing_octets", 0), media_of(p.get("body"))
 
     # -- dialogs and media ------------------------------------------------------------------
 
