@@ -7,8 +7,16 @@ from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBat
 from kafka_helpers import sip_record
 
 from otus import Record
-from otus_reporter_kafka._batch import CODECS, PrebuiltBatch, compressor, varint
+from otus.testing import need
+from otus_reporter_kafka._batch import (
+    CODECS,
+    PrebuiltBatch,
+    build_batch_py,
+    compressor,
+    varint,
+)
 from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._native import FAST
 from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.encoding import Encoder, JsonEncoder, encode_headers
 
@@ -83,6 +91,50 @@ def test_producer_state_is_written_and_covered_by_the_crc() -> None:
     read = DefaultRecordBatch(batch._build())
     assert (read.producer_id, read.producer_epoch, read.base_sequence) == (1234, 5, 678)
     assert read.validate_crc()
+
+
+@pytest.mark.parametrize(
+    ("codec", "producer"), [(0, (-1, -1, 0)), (3, (1234, 5, 678)), (4, (2**62, 32767, 2**31 - 1))]
+)
+def test_native_batch_header_and_crc_match_python(codec: int, producer: tuple[int, ...]) -> None:
+    need(FAST is not None, "the C extension _kafka_fast is not built (needs a C compiler)")
+    assert FAST is not None
+    section = bytes(range(256)) * 33 + b"tail"
+    args = (section, codec, 40, 1_700_000_000_000, 1_700_000_000_999, *producer)
+    assert FAST.batch(*args) == build_batch_py(*args)
+    read = DefaultRecordBatch(FAST.batch(*args))
+    assert read.validate_crc()
+    assert (read.producer_id, read.producer_epoch, read.base_sequence) == producer
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 63, 4097])
+def test_native_crc32c_is_aiokafkas(size: int) -> None:
+    from aiokafka.record.util import calc_crc32c
+
+    need(FAST is not None, "the C extension _kafka_fast is not built (needs a C compiler)")
+    assert FAST is not None
+    data = bytes((i * 131 + 7) & 0xFF for i in range(size))
+    assert FAST.crc32c(data) == calc_crc32c(data)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_cramjam_compression_when_lz4_or_zstandard_is_missing(
+    codec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the ``lz4``/``zstandard`` packages the sender compresses with cramjam: the
+    batch still reads back with every record."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    monkeypatch.setitem(sys.modules, "lz4", None)
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    records = _records()
+    ours = DefaultRecordBatch(_ours(records, codec)._build())
+    assert ours.compression_type == CODECS[codec]
+    theirs = DefaultRecordBatch(_aiokafka(records, codec))
+    assert [(r.key, r.value, list(r.headers)) for r in ours] == [
+        (r.key, r.value, list(r.headers)) for r in theirs
+    ]
 
 
 def test_many_records_need_long_offset_varints() -> None:
