@@ -53,7 +53,13 @@ class Dialog:
 
     def labels(self) -> dict[str, str]:
         """The ``sip.call_*`` labels of this call so far."""
-        out = {"sip.call_state": self.state}
+        out: dict[str, str] = {}
+        self.add_labels(out)
+        return out
+
+    def add_labels(self, out: dict[str, str]) -> None:
+        """Add ``labels()`` to ``out`` in the same order (no intermediate dict per message)."""
+        out["sip.call_state"] = self.state
         if self.caller:
             out["sip.caller"] = self.caller
         if self.callee:
@@ -66,7 +72,6 @@ class Dialog:
             out["sip.final_status"] = str(self.final_status)
         if self.end_ns and self.answer_ns:
             out["sip.duration_ms"] = str((self.end_ns - self.answer_ns) // 1_000_000)
-        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {

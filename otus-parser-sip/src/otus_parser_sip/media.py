@@ -13,7 +13,7 @@ from dataclasses import dataclass
 __all__ = ["MediaFlow", "MediaFlowRegistry"]
 
 
-@dataclass
+@dataclass(slots=True)
 class MediaFlow:
     """One receiving endpoint: ``kind`` is ``rtp`` or ``rtcp`` (or ``rtp+rtcp`` with rtcp-mux)."""
 

@@ -216,7 +216,7 @@ class SipParser(Parser):
             if media and self.media is not None:
                 self._register_media(media, dialog, ts_ns)
             if self._dialog_labels:
-                labels.update(dialog.labels())
+                dialog.add_labels(labels)
             if dialogs.ended:
                 self._calls_ended(ts_ns)
         out.append(
