@@ -43,16 +43,23 @@ class MediaFlowRegistry:
     def register(self, flow: MediaFlow) -> None:
         """Add or refresh an endpoint (a later SDP for the same address wins)."""
         key = (flow.ip, flow.port)
-        old = self._flows.pop(key, None)
-        if old is not None and old.call_id != flow.call_id:
+        flows = self._flows
+        old = flows.pop(key, None)
+        call_id = flow.call_id
+        if old is not None and old.call_id != call_id:
             self._unlink(old.call_id, key)
-        self._flows[key] = flow
-        self._by_call.setdefault(flow.call_id, set()).add(key)
+        flows[key] = flow
+        keys = self._by_call.get(call_id)
+        if keys is None:
+            self._by_call[call_id] = {key}
+        else:
+            keys.add(key)
         self.registered += 1
-        while len(self._flows) > self.max_flows:
-            k, victim = self._flows.popitem(last=False)
-            self._unlink(victim.call_id, k)
-            self.evicted += 1
+        if len(flows) > self.max_flows:
+            while len(flows) > self.max_flows:
+                k, victim = flows.popitem(last=False)
+                self._unlink(victim.call_id, k)
+                self.evicted += 1
 
     def lookup(self, ip: str, port: int) -> MediaFlow | None:
         """The flow receiving at ``ip:port``, if any."""

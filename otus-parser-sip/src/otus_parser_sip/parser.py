@@ -105,6 +105,7 @@ class SipParser(Parser):
             int(options.dialog_linger_s * _NS),
         )
         self._dialog_labels = options.include_dialog_labels
+        self._media_ttl_ns = int(options.media_timeout_s * _NS)
         self.media: MediaFlowRegistry | None = None
         if options.media_registry:
             self.media = MediaFlowRegistry(options.max_media_flows)
@@ -277,7 +278,7 @@ class SipParser(Parser):
         where it receives RTP and RTCP."""
         registry = self.media
         assert registry is not None
-        expires = ts_ns + int(self.options.media_timeout_s * _NS)
+        expires = ts_ns + self._media_ttl_ns
         call_id = dialog.call_id
         for addr, port, kind, mux, rtcp_addr, rtcp_port, codecs in media:
             registry.register(
