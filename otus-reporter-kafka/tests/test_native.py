@@ -132,6 +132,39 @@ def test_records_the_c_code_leaves_go_through_python_with_its_errors() -> None:
     assert [m.topic for m in messages] == ["p-sip"] * 6
 
 
+class _Relabelled(Record):
+    """A subclass that overrides slots with properties: C must read it through getattr."""
+
+    @property  # type: ignore[override]
+    def labels(self) -> dict[str, str]:
+        return {"sub.class": "yes"}
+
+    @labels.setter
+    def labels(self, value: dict[str, str]) -> None:
+        pass
+
+    @property  # type: ignore[override]
+    def src_port(self) -> int:
+        return 4242
+
+    @src_port.setter
+    def src_port(self, value: int) -> None:
+        pass
+
+
+def test_subclasses_are_read_through_getattr_not_slots() -> None:
+    base = sip_record(1)
+    sub = _Relabelled(
+        ts_ns=base.ts_ns, src_ip=base.src_ip, dst_ip=base.dst_ip, src_port=1, dst_port=2,
+        protocol=17, payload_type="sip", raw_payload=b"x", payload_json=b'{"a":1}',
+    )  # fmt: skip
+    records = [base, sub, base]
+    messages, _ = _both(records, topic="t")
+    assert b"sub.class" in messages[1].body
+    assert b"4242" in messages[1].body
+    assert b"sub.class" not in messages[0].body
+
+
 def test_the_c_path_holds_no_references() -> None:
     records = [sip_record(i) for i in range(50)]
     before = [sys.getrefcount(r) + sys.getrefcount(r.labels) for r in records]

@@ -14,12 +14,11 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *s_task_id, *s_agent_id, *s_pipeline_id, *s_src_ip, *s_dst_ip, *s_src_port,
-    *s_dst_port, *s_protocol, *s_payload_type, *s_ts_ns, *s_labels, *s_raw_payload, *s_payload,
-    *s_serialized_payload;
+static PyObject *s_payload, *s_serialized_payload;
 
 /* -- varints (Kafka: zigzag, 7 bits a byte, least significant first) ---------------------- */
 
@@ -150,14 +149,68 @@ static const char RAW[] = ",\"raw_payload\":\"";
 static const char PAYLOAD[] = "\",\"payload\":";
 #define CLEN(s) ((Py_ssize_t)(sizeof(s) - 1))
 
+
+/* -- record fields: slot reads for otus.Record itself, getattr for anything else ----------- */
+
+enum { F_TASK_ID, F_AGENT_ID, F_PIPELINE_ID, F_SRC_IP, F_DST_IP, F_SRC_PORT, F_DST_PORT,
+       F_PROTOCOL, F_PAYLOAD_TYPE, F_TS_NS, F_LABELS, F_RAW_PAYLOAD, F_PAYLOAD_JSON, F_COUNT };
+
+static const char *const field_names[F_COUNT] = {
+    "task_id", "agent_id", "pipeline_id", "src_ip", "dst_ip", "src_port", "dst_port",
+    "protocol", "payload_type", "ts_ns", "labels", "raw_payload", "_payload_json"};
+static PyObject *field_attr[F_COUNT];      /* interned names (getattr path) */
+static PyTypeObject *record_type = NULL;   /* otus.Record, once set_record_type() was called */
+static Py_ssize_t field_offset[F_COUNT];   /* its __slots__ member offsets */
+
+/* A new reference to a record field, or NULL with an error (AttributeError when unset). For
+ * ``_payload_json`` the getattr path calls serialized_payload() (what the method returns). */
+static PyObject *field(PyObject *record, int f) {
+    if (Py_TYPE(record) == record_type) {
+        PyObject *v = *(PyObject **)((char *)record + field_offset[f]);
+        if (v == NULL) {
+            PyErr_SetObject(PyExc_AttributeError, field_attr[f]);
+            return NULL;
+        }
+        return Py_NewRef(v);
+    }
+    if (f == F_PAYLOAD_JSON) return PyObject_CallMethodNoArgs(record, s_serialized_payload);
+    return PyObject_GetAttr(record, field_attr[f]);
+}
+
+PyDoc_STRVAR(set_record_type_doc,
+             "set_record_type(Record)\n\n"
+             "Read the fields of exactly this class (otus.Record) from its __slots__ directly; "
+             "other objects (subclasses too) go through getattr.");
+
+static PyObject *set_record_type(PyObject *self, PyObject *cls) {
+    (void)self;
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "set_record_type(): not a class");
+        return NULL;
+    }
+    Py_ssize_t offsets[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++) {
+        PyObject *d = PyDict_GetItemWithError(((PyTypeObject *)cls)->tp_dict, field_attr[f]);
+        if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type
+            || ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "set_record_type(): %R is not a slot", field_attr[f]);
+            return NULL;
+        }
+        offsets[f] = ((PyMemberDescrObject *)d)->d_member->offset;
+    }
+    memcpy(field_offset, offsets, sizeof(offsets));
+    Py_INCREF(cls);
+    Py_XSETREF(record_type, (PyTypeObject *)cls);
+    Py_RETURN_NONE;
+}
+
 /* The flow key tuple of a record (what BodyEncoder._key builds), or NULL with an error. */
 static PyObject *flow_key(PyObject *record) {
-    static PyObject **names[9] = {&s_task_id, &s_agent_id, &s_pipeline_id, &s_src_ip, &s_dst_ip,
-                                  &s_src_port, &s_dst_port, &s_protocol, &s_payload_type};
     PyObject *key = PyTuple_New(9);
     if (key == NULL) return NULL;
     for (int i = 0; i < 9; i++) {
-        PyObject *v = PyObject_GetAttr(record, *names[i]);
+        PyObject *v = field(record, i); /* F_TASK_ID … F_PAYLOAD_TYPE */
         if (v == NULL) {
             Py_DECREF(key);
             return NULL;
@@ -199,7 +252,7 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
         goto reject;
 
     /* timestamp: ts_ns // 1_000_000 (floor) */
-    ts_obj = PyObject_GetAttr(record, s_ts_ns);
+    ts_obj = field(record, F_TS_NS);
     if (ts_obj == NULL || !PyLong_CheckExact(ts_obj)) goto reject;
     int overflow = 0;
     long long ts_ns = PyLong_AsLongLongAndOverflow(ts_obj, &overflow);
@@ -210,7 +263,7 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     Py_ssize_t stamp_len = (Py_ssize_t)snprintf(stamp, sizeof(stamp), "%lld", ts_ms);
 
     /* labels */
-    labels = PyObject_GetAttr(record, s_labels);
+    labels = field(record, F_LABELS);
     if (labels == NULL || !PyDict_CheckExact(labels)) goto reject;
     Py_ssize_t nl = PyDict_GET_SIZE(labels);
     if (labels_reserve(nl) < 0) {
@@ -237,10 +290,10 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     }
 
     /* raw payload and the serialised payload */
-    raw = PyObject_GetAttr(record, s_raw_payload);
+    raw = field(record, F_RAW_PAYLOAD);
     if (raw == NULL || !PyBytes_CheckExact(raw)) goto reject;
     Py_ssize_t raw_len = PyBytes_GET_SIZE(raw);
-    payload = PyObject_CallMethodNoArgs(record, s_serialized_payload);
+    payload = field(record, F_PAYLOAD_JSON);
     if (payload == NULL) goto reject;
     if (payload == Py_None) {
         Py_DECREF(payload);
@@ -603,6 +656,7 @@ static PyMethodDef methods[] = {
      encode_bodies_doc},
     {"records_section", (PyCFunction)(void (*)(void))records_section, METH_FASTCALL,
      records_section_doc},
+    {"set_record_type", set_record_type, METH_O, set_record_type_doc},
     {"crc32c", py_crc32c, METH_O, crc32c_doc},
     {"batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL, batch_doc},
     {NULL, NULL, 0, NULL},
@@ -619,20 +673,10 @@ PyMODINIT_FUNC PyInit__kafka_fast(void) {
     init_crc();
 #define INTERN(var, text)                                                                      \
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
-    INTERN(s_task_id, "task_id");
-    INTERN(s_agent_id, "agent_id");
-    INTERN(s_pipeline_id, "pipeline_id");
-    INTERN(s_src_ip, "src_ip");
-    INTERN(s_dst_ip, "dst_ip");
-    INTERN(s_src_port, "src_port");
-    INTERN(s_dst_port, "dst_port");
-    INTERN(s_protocol, "protocol");
-    INTERN(s_payload_type, "payload_type");
-    INTERN(s_ts_ns, "ts_ns");
-    INTERN(s_labels, "labels");
-    INTERN(s_raw_payload, "raw_payload");
     INTERN(s_payload, "payload");
     INTERN(s_serialized_payload, "serialized_payload");
 #undef INTERN
+    for (int f = 0; f < F_COUNT; f++)
+        if ((field_attr[f] = PyUnicode_InternFromString(field_names[f])) == NULL) return NULL;
     return PyModule_Create(&module);
 }
