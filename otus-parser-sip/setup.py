@@ -17,6 +17,7 @@ setup(
                 f"{NATIVE}/sip_fast.c",
                 f"{NATIVE}/sip_json.c",
                 f"{NATIVE}/sip_sdp.c",
+                f"{NATIVE}/sip_batch.c",
                 f"{NATIVE}/sip_scan.c",
             ],
             depends=[f"{NATIVE}/sip_sv.h", f"{NATIVE}/sip_jb.h", f"{NATIVE}/sip_scan.h"],

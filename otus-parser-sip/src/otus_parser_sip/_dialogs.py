@@ -106,6 +106,11 @@ class DialogTable:
     def __len__(self) -> int:
         return len(self._d)
 
+    @property
+    def calls(self) -> dict[str, Dialog]:
+        """The table itself (Call-ID to dialog), for the C batch path's membership test."""
+        return self._d
+
     def get(self, call_id: str) -> Dialog | None:
         return self._d.get(call_id)
 

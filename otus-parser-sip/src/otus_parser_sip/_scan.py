@@ -9,12 +9,13 @@ slicing, or None when the extension is not built or the block needs the general 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
     "SIP_NAMES",
     "available",
+    "batch_parser",
     "fast_available",
     "index_headers",
     "json_parser",
@@ -57,6 +58,10 @@ JsonHead = tuple[
 ]
 JsonFn = Callable[[bytes, int, int, bool, bool], JsonHead | None]
 _json: dict[str, JsonFn] = {"fn": _no_json}
+#: ``(next index, pending [record, status, media, ...], counts)``: ``_native/sip_batch.c``.
+BatchResult = tuple[int, list[Any], tuple[int, ...]]
+BatchFn = Callable[[Sequence[Any], int, list[Any], tuple[Any, ...], dict[str, Any]], BatchResult]
+_batch: dict[str, BatchFn | None] = {"fn": None}
 #: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
 _head: dict[str, Callable[[bytes, int, int, int], _Head | None]] = {"fn": _no_head}
 
@@ -72,6 +77,8 @@ def _load() -> None:
         _head["fn"] = _sip_fast.parse_head
         _state["json"] = _sip_fast.parse_json
         _json["fn"] = _sip_fast.parse_json
+        _state["batch"] = _sip_fast.parse_batch
+        _batch["fn"] = _sip_fast.parse_batch
     try:
         from otus_parser_sip._native import _sip_native  # type: ignore[attr-defined]
     except ImportError:
@@ -101,6 +108,7 @@ def set_enabled(on: bool) -> None:
     _state["enabled"] = on
     _head["fn"] = (_state.get("fast") or _no_head) if on else _no_head
     _json["fn"] = (_state.get("json") or _no_json) if on else _no_json
+    _batch["fn"] = _state.get("batch") if on else None
 
 
 def json_parser() -> JsonFn:
@@ -116,6 +124,15 @@ def json_parser() -> JsonFn:
     if not _state["loaded"]:
         _load()
     return _json["fn"]
+
+
+def batch_parser() -> BatchFn | None:
+    """``parse_batch(datagrams, start, out, cfg, table)`` of ``_sip_fast`` (``sip_batch.c``:
+    the common case of ``SipParser.parse`` for a run of datagrams), or None when the extension
+    is not built or the C paths are off. Fetched per batch, so that ``set_enabled`` applies."""
+    if not _state["loaded"]:
+        _load()
+    return _batch["fn"]
 
 
 def parse_head(data: bytes, hend: int, max_headers: int, max_line: int) -> _Head | None:

@@ -12,7 +12,7 @@ from otus_parser_sip._body import media_of
 from otus_parser_sip._dialogs import Dialog, DialogTable
 from otus_parser_sip._message import FastResult, Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
-from otus_parser_sip._scan import JsonFn, MediaSummary, json_parser
+from otus_parser_sip._scan import JsonFn, MediaSummary, batch_parser, json_parser
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -23,10 +23,12 @@ PROTO_UDP = 17
 _NS = 1_000_000_000
 #: Request methods counted under their own name in ``method.<METHOD>``; others are ``other``
 #: (a method is any token, so the key set must stay bounded).
-KNOWN_METHODS = frozenset({
+#: In the order of ``KNOWN`` in ``_native/sip_batch.c`` (its method counts are indices).
+METHOD_ORDER = (
     "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
-    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
-})  # fmt: skip
+    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", "other",
+)  # fmt: skip
+KNOWN_METHODS = frozenset(METHOD_ORDER[:-1])
 _STATUS_CLASS = ("", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
 
 
@@ -111,6 +113,11 @@ class SipParser(Parser):
             self.media = MediaFlowRegistry(options.max_media_flows)
             if context is not None:
                 context.shared["media_flows"] = self.media
+        #: ``cfg`` of ``parse_batch``.
+        self._batch_cfg = (
+            Record, Datagram, options.max_message_size, options.max_headers,
+            options.max_header_line, options.parse_sdp, "sip",
+        )  # fmt: skip
         self.framer = StreamFramer(
             self.errors,
             max_message_size=options.max_message_size,
@@ -132,22 +139,57 @@ class SipParser(Parser):
     def parse(self, datagrams: Sequence[Datagram]) -> list[Record]:
         out: list[Record] = []
         fast = json_parser()
-        one = self._one
-        for d in datagrams:
-            data = bytes(d.payload)
-            if len(data) <= 4 and not data.strip(b"\r\n\x00"):
-                self.keepalives += 1  # RFC 5626 CRLF keep-alive
-                continue
-            if 20 <= data[0] <= 23 and looks_like_tls(data):
-                self._err("encrypted")
-                continue
-            if data[:2] == b"\r\n":
-                data = data.lstrip(b"\r\n")
-            one(
-                data, True, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, d.protocol, out,
-                fast,
-            )  # fmt: skip
+        batch = batch_parser()
+        if batch is None:
+            for d in datagrams:
+                self._datagram(d, out, fast)
+            return out
+        # C handles runs of common datagrams (sip_batch.c); Python the one it stops at.
+        cfg = self._batch_cfg
+        table = self.dialogs.calls
+        i = 0
+        n = len(datagrams)
+        while i < n:
+            i, pending, counts = batch(datagrams, i, out, cfg, table)
+            self._count(counts)
+            if pending:
+                self._follow(pending)
+            if i < n:
+                self._datagram(datagrams[i], out, fast)
+                i += 1
         return out
+
+    def _datagram(self, d: Datagram, out: list[Record], fast: JsonFn) -> None:
+        """One datagram the batch path left to Python (or every one without the extension)."""
+        data = bytes(d.payload)
+        if len(data) <= 4 and not data.strip(b"\r\n\x00"):
+            self.keepalives += 1  # RFC 5626 CRLF keep-alive
+            return
+        if 20 <= data[0] <= 23 and looks_like_tls(data):
+            self._err("encrypted")
+            return
+        if data[:2] == b"\r\n":
+            data = data.lstrip(b"\r\n")
+        self._one(
+            data, True, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, d.protocol, out, fast
+        )
+
+    def _count(self, c: tuple[int, ...]) -> None:
+        """Add the counts of one ``parse_batch`` run (layout in ``sip_batch.c``)."""
+        if not c[0] and not c[4]:
+            return
+        self.messages += c[0]
+        self.requests += c[1]
+        self.responses += c[2]
+        self.trailing_octets += c[3]
+        self.keepalives += c[4]
+        by_class = self.by_class
+        for k in range(1, 7):
+            by_class[k] += c[4 + k]
+        by_method = self.by_method
+        for k in range(11, len(c), 2):
+            method = METHOD_ORDER[c[k]]
+            by_method[method] = by_method.get(method, 0) + c[k + 1]
 
     def parse_stream(self, chunks: Sequence[StreamChunk]) -> list[Record]:
         out: list[Record] = []
@@ -211,22 +253,13 @@ class SipParser(Parser):
         if trailing:
             self.trailing_octets += 1
             data = data[: len(data) - trailing]
-        dialogs = self.dialogs
-        dialog = dialogs.update(labels, status, ts_ns)
-        if dialog is not None:
-            if media and self.media is not None:
-                self._register_media(media, dialog, ts_ns)
-            if self._dialog_labels:
-                dialog.add_labels(labels)
-            if dialogs.ended:
-                self._calls_ended(ts_ns)
-        out.append(
-            Record(
-                ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port, dst_port=dst_port,
-                protocol=protocol, payload_type="sip", raw_payload=data,
-                payload_json=payload_json, labels=labels,
-            )
+        rec = Record(
+            ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port, dst_port=dst_port,
+            protocol=protocol, payload_type="sip", raw_payload=data,
+            payload_json=payload_json, labels=labels,
         )  # fmt: skip
+        out.append(rec)
+        self._follow((rec, status, media))
 
     def _slow(
         self,
@@ -272,6 +305,26 @@ class SipParser(Parser):
         return dumps(p), labels, status, p.get("trailing_octets", 0), media_of(p.get("body"))
 
     # -- dialogs and media ------------------------------------------------------------------
+
+    def _follow(self, pending: Sequence[Any]) -> None:
+        """The dialog table, dialog labels and media registry for ``pending``: ``record,
+        status, media`` triples in message order (messages that cannot touch a dialog may be
+        left out: ``DialogTable.update`` does nothing for them)."""
+        dialogs = self.dialogs
+        update = dialogs.update
+        media_on = self.media is not None
+        labels_on = self._dialog_labels
+        it = iter(pending)
+        for rec, status, media in zip(it, it, it, strict=True):
+            ts_ns = rec.ts_ns
+            dialog = update(rec.labels, status, ts_ns)
+            if dialog is not None:
+                if media and media_on:
+                    self._register_media(media, dialog, ts_ns)
+                if labels_on:
+                    dialog.add_labels(rec.labels)
+                if dialogs.ended:
+                    self._calls_ended(ts_ns)
 
     def _register_media(self, media: list[MediaSummary], dialog: Dialog, ts_ns: int) -> None:
         """SDP offer or answer (``media``: ``_body.media_of`` of the body): each side announces

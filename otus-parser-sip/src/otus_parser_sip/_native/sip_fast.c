@@ -910,6 +910,8 @@ static PyMethodDef methods[] = {
     {"parse_json", (PyCFunction)(void (*)(void))otus_sip_parse_json, METH_FASTCALL,
      "parse_json(data, max_headers, max_line, datagram, parse_sdp) -> (payload_json, labels, "
      "status, trailing, body, content_type, media) | None"},
+    {"parse_batch", (PyCFunction)(void (*)(void))otus_sip_parse_batch, METH_FASTCALL,
+     "parse_batch(datagrams, start, out, cfg, table) -> (next, pending, counts)"},
     {NULL, NULL, 0, NULL},
 };
 

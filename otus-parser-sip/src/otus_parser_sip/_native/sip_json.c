@@ -650,25 +650,13 @@ err:
 
 #define MAX_STACK_HEADERS 256
 
-PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 5 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "parse_json(data: bytes, max_headers, max_line, datagram, parse_sdp)");
-        return NULL;
-    }
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
-    long max_headers = PyLong_AsLong(args[1]);
-    long max_line = PyLong_AsLong(args[2]);
-    int datagram = PyObject_IsTrue(args[3]);
-    int parse_sdp = PyObject_IsTrue(args[4]);
-    if (PyErr_Occurred() || datagram < 0 || parse_sdp < 0)
-        return NULL;
-    const char *buf = PyBytes_AS_STRING(args[0]);
+int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
+                       int datagram, int parse_sdp, int partial, sip_jres *r) {
+    r->json = r->labels = r->body = r->ctype = r->media = NULL;
     const char *end4 = size >= 4 ? memmem(buf, (size_t)size, "\r\n\r\n", 4) : NULL;
     if (end4 == NULL || max_headers < 0 || max_headers > MAX_STACK_HEADERS || max_line < 0 ||
         size > 0x7fffffff)
-        Py_RETURN_NONE;
+        return BAIL;
     Py_ssize_t hend = end4 - buf;
     int32_t spans[(MAX_STACK_HEADERS + 1) * SIP_SCAN_FIELDS];
     hdrs h;
@@ -677,7 +665,7 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
     h.n = sip_scan((const uint8_t *)buf, (size_t)hend, spans, (int)max_headers, (int)max_line);
     const char *eol = memchr(buf, '\n', (size_t)hend);
     if (h.n < 0 || eol == NULL)
-        Py_RETURN_NONE;
+        return BAIL;
     memset(h.first, 0, sizeof(h.first));
     memset(h.count, 0, sizeof(h.count));
     sv line = {buf, (eol - buf) - 1};
@@ -719,7 +707,7 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
         int brc = otus_sip_body_json(&b, body_sv, ct, parse_sdp, &media);
         if (brc == ERR) {
             jb_free(&b);
-            return NULL;
+            return ERR;
         }
         if (brc == OK) {
             LIT(&b, "}");
@@ -728,60 +716,82 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
             b.n = open_n;
         }
     }
-    if (rc != OK || b.oom) {
+    if (rc != OK || b.oom || (!body_done && !partial)) {
         jb_free(&b);
         Py_XDECREF(media);
-        if (b.oom)
-            return PyErr_NoMemory();
-        Py_RETURN_NONE;
+        if (b.oom) {
+            PyErr_NoMemory();
+            return ERR;
+        }
+        return BAIL;
     }
-    PyObject *json = PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n);
+    r->json = PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n);
     jb_free(&b);
-    PyObject *labels = json == NULL ? NULL : labels_json(&m);
-    PyObject *body = NULL, *ctype = NULL, *result = NULL;
-    if (labels == NULL)
-        goto done;
+    r->media = media;
+    r->status = m.status;
+    r->trailing = trailing;
+    r->method = m.request ? m.method : (sv){buf, 0};
+    if (r->json == NULL || (r->labels = labels_json(&m)) == NULL)
+        goto err;
     if (!body_done) {
-        body = PyBytes_FromStringAndSize(buf + body_start, body_len);
+        r->body = PyBytes_FromStringAndSize(buf + body_start, body_len);
         sv none = {buf, 0};
-        ctype = otus_sip_small_str(m.has_ct ? m.content_type : none);
-        if (body == NULL || ctype == NULL)
-            goto done;
-    } else {
-        body = Py_None;
-        ctype = Py_None;
-        Py_INCREF(body);
-        Py_INCREF(ctype);
+        r->ctype = otus_sip_small_str(m.has_ct ? m.content_type : none);
+        if (r->body == NULL || r->ctype == NULL)
+            goto err;
     }
-    if (media == NULL) {
-        media = Py_None;
-        Py_INCREF(media);
+    return OK;
+err:
+    Py_CLEAR(r->json);
+    Py_CLEAR(r->labels);
+    Py_CLEAR(r->body);
+    Py_CLEAR(r->ctype);
+    Py_CLEAR(r->media);
+    return ERR;
+}
+
+PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "parse_json(data: bytes, max_headers, max_line, datagram, parse_sdp)");
+        return NULL;
     }
-    result = PyTuple_New(7);
-    if (result == NULL)
-        goto done;
-    PyObject *st = PyLong_FromLong(m.status), *tr = PyLong_FromSsize_t(trailing);
-    if (st == NULL || tr == NULL) {
-        Py_XDECREF(st);
-        Py_XDECREF(tr);
-        Py_CLEAR(result);
-        goto done;
-    }
-    PyTuple_SET_ITEM(result, 0, json);
-    PyTuple_SET_ITEM(result, 1, labels);
-    PyTuple_SET_ITEM(result, 2, st);
-    PyTuple_SET_ITEM(result, 3, tr);
-    PyTuple_SET_ITEM(result, 4, body);
-    PyTuple_SET_ITEM(result, 5, ctype);
-    PyTuple_SET_ITEM(result, 6, media);
-    return result; /* the tuple took every reference */
-done:
-    Py_XDECREF(json);
-    Py_XDECREF(labels);
-    Py_XDECREF(body);
-    Py_XDECREF(ctype);
-    Py_XDECREF(media);
+    long max_headers = PyLong_AsLong(args[1]);
+    long max_line = PyLong_AsLong(args[2]);
+    int datagram = PyObject_IsTrue(args[3]);
+    int parse_sdp = PyObject_IsTrue(args[4]);
+    if (PyErr_Occurred() || datagram < 0 || parse_sdp < 0)
+        return NULL;
+    sip_jres r;
+    int rc = otus_sip_json_core(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
+                                max_headers, max_line, datagram, parse_sdp, 1, &r);
+    if (rc == ERR)
+        return NULL;
+    if (rc == BAIL)
+        Py_RETURN_NONE;
+    PyObject *st = PyLong_FromLong(r.status), *tr = PyLong_FromSsize_t(r.trailing);
+    if (st == NULL || tr == NULL)
+        goto err;
+    PyObject *result = PyTuple_Pack(7, r.json, r.labels, st, tr, r.body ? r.body : Py_None,
+                                    r.ctype ? r.ctype : Py_None, r.media ? r.media : Py_None);
+    Py_DECREF(st);
+    Py_DECREF(tr);
+    Py_DECREF(r.json);
+    Py_DECREF(r.labels);
+    Py_XDECREF(r.body);
+    Py_XDECREF(r.ctype);
+    Py_XDECREF(r.media);
     return result;
+err:
+    Py_XDECREF(st);
+    Py_XDECREF(tr);
+    Py_DECREF(r.json);
+    Py_DECREF(r.labels);
+    Py_XDECREF(r.body);
+    Py_XDECREF(r.ctype);
+    Py_XDECREF(r.media);
+    return NULL;
 }
 
 static int intern(PyObject **slot, const char *s) {

@@ -168,4 +168,20 @@ PyObject *otus_sip_small_str(sv s);
 PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int otus_sip_json_init(void);
 
+/* One message framed and written as payload JSON (sip_json.c): json, labels and media (a new
+ * reference or NULL when the body has no media summary); body and ctype only when the body was
+ * left to Python (partial), else NULL; method the request method (empty for responses). */
+typedef struct {
+    PyObject *json, *labels, *media, *body, *ctype;
+    long status;
+    Py_ssize_t trailing;
+    sv method;
+} sip_jres;
+/* OK: *r filled; BAIL: declined (also when the body was left to Python and !partial); ERR: a
+ * Python exception is set. */
+int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
+                       int datagram, int parse_sdp, int partial, sip_jres *r);
+/* _sip_fast.parse_batch (defined in sip_batch.c). */
+PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
 #endif

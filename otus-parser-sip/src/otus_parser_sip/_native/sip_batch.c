@@ -1,0 +1,354 @@
+/* A batch of SIP datagrams to records in one call: the common case of parser.SipParser.parse.
+ *
+ * parse_batch(datagrams, start, out, cfg, table) walks datagrams[start:] and, for each one the
+ * C path fully handles -- a CRLF keep-alive, or a message otus_sip_json_core writes completely
+ * (head and body) -- does what SipParser._one does around that call: strips leading CRLFs,
+ * counts (messages, requests by method, responses by class, trailing octets, keep-alives),
+ * copies the bytes and appends the otus.Record to out. It stops at the first datagram it does
+ * not handle (not bytes-like, TLS, too large, declined by the C parser: Python runs it) and
+ * returns (next, pending, counts):
+ *   next     the index Python continues at (len(datagrams) when all were handled);
+ *   pending  [record, status, media, ...] of the messages the dialog table has to see, in order:
+ *            INVITE requests and messages whose Call-ID is in table (dialogs._d) or was opened
+ *            by an INVITE earlier in this run -- DialogTable.update is a no-op for the others;
+ *   counts   (messages, requests, responses, trailing, keepalives, 1xx .. 6xx, then
+ *            (method index, count) pairs in first-seen order; index into KNOWN below, 14 is
+ *            "other").
+ * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip").
+ * Records are built by writing otus.Record's slots directly when its __slots__ are exactly the
+ * ones known here (else by calling the class with keywords): same values __init__ stores.
+ */
+#include "sip_sv.h"
+#include "structmember.h"
+
+#define NMETHODS 14
+static const char *const KNOWN[NMETHODS] = {
+    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
+    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"};
+
+enum { R_TS, R_SRC, R_DST, R_SPORT, R_DPORT, R_PROTO, R_PTYPE, R_RAW, R_JSON, R_LABELS,
+       R_PAYLOAD, R_TASK, R_AGENT, R_PIPE, R_N };
+static const char *const R_NAMES[R_N] = {
+    "ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "payload_type",
+    "raw_payload", "_payload_json", "labels", "_payload", "task_id", "agent_id", "pipeline_id"};
+/* The keywords of Record(...) when the slots cannot be written directly (first 10 of R_NAMES,
+ * _payload_json as payload_json). */
+static PyObject *r_kwnames;
+static PyTypeObject *r_type;
+static Py_ssize_t r_off[R_N];
+static int r_direct;
+
+enum { D_TS, D_SRC, D_DST, D_SPORT, D_DPORT, D_PROTO, D_PAYLOAD, D_N };
+static const char *const D_NAMES[D_N] = {"ts_ns",    "src_ip",   "dst_ip", "src_port",
+                                         "dst_port", "protocol", "payload"};
+static PyObject *d_names[D_N];
+static PyTypeObject *d_type;
+static Py_ssize_t d_off[D_N];
+static int d_direct;
+
+static PyObject *s_empty, *s_zero, *L_call_id;
+
+/* Offset of the object slot `name` of type t, or -1 when it is not a plain object slot. */
+static Py_ssize_t slot_offset(PyTypeObject *t, const char *name) {
+    PyObject *d = PyObject_GetAttrString((PyObject *)t, name);
+    if (d == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
+            off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+/* 1 when t's own __slots__ are exactly `names` (as a set) and no base adds instance state. */
+static int slots_are(PyTypeObject *t, const char *const *names, int n, Py_ssize_t *off) {
+    if (t->tp_base != &PyBaseObject_Type || t->tp_dictoffset != 0)
+        return 0;
+    PyObject *slots = PyObject_GetAttrString((PyObject *)t, "__slots__");
+    if (slots == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t len = PySequence_Size(slots);
+    Py_DECREF(slots);
+    if (len != n) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (int k = 0; k < n; k++)
+        if ((off[k] = slot_offset(t, names[k])) < 0)
+            return 0;
+    return 1;
+}
+
+static int setup(PyTypeObject *rt, PyTypeObject *dt) {
+    if (s_empty == NULL) {
+        s_empty = PyUnicode_InternFromString("");
+        s_zero = PyLong_FromLong(0);
+        L_call_id = PyUnicode_InternFromString("sip.call_id");
+        r_kwnames = PyTuple_New(10);
+        if (s_empty == NULL || s_zero == NULL || L_call_id == NULL || r_kwnames == NULL)
+            return -1;
+        for (int k = 0; k < 10; k++) {
+            PyObject *s = PyUnicode_InternFromString(k == R_JSON ? "payload_json" : R_NAMES[k]);
+            if (s == NULL)
+                return -1;
+            PyTuple_SET_ITEM(r_kwnames, k, s);
+        }
+        for (int k = 0; k < D_N; k++)
+            if ((d_names[k] = PyUnicode_InternFromString(D_NAMES[k])) == NULL)
+                return -1;
+    }
+    if (rt != r_type) {
+        r_direct = slots_are(rt, R_NAMES, R_N, r_off);
+        Py_XDECREF(r_type);
+        Py_INCREF(rt);
+        r_type = rt;
+    }
+    if (dt != d_type) {
+        d_direct = slots_are(dt, D_NAMES, D_N, d_off) && dt->tp_basicsize > 0;
+        Py_XDECREF(d_type);
+        Py_INCREF(dt);
+        d_type = dt;
+    }
+    return 0;
+}
+
+#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
+
+/* A new otus.Record; v holds the first 10 fields in R_NAMES order (borrowed). */
+static PyObject *make_record(PyObject *const *v) {
+    if (!r_direct)
+        return PyObject_Vectorcall((PyObject *)r_type, v, 0, r_kwnames);
+    PyObject *r = r_type->tp_alloc(r_type, 0);
+    if (r == NULL)
+        return NULL;
+    for (int k = 0; k < 10; k++) {
+        Py_INCREF(v[k]);
+        SLOT(r, r_off[k]) = v[k];
+    }
+    Py_INCREF(Py_None);
+    SLOT(r, r_off[R_PAYLOAD]) = Py_None;
+    Py_INCREF(s_empty);
+    SLOT(r, r_off[R_TASK]) = s_empty;
+    Py_INCREF(s_empty);
+    SLOT(r, r_off[R_AGENT]) = s_empty;
+    Py_INCREF(s_zero);
+    SLOT(r, r_off[R_PIPE]) = s_zero;
+    return r;
+}
+
+/* The datagram's fields (new references in f); 0, or -1 (exception set). */
+static int fields(PyObject *d, PyObject **f) {
+    if (d_direct && Py_IS_TYPE(d, d_type)) {
+        for (int k = 0; k < D_N; k++) {
+            f[k] = SLOT(d, d_off[k]);
+            if (f[k] == NULL) {
+                for (int j = 0; j < k; j++)
+                    Py_DECREF(f[j]);
+                PyErr_SetString(PyExc_AttributeError, D_NAMES[k]);
+                return -1;
+            }
+            Py_INCREF(f[k]);
+        }
+        return 0;
+    }
+    for (int k = 0; k < D_N; k++) {
+        if ((f[k] = PyObject_GetAttr(d, d_names[k])) == NULL) {
+            for (int j = 0; j < k; j++)
+                Py_DECREF(f[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int method_index(sv m) {
+    for (int k = 0; k < NMETHODS; k++)
+        if ((size_t)m.n == strlen(KNOWN[k]) && memcmp(m.p, KNOWN[k], (size_t)m.n) == 0)
+            return k;
+    return NMETHODS;
+}
+
+PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyList_Check(args[2]) || !PyTuple_Check(args[3]) ||
+        PyTuple_GET_SIZE(args[3]) != 7 || !PyDict_Check(args[4]) ||
+        !PyType_Check(PyTuple_GET_ITEM(args[3], 0)) ||
+        !PyType_Check(PyTuple_GET_ITEM(args[3], 1))) {
+        PyErr_SetString(PyExc_TypeError, "parse_batch(datagrams, start, out: list, cfg: tuple, "
+                                         "table: dict)");
+        return NULL;
+    }
+    PyObject *cfg = args[3], *out = args[2], *table = args[4];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    long max_size = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 2));
+    long max_headers = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 3));
+    long max_line = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 4));
+    int parse_sdp = PyObject_IsTrue(PyTuple_GET_ITEM(cfg, 5));
+    PyObject *ptype = PyTuple_GET_ITEM(cfg, 6);
+    if (PyErr_Occurred() || parse_sdp < 0)
+        return NULL;
+    if (setup((PyTypeObject *)PyTuple_GET_ITEM(cfg, 0), (PyTypeObject *)PyTuple_GET_ITEM(cfg, 1)))
+        return NULL;
+    PyObject *seq = PySequence_Fast(args[0], "datagrams must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *pending = PyList_New(0), *opened = NULL, *result = NULL;
+    long cnt[11] = {0}; /* messages, requests, responses, trailing, keepalives, 1xx..6xx */
+    long mcount[NMETHODS + 1] = {0};
+    int morder[NMETHODS + 1], nseen = 0;
+    Py_ssize_t i = start < 0 ? 0 : start;
+    if (pending == NULL)
+        goto done;
+    for (; i < n; i++) {
+        PyObject *f[D_N];
+        if (fields(items[i], f) < 0) {
+            PyErr_Clear(); /* Python reads it again and raises where it would have */
+            break;
+        }
+        Py_buffer view;
+        int have = 0;
+        const char *buf = NULL;
+        Py_ssize_t size = 0;
+        if (PyBytes_Check(f[D_PAYLOAD])) {
+            buf = PyBytes_AS_STRING(f[D_PAYLOAD]);
+            size = PyBytes_GET_SIZE(f[D_PAYLOAD]);
+        } else if (PyObject_GetBuffer(f[D_PAYLOAD], &view, PyBUF_SIMPLE) == 0) {
+            have = 1;
+            buf = view.buf;
+            size = view.len;
+        } else {
+            PyErr_Clear(); /* not bytes-like (or released): Python's bytes() decides */
+        }
+        int handled = 0;
+        int keepalive = buf != NULL && size <= 4;
+        for (Py_ssize_t k = 0; keepalive && k < size; k++)
+            if (buf[k] != '\r' && buf[k] != '\n' && buf[k] != '\0')
+                keepalive = 0;
+        if (buf == NULL) {
+        } else if (keepalive) {
+            cnt[4]++; /* RFC 5626 CRLF keep-alive */
+            handled = 1;
+        } else if (!((unsigned char)buf[0] >= 20 && (unsigned char)buf[0] <= 23)) {
+            if (size >= 2 && buf[0] == '\r' && buf[1] == '\n')
+                while (size > 0 && (*buf == '\r' || *buf == '\n'))
+                    buf++, size--;
+            sip_jres r;
+            int rc = size > max_size ? BAIL
+                                     : otus_sip_json_core(buf, size, max_headers, max_line, 1,
+                                                          parse_sdp, 0, &r);
+            if (rc == ERR) {
+                if (have)
+                    PyBuffer_Release(&view);
+                for (int k = 0; k < D_N; k++)
+                    Py_DECREF(f[k]);
+                goto done;
+            }
+            int cls = rc == OK ? (int)(r.status / 100) : 0;
+            if (rc == OK && r.status && (cls < 1 || cls > 6)) {
+                Py_DECREF(r.json);
+                Py_DECREF(r.labels);
+                Py_XDECREF(r.media);
+                rc = BAIL;
+            }
+            if (rc == OK) {
+                int ok = 0;
+                PyObject *raw = PyBytes_FromStringAndSize(buf, size - r.trailing);
+                PyObject *rec = NULL, *st = NULL;
+                if (raw != NULL) {
+                    PyObject *v[10] = {f[D_TS],    f[D_SRC], f[D_DST], f[D_SPORT],
+                                       f[D_DPORT], f[D_PROTO], ptype,  raw,
+                                       r.json,     r.labels};
+                    rec = make_record(v);
+                }
+                if (rec != NULL && PyList_Append(out, rec) == 0) {
+                    int dialog = 0;
+                    PyObject *cid = PyDict_GetItemWithError(r.labels, L_call_id);
+                    if (cid != NULL) {
+                        int invite = !r.status && r.method.n == 6 &&
+                                     memcmp(r.method.p, "INVITE", 6) == 0;
+                        dialog = invite ? 1 : PyDict_Contains(table, cid);
+                        if (dialog == 0 && opened != NULL)
+                            dialog = PySet_Contains(opened, cid);
+                        if (invite && dialog == 1) {
+                            if (opened == NULL)
+                                opened = PySet_New(NULL);
+                            if (opened == NULL || PySet_Add(opened, cid) < 0)
+                                dialog = -1;
+                        }
+                    }
+                    if (cid != NULL && dialog >= 0) {
+                        ok = 1;
+                        if (dialog) {
+                            st = PyLong_FromLong(r.status);
+                            ok = st != NULL && PyList_Append(pending, rec) == 0 &&
+                                 PyList_Append(pending, st) == 0 &&
+                                 PyList_Append(pending, r.media ? r.media : Py_None) == 0;
+                        }
+                    }
+                }
+                Py_XDECREF(st);
+                Py_XDECREF(rec);
+                Py_XDECREF(raw);
+                Py_DECREF(r.json);
+                Py_DECREF(r.labels);
+                Py_XDECREF(r.media);
+                if (!ok) {
+                    if (have)
+                        PyBuffer_Release(&view);
+                    for (int k = 0; k < D_N; k++)
+                        Py_DECREF(f[k]);
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_RuntimeError, "parse_batch: no Call-ID label");
+                    goto done;
+                }
+                cnt[0]++;
+                if (r.status) {
+                    cnt[2]++;
+                    cnt[4 + cls]++;
+                } else {
+                    cnt[1]++;
+                    int mi = method_index(r.method);
+                    if (mcount[mi]++ == 0)
+                        morder[nseen++] = mi;
+                }
+                if (r.trailing)
+                    cnt[3]++;
+                handled = 1;
+            }
+        }
+        if (have)
+            PyBuffer_Release(&view);
+        for (int k = 0; k < D_N; k++)
+            Py_DECREF(f[k]);
+        if (!handled)
+            break;
+    }
+    PyObject *counts = PyTuple_New(11 + 2 * nseen);
+    if (counts == NULL)
+        goto done;
+    for (int k = 0; k < 11 + 2 * nseen; k++) {
+        long v = k < 11 ? cnt[k] : (k - 11) % 2 == 0 ? morder[(k - 11) / 2]
+                                                      : mcount[morder[(k - 11) / 2]];
+        PyObject *o = PyLong_FromLong(v);
+        if (o == NULL) {
+            Py_DECREF(counts);
+            goto done;
+        }
+        PyTuple_SET_ITEM(counts, k, o);
+    }
+    result = Py_BuildValue("(nON)", i, pending, counts);
+done:
+    Py_XDECREF(pending);
+    Py_XDECREF(opened);
+    Py_DECREF(seq);
+    return result;
+}

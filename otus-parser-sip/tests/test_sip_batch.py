@@ -1,0 +1,173 @@
+"""The C batch path (``sip_batch.c``) gives the same records, statistics, dialogs and media
+flows as the per-message C path and the pure-Python path, whatever it hands back to Python."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sip_builders import SDP, sip
+
+from otus import Datagram
+from otus.testing import need
+from otus_parser_sip import SipOptions, _scan
+from otus_parser_sip.parser import SipParser
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from bench_sip import call_mix
+
+
+class OtherDatagram(Datagram):
+    """A subclass: the batch path reads its fields as attributes instead of slots."""
+
+    __slots__ = ("extra",)
+
+
+def _call(cid: str, *, cancel: bool = False, fail: int = 0) -> list[bytes]:
+    """An INVITE transaction ending as asked (answered and hung up, cancelled, or failed)."""
+    inv = sip(call_id=cid, body=SDP)
+    msgs = [inv, sip("SIP/2.0 100 Trying", call_id=cid)]
+    msgs.append(sip("SIP/2.0 183 Session Progress", call_id=cid, to_tag="t"))
+    if cancel:
+        msgs.append(sip(call_id=cid, cseq="1 CANCEL", start="CANCEL sip:bob@example.com SIP/2.0"))
+        msgs.append(sip("SIP/2.0 487 Request Terminated", call_id=cid, to_tag="t"))
+    elif fail:
+        msgs.append(sip(f"SIP/2.0 {fail} Nope", call_id=cid, to_tag="t"))
+    else:
+        msgs.append(sip("SIP/2.0 200 OK", call_id=cid, to_tag="t", body=SDP))
+        msgs.append(sip("ACK sip:bob@x SIP/2.0", call_id=cid, cseq="1 ACK", to_tag="t"))
+        msgs.append(sip("BYE sip:bob@x SIP/2.0", call_id=cid, cseq="2 BYE", to_tag="t"))
+        msgs.append(sip("SIP/2.0 200 OK", call_id=cid, cseq="2 BYE", to_tag="t"))
+    return msgs
+
+
+ODD = [
+    b"\r\n\r\n",  # keep-alives
+    b"\r\n",
+    b"",
+    b"\x00\r",
+    b"\r\n\r\n\r\n",  # not a keep-alive (too long), nothing after the CRLFs
+    b"\x16\x03\x01\x00\x05hello",  # TLS
+    b"\x15not tls but starts like it\r\n\r\n",
+    b"\r\n\r\n" + sip(call_id="crlf-first"),
+    sip(call_id="trailing") + b"junk after the body",
+    sip(call_id="multi", body=b"--b\r\n\r\nx\r\n--b--\r\n", content_type="multipart/mixed;b=b"),
+    b"\x00\x01\x02\xff garbage\r\n\r\n",
+    sip(call_id="big", extra="X-Big: " + "a" * 70000 + "\r\n"),
+    sip("FOO sip:x SIP/2.0", call_id="foo", cseq="1 FOO"),
+    sip("MESSAGE sip:x SIP/2.0", call_id="msg", cseq="1 MESSAGE"),
+    sip(call_id="folded", extra="Subject: one\r\n two\r\n"),
+    sip("SIP/2.0 603 Decline", call_id="nobody", to_tag="z"),
+]
+
+
+def _traffic(seed: int) -> list[bytes]:
+    """Calls interleaved (each in its own order), registrations, pings and odd datagrams."""
+    rng = random.Random(seed)
+    flows: list[list[bytes]] = []
+    mix = call_mix(12)
+    flows += [mix[k : k + 13] for k in range(0, len(mix), 13)]
+    flows += [_call(f"c{k}", cancel=k % 3 == 1, fail=486 if k % 3 == 2 else 0) for k in range(9)]
+    flows += [_call("reused") + _call("reused")]  # a new call reusing an ended Call-ID
+    flows += [[m] for m in ODD]
+    out: list[bytes] = []
+    while flows:
+        f = rng.choice(flows)
+        out.append(f.pop(0))
+        if not f:
+            flows.remove(f)
+    return out
+
+
+def _datagrams(payloads: list[bytes], seed: int) -> list[Datagram]:
+    rng = random.Random(seed)
+    out: list[Datagram] = []
+    for k, p in enumerate(payloads):
+        ts = 1_000_000_000 + k * 7_000_000
+        kind = rng.random()
+        if kind < 0.1:
+            out.append(OtherDatagram(ts, "192.0.2.10", "192.0.2.20", 5060, 5060, 17, p))
+        elif kind < 0.3:
+            out.append(Datagram(ts, "192.0.2.10", "192.0.2.20", 5060, 5062, 17, p))  # bytes
+        else:
+            out.append(Datagram(ts, "192.0.2.11", "192.0.2.20", 5070, 5060, 17, memoryview(p)))
+    return out
+
+
+def _run(
+    mode: str, seed: int, options: SipOptions, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """Records, statistics, dialogs and media flows of one parser over the traffic of ``seed``,
+    in batches of random sizes; ``mode``: ``batch``, ``message`` (per-message C) or ``python``."""
+    _scan.set_enabled(mode != "python")
+    with monkeypatch.context() as m:
+        if mode == "message":
+            m.setitem(_scan._batch, "fn", None)
+        try:
+            parser = SipParser(options)
+            dgrams = _datagrams(_traffic(seed), seed)
+            rng = random.Random(seed)
+            records = []
+            while dgrams:
+                n = rng.choice((1, 2, 5, 17, 64))
+                records += parser.parse(dgrams[:n])
+                del dgrams[:n]
+        finally:
+            _scan.set_enabled(True)
+    for r in records:
+        yield (
+            r.ts_ns, r.src_ip, r.dst_ip, r.src_port, r.dst_port, r.protocol, r.payload_type,
+            type(r.raw_payload), r.raw_payload, r.serialized_payload(), r.task_id, r.agent_id,
+            r.pipeline_id, list(r.labels.items()), r.payload,
+        )  # fmt: skip
+    yield list(parser.stats().items())
+    yield [d.as_dict() for d in parser.dialogs.calls.values()]
+    assert parser.media is not None
+    yield list(parser.media._flows.items())
+    yield {k: sorted(v) for k, v in parser.media._by_call.items()}
+
+
+OPTIONS = {
+    "default": SipOptions(report_errors=True),
+    "small_tables": SipOptions(max_dialogs=3, max_media_flows=5, max_message_size=65535),
+    "no_dialog_labels_no_sdp": SipOptions(include_dialog_labels=False, parse_sdp=False),
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name", OPTIONS)
+def test_batch_path_equals_message_and_python_paths(
+    name: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    options = OPTIONS[name]
+    batch = list(_run("batch", seed, options, monkeypatch))
+    assert batch == list(_run("message", seed, options, monkeypatch))
+    assert batch == list(_run("python", seed, options, monkeypatch))
+    assert len(batch) > 150
+
+
+def test_batch_path_handles_the_bench_mix_alone() -> None:
+    """The common case stays in C: one call for a batch of the bench mix, every record built
+    there, only the messages of INVITE dialogs handed back for the dialog table."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    fn = _scan.batch_parser()
+    assert fn is not None
+    parser = SipParser(SipOptions())
+    dgrams = [
+        Datagram(k, "10.0.0.1", "10.0.0.2", 5060, 5060, 17, memoryview(p))
+        for k, p in enumerate(call_mix(10))
+    ]
+    out: list[Any] = []
+    nxt, pending, counts = fn(dgrams, 0, out, parser._batch_cfg, parser.dialogs.calls)
+    assert nxt == len(dgrams) == len(out) == 130
+    assert len(pending) == 3 * 70  # 7 of the 13 messages belong to an INVITE dialog
+    dialog_msgs = [r for r in out if r.labels["sip.cseq_method"] in ("INVITE", "ACK", "BYE")]
+    assert pending[::3] == dialog_msgs
+    assert counts[:11] == (130, 60, 70, 0, 0, 20, 40, 0, 10, 0, 0)
+    assert counts[11:] == (0, 10, 1, 10, 2, 10, 4, 20, 5, 10)
+    assert (out[0].task_id, out[0].agent_id, out[0].pipeline_id) == ("", "", 0)
