@@ -221,6 +221,12 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
         if (PyBytes_Check(f[D_PAYLOAD])) {
             buf = PyBytes_AS_STRING(f[D_PAYLOAD]);
             size = PyBytes_GET_SIZE(f[D_PAYLOAD]);
+        } else if (PyMemoryView_Check(f[D_PAYLOAD]) &&
+                   !(((PyMemoryViewObject *)f[D_PAYLOAD])->flags & _Py_MEMORYVIEW_RELEASED) &&
+                   PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(f[D_PAYLOAD]), 'C')) {
+            /* held by f[] for the whole step and nothing here can release it */
+            buf = PyMemoryView_GET_BUFFER(f[D_PAYLOAD])->buf;
+            size = PyMemoryView_GET_BUFFER(f[D_PAYLOAD])->len;
         } else if (PyObject_GetBuffer(f[D_PAYLOAD], &view, PyBUF_SIMPLE) == 0) {
             have = 1;
             buf = view.buf;

@@ -584,9 +584,19 @@ static int label(PyObject *l, PyObject *key, sv s) {
     return rc;
 }
 
+/* label() for a value unique to one message (a Via branch): no string-cache lookup. */
+static int label_unique(PyObject *l, PyObject *key, sv s) {
+    PyObject *v = PyUnicode_New(s.n, 127);
+    if (v == NULL)
+        return -1;
+    memcpy(PyUnicode_DATA(v), s.p, (size_t)s.n);
+    int rc = PyDict_SetItem(l, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
 /* parser.labels_of of the payload described by m, same keys in the same order. */
 static PyObject *labels_json(const minfo *m) {
-    char tmp[128];
     PyObject *l = _PyDict_NewPresized(16); /* no resizing while the ~15 labels go in */
     if (l == NULL)
         return NULL;
@@ -595,8 +605,8 @@ static PyObject *labels_json(const minfo *m) {
     if (label(l, L_call_id, m->call_id) || label(l, L_from_uri, m->from.u.raw) ||
         label(l, L_to_uri, m->to.u.raw))
         goto err;
-    int n = snprintf(tmp, sizeof(tmp), "%lld ", m->cseq);
-    jb_put(&b, tmp, (size_t)n);
+    jb_int(&b, m->cseq);
+    LIT(&b, " ");
     jb_put(&b, m->cseq_method.p, (size_t)m->cseq_method.n);
     if (b.oom)
         goto err;
@@ -607,9 +617,10 @@ static PyObject *labels_json(const minfo *m) {
         if (label(l, L_method, m->method) || label(l, L_request_uri, m->ruri))
             goto err;
     } else {
-        n = snprintf(tmp, sizeof(tmp), "%ld", m->status);
-        sv st = {tmp, n};
-        if (label(l, L_status_code, st) || label(l, L_method, m->cseq_method))
+        b.n = 0;
+        jb_int(&b, m->status);
+        sv st = {b.p, (Py_ssize_t)b.n};
+        if (b.oom || label(l, L_status_code, st) || label(l, L_method, m->cseq_method))
             goto err;
     }
     if ((m->from.u.has_user && label(l, L_from_user, m->from.u.user)) ||
@@ -629,13 +640,13 @@ static PyObject *labels_json(const minfo *m) {
     LIT(&b, " ");
     jb_put(&b, v->host.p, (size_t)v->host.n);
     if (v->port >= 0) {
-        n = snprintf(tmp, sizeof(tmp), ":%ld", v->port);
-        jb_put(&b, tmp, (size_t)n);
+        LIT(&b, ":");
+        jb_int(&b, v->port);
     }
     if (b.oom)
         goto err;
     sv vs = {b.p, (Py_ssize_t)b.n};
-    if (label(l, L_via, vs) || (v->has_branch && label(l, L_via_branch, v->branch)) ||
+    if (label(l, L_via, vs) || (v->has_branch && label_unique(l, L_via_branch, v->branch)) ||
         (m->has_ua && label(l, L_user_agent, m->ua)))
         goto err;
     jb_free(&b);
