@@ -162,7 +162,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         default_gc = otus_rate(payloads, repeat, gc_tuned=False)
     ratio = f", ratio {ours / peer:.1f}x" if peer else ""
     if _scan.fast_available():
-        path = "C payload and body JSON writers (sip_json.c, sip_sdp.c)"
+        path = "C batch path and payload/body JSON writers (sip_batch.c, sip_json.c, sip_sdp.c)"
     else:
         path = "C header indexer" if _scan.available() else "pure Python"
     return [
