@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sip_builders import SDP, sip
 
-from otus import Datagram
+from otus import Datagram, Record
 from otus.testing import need
 from otus_parser_sip import SipOptions, _scan
 from otus_parser_sip.parser import SipParser
@@ -171,3 +171,29 @@ def test_batch_path_handles_the_bench_mix_alone() -> None:
     assert counts[:11] == (130, 60, 70, 0, 0, 20, 40, 0, 10, 0, 0)
     assert counts[11:] == (0, 10, 1, 10, 2, 10, 4, 20, 5, 10)
     assert (out[0].task_id, out[0].agent_id, out[0].pipeline_id) == ("", "", 0)
+
+
+class TaggedRecord(Record):
+    """A Record subclass: ``parse_batch`` calls it with keywords instead of writing slots."""
+
+    __slots__ = ("tag",)
+
+
+def test_batch_path_calls_a_record_class_it_does_not_know() -> None:
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    fn = _scan.batch_parser()
+    assert fn is not None
+    parser = SipParser(SipOptions())
+    dgrams = _datagrams(call_mix(2), 7)
+    plain: list[Any] = []
+    fn(dgrams, 0, plain, parser._batch_cfg, {})
+    tagged: list[Any] = []
+    fn(dgrams, 0, tagged, (TaggedRecord, *parser._batch_cfg[1:]), {})
+    assert len(tagged) == len(plain) == 26
+    assert all(type(r) is TaggedRecord for r in tagged)
+    fields = ("ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "payload_type")
+    fields += ("raw_payload", "labels", "task_id", "agent_id", "pipeline_id")
+    for a, b in zip(plain, tagged, strict=True):
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+        assert a.serialized_payload() == b.serialized_payload()
+        assert a.payload == b.payload
