@@ -6,7 +6,7 @@ from typing import Any
 
 from otus_parser_sip._scan import MediaSummary
 from otus_parser_sip._sdp import parse_sdp
-from otus_parser_sip._text import parse_params
+from otus_parser_sip._text import QuoteError, parse_params
 
 __all__ = ["media_of", "parse_body"]
 
@@ -17,7 +17,11 @@ def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
     semi = content_type.find(";")
     if semi < 0:
         return content_type.strip().lower(), {}
-    return content_type[:semi].strip().lower(), parse_params(content_type[semi + 1 :])
+    try:
+        params = parse_params(content_type[semi + 1 :])
+    except QuoteError:  # unterminated quoted parameter: no parameters (found by fuzzing)
+        params = {}
+    return content_type[:semi].strip().lower(), params
 
 
 def parse_body(body: bytes, content_type: str, parse_sdp_bodies: bool) -> dict[str, Any]:

@@ -292,7 +292,10 @@ def _start_line(line: str, payload: dict[str, Any], anomalies: list[str]) -> str
     if ruri.startswith("<") and ruri.endswith(">"):
         anomalies.append("request_uri_in_brackets")
         ruri = ruri[1:-1]
-    uri = parse_uri(ruri)
+    try:
+        uri = parse_uri(ruri)
+    except QuoteError:
+        return "bad_start_line"  # unterminated quoted parameter value (found by fuzzing)
     if "headers" in uri:
         anomalies.append("request_uri_headers")
     payload["kind"] = "request"
@@ -327,11 +330,11 @@ def _identity(
     payload["call_id"] = call_id
     try:
         payload["from"] = parse_name_addr(from_v)
-    except HeaderError:
+    except (HeaderError, QuoteError):
         return "bad_from"
     try:
         payload["to"] = parse_name_addr(to_v)
-    except HeaderError:
+    except (HeaderError, QuoteError):
         return "bad_to"
     for key in ("from", "to"):
         if payload[key].get("uri_whitespace") or " " in payload[key]["uri"]["raw"]:

@@ -13,6 +13,11 @@ __all__ = ["DIRECTIONS", "parse_sdp"]
 DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 
 
+def _number(s: str) -> int | None:
+    """ASCII digits as an int; None for anything else, or beyond 19 digits (JSON's 64 bits)."""
+    return int(s) if s.isdigit() and s.isascii() and len(s) <= 19 else None
+
+
 def _connection(value: str) -> dict[str, Any] | None:
     """``c=IN IP4 192.0.2.1[/ttl]`` into ``{"addrtype", "address"}``."""
     parts = value.split()
@@ -44,11 +49,11 @@ def parse_sdp(body: bytes) -> dict[str, Any]:
                 port_s = parts[1]
                 slash = port_s.find("/")
                 if slash >= 0:
-                    cur["port_count"] = (
-                        int(port_s[slash + 1 :]) if port_s[slash + 1 :].isdigit() else 1
-                    )
+                    count = _number(port_s[slash + 1 :])
+                    cur["port_count"] = 1 if count is None else count
                     port_s = port_s[:slash]
-                cur["port"] = int(port_s) if port_s.isdigit() else 0
+                port = _number(port_s)
+                cur["port"] = 0 if port is None else port
                 cur["proto"] = parts[2]
                 cur["formats"] = parts[3:]
             media.append(cur)
@@ -102,15 +107,17 @@ def _attribute(cur: dict[str, Any], value: str) -> None:
         if sp > 0:
             enc = arg[sp + 1 :].strip().split("/")
             entry: dict[str, Any] = {"encoding": enc[0]}
-            if len(enc) > 1 and enc[1].isdigit():
-                entry["clock_rate"] = int(enc[1])
+            rate = _number(enc[1]) if len(enc) > 1 else None
+            if rate is not None:
+                entry["clock_rate"] = rate
             if len(enc) > 2:
                 entry["channels"] = enc[2]
             cur.setdefault("rtpmap", {})[arg[:sp]] = entry
     elif name == "rtcp":
         parts = arg.split()
-        if parts and parts[0].isdigit():
-            rtcp: dict[str, Any] = {"port": int(parts[0])}
+        rport = _number(parts[0]) if parts else None
+        if rport is not None:
+            rtcp: dict[str, Any] = {"port": rport}
             if len(parts) >= 4:
                 rtcp["address"] = parts[3]
             cur["rtcp"] = rtcp

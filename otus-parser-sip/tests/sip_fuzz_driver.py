@@ -1,0 +1,204 @@
+"""Bounded fuzz of the SIP C paths, run by ``test_sip_sanitizers.py`` in a subprocess.
+
+``python sip_fuzz_driver.py FAST_SO NATIVE_SO SECONDS SEED`` loads the sanitized builds of
+``_sip_fast`` and ``_sip_native`` in place of the installed ones, feeds the parity corpora and
+then random and mutated datagrams and stream chunks through ``parse_batch`` (via
+``SipParser.parse``), ``parse_json``, ``parse_head`` and the header indexer, and prints
+``fuzz ok`` with the counts. A sanitizer report aborts the process (non-zero exit).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "bench"))
+
+
+def _load(name: str, path: str) -> None:
+    full = f"otus_parser_sip._native.{name}"
+    spec = importlib.util.spec_from_file_location(full, path)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.modules[full] = mod
+
+
+def _corpus() -> list[bytes]:
+    """The parity corpora of the other tests (RFC 4475, shapes, mutants, SDP bodies)."""
+    import test_sip_batch
+    import test_sip_fast
+    import test_sip_json
+    import test_sip_scan
+    import test_sip_sdp
+    from bench_sip import call_mix
+    from sip_builders import sip
+
+    out = [d for _, d in test_sip_scan.CORPUS]
+    out += [d for _, d in test_sip_fast.ACCEPTED + test_sip_fast.TRICKY]
+    out += [d for _, d in test_sip_json.ESCAPES + test_sip_json.DECLINED]
+    for _, body, ctype in test_sip_sdp.DESCRIBED + test_sip_sdp.DECLINED:
+        out.append(sip(body=body, content_type=ctype))
+        out.append(sip("SIP/2.0 200 OK", to_tag="t", body=body, content_type=ctype))
+    out += test_sip_batch.ODD + test_sip_batch._traffic(1)
+    out += call_mix(1)
+    return out
+
+
+#: Bytes that steer the parsers into their branches.
+SPECIAL = b'\r\n\t :;,<>"@[]=/\\?*.\x00\x7f\x80\xff0123456789'
+TOKENS = [
+    b"\r\n", b"\r\n\r\n", b"Content-Length: ", b"Content-Type: application/sdp\r\n", b"Via: ",
+    b"SIP/2.0/UDP ", b";branch=z9hG4bK", b";tag=", b"<sip:", b"sip:", b"sips:", b"tel:", b"[::1]",
+    b":5060", b"m=audio ", b"c=IN IP4 ", b"c=IN IP6 ", b"a=rtpmap:", b"a=rtcp:", b"a=rtcp-mux",
+    b"RTP/AVP ", b"v=0\r\n", b"\"", b"\\", b"CSeq: 1 INVITE\r\n", b"Call-ID: x\r\n", b"l: ",
+    b"99999999999999999999", b"-1", b"4294967296", b"/8000/2", b", ", b"SIP/2.0 200 OK\r\n",
+]  # fmt: skip
+
+
+def mutate(rng: random.Random, base: bytes, pool: list[bytes]) -> bytes:
+    """One random structural or byte-level mutation (sometimes several)."""
+    b = bytearray(base)
+    for _ in range(rng.choice((1, 1, 2, 3, 8))):
+        op = rng.randrange(9)
+        pos = rng.randrange(len(b) + 1)
+        if op == 0 and b:
+            b[min(pos, len(b) - 1)] = rng.choice(SPECIAL)
+        elif op == 1:
+            b[pos:pos] = rng.choice(TOKENS)
+        elif op == 2:
+            del b[pos : pos + rng.randint(1, 16)]
+        elif op == 3:
+            b = b[:pos]
+        elif op == 4 and b:
+            s = rng.randrange(len(b))
+            b[pos:pos] = b[s : s + rng.randint(1, 64)]
+        elif op == 5:
+            other = rng.choice(pool)
+            b = b[:pos] + other[rng.randrange(len(other) + 1) :]
+        elif op == 6 and b:
+            b[min(pos, len(b) - 1)] ^= 1 << rng.randrange(8)
+        elif op == 7:
+            b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif op == 8:
+            b[pos:pos] = rng.choice(TOKENS) * rng.randint(2, 40)
+    return bytes(b)
+
+
+def _payload(rng: random.Random, data: bytes) -> Any:
+    """``data`` as bytes, a memoryview of it, of a slice of a larger buffer, or a bytearray."""
+    k = rng.randrange(5)
+    if k == 0:
+        return data
+    if k == 1:
+        return memoryview(data)
+    if k == 2:
+        return memoryview(b"JUNK" + data + b"JUNK")[4 : 4 + len(data)]
+    if k == 3:
+        return bytearray(data)
+    return memoryview(bytearray(data))
+
+
+def main() -> None:
+    fast_so, native_so, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    _load("_sip_fast", fast_so)
+    _load("_sip_native", native_so)
+    from otus import Datagram, StreamChunk
+    from otus_parser_sip import SipOptions, _scan
+    from otus_parser_sip._message import Limits
+    from otus_parser_sip.parser import SipParser
+
+    assert _scan.fast_available()
+    assert _scan.available()
+    assert sys.modules["otus_parser_sip._native._sip_fast"].__file__ == fast_so
+    rng = random.Random(int(seed))
+    corpus = _corpus()
+    options = [
+        SipOptions(report_errors=True),
+        SipOptions(max_dialogs=3, max_media_flows=5, max_message_size=65535),
+        SipOptions(include_dialog_labels=False, parse_sdp=False, max_headers=8),
+    ]
+    parsers = [SipParser(o) for o in options]
+    json_fn = _scan.json_parser()
+    limits = [Limits(), Limits(max_headers=4, max_header_line=40)]
+    counts = dict.fromkeys(("messages", "batches", "json", "json_answered", "head", "scan"), 0)
+    counts["stream"] = 0
+
+    def direct(data: bytes) -> None:
+        lim = rng.choice(limits)
+        for datagram in (True, False):
+            res = json_fn(data, lim.max_headers, lim.max_header_line, datagram, rng.random() < 0.8)
+            counts["json"] += 1
+            counts["json_answered"] += res is not None
+        hend = data.find(b"\r\n\r\n")
+        if hend >= 0:
+            for h in {hend, rng.randrange(hend + 1)}:
+                _scan.parse_head(data, h, lim.max_headers, lim.max_header_line)
+                _scan.index_headers(data, h, lim.max_headers, lim.max_header_line)
+                counts["head"] += 1
+                counts["scan"] += 1
+
+    def batch(payloads: list[bytes]) -> None:
+        p = rng.choice(parsers)
+        dg = [
+            Datagram(1_000_000 * k, "192.0.2.1", "192.0.2.2", 5060, 5060, 17, _payload(rng, d))
+            for k, d in enumerate(payloads)
+        ]
+        p.parse(dg)
+        counts["batches"] += 1
+        counts["messages"] += len(dg)
+        if rng.random() < 0.2:
+            chunks, pos, joined = [], 0, b"".join(payloads)
+            while pos < len(joined):
+                n = rng.randint(1, 2000)
+                chunks.append(
+                    StreamChunk(1, "192.0.2.1", "192.0.2.2", 5060, 5060, joined[pos : pos + n])
+                )
+                pos += n
+            p.parse_stream(chunks)
+            counts["stream"] += 1
+        if rng.random() < 0.05:
+            p.tick(10**12 * rng.randint(1, 100))
+
+    step: Callable[[list[bytes]], None] = batch
+    for data in corpus:
+        direct(data)
+    for k in range(0, len(corpus), 37):
+        step(corpus[k : k + 37])
+    pool = list(corpus)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        group = []
+        for _ in range(rng.choice((1, 4, 16, 64))):
+            r = rng.random()
+            if r < 0.05:
+                data = bytes(rng.randrange(256) for _ in range(rng.randrange(200)))
+            elif r < 0.1:
+                data = bytes(rng.choice(SPECIAL) for _ in range(rng.randrange(200)))
+            else:
+                data = mutate(rng, rng.choice(pool), pool)
+            group.append(data)
+        try:
+            for data in group:
+                direct(data)
+            step(group)
+        except Exception:
+            print("failing group:", repr(group), file=sys.stderr)
+            raise
+        if rng.random() < 0.1:
+            pool.append(group[0])
+            if len(pool) > 4000:
+                pool.pop(len(corpus) + rng.randrange(len(pool) - len(corpus)))
+    print("fuzz ok", counts)
+
+
+if __name__ == "__main__":
+    main()
