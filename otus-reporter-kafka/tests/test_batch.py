@@ -117,6 +117,24 @@ def test_native_crc32c_is_aiokafkas(size: int) -> None:
     assert FAST.crc32c(data) == calc_crc32c(data)
 
 
+def test_lz4_frames_are_what_kafka_reads() -> None:
+    """One frame of independent blocks (KIP-57), no content size or checksum, a block size
+    Kafka's readers accept (64 KiB to 4 MiB), and with lz4 installed 1 MiB blocks."""
+    import importlib.util
+
+    compress = compressor("lz4")
+    assert compress is not None
+    frame = compress(b"".join(b"record %d with some text; " % i for i in range(40_000)))
+    assert frame[:4] == b"\x04\x22\x4d\x18"  # magic
+    flg, bd = frame[4], frame[5]
+    assert flg >> 6 == 1  # version 01
+    assert flg & 0x20  # block independence
+    assert not flg & 0x1C  # no block checksum, content size or content checksum
+    assert 4 <= bd >> 4 <= 7
+    if importlib.util.find_spec("lz4") is not None:
+        assert bd >> 4 == 6  # 1 MiB
+
+
 @pytest.mark.parametrize("codec", ["lz4", "zstd"])
 def test_cramjam_compression_when_lz4_or_zstandard_is_missing(
     codec: str, monkeypatch: pytest.MonkeyPatch
