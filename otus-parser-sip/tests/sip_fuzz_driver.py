@@ -107,6 +107,30 @@ def _payload(rng: random.Random, data: bytes) -> Any:
     return memoryview(bytearray(data))
 
 
+def hostile_datagrams(datagram: type, fn: Any, cfg: tuple[Any, ...], data: bytes) -> None:
+    """A Datagram subclass whose ``payload`` getter empties the list parse_batch walks."""
+
+    class Shrinking(datagram):  # type: ignore[misc,valid-type]
+        __slots__ = ("_data", "victim")
+
+        @property
+        def payload(self) -> bytes:
+            self.victim.clear()
+            return bytes(self._data)
+
+        @payload.setter
+        def payload(self, value: bytes) -> None:
+            self._data = value
+
+    dgrams: list[Any] = []
+    for k in range(8):
+        d = Shrinking(k, "192.0.2.1", "192.0.2.2", 5060, 5060, 17, data)
+        d.victim = dgrams
+        dgrams.append(d)
+    d = None
+    fn(dgrams, 0, [], cfg, {})
+
+
 def main() -> None:
     fast_so, native_so, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     _load("_sip_fast", fast_so)
@@ -169,6 +193,11 @@ def main() -> None:
             p.tick(10**12 * rng.randint(1, 100))
 
     step: Callable[[list[bytes]], None] = batch
+    batch_fn = _scan.batch_parser()
+    assert batch_fn is not None
+    from bench_sip import call_mix
+
+    hostile_datagrams(Datagram, batch_fn, parsers[0]._batch_cfg, call_mix(1)[0])
     for data in corpus:
         direct(data)
     for k in range(0, len(corpus), 37):

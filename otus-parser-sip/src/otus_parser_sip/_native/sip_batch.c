@@ -199,8 +199,6 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     PyObject *seq = PySequence_Fast(args[0], "datagrams must be a sequence");
     if (seq == NULL)
         return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
     PyObject *pending = PyList_New(0), *opened = NULL, *result = NULL;
     long cnt[11] = {0}; /* messages, requests, responses, trailing, keepalives, 1xx..6xx */
     long mcount[NMETHODS + 1] = {0};
@@ -208,9 +206,14 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t i = start < 0 ? 0 : start;
     if (pending == NULL)
         goto done;
-    for (; i < n; i++) {
-        PyObject *f[D_N];
-        if (fields(items[i], f) < 0) {
+    /* The size and item are read again each step and the item held while its fields are read:
+     * a Datagram subclass's attribute getter may run Python code that shrinks the list. */
+    for (; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *f[D_N], *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_INCREF(item);
+        int got = fields(item, f);
+        Py_DECREF(item);
+        if (got < 0) {
             PyErr_Clear(); /* Python reads it again and raises where it would have */
             break;
         }
