@@ -132,6 +132,23 @@ def test_records_the_c_code_leaves_go_through_python_with_its_errors() -> None:
     assert [m.topic for m in messages] == ["p-sip"] * 6
 
 
+def test_escapes_at_every_position_of_a_word() -> None:
+    """C tests label text eight bytes at a time for characters to escape: one at each offset
+    of a longer string, next to plain ASCII and multi-byte UTF-8, comes out as orjson's."""
+    specials = ['"', "\\", "\x00", "\x1f", "\b", "\n", "\x7f", "é", "東", "\u2028", " ", "~"]
+    records = []
+    for k, special in enumerate(specials):
+        for pos in range(17):
+            text = "a" * pos + special + "b" * (20 - pos)
+            mixed = "é" * pos + special + "z" * 9
+            record = sip_record(k * 17 + pos)
+            record.labels = {"sip.x": text, text: mixed, "plain ascii long label": "y" * 23}
+            records.append(record)
+    messages, stats = _both(records, topic="t")
+    assert len(messages) == len(records)
+    assert stats["dropped.encode_error"] == 0
+
+
 class _Relabelled(Record):
     """A subclass that overrides slots with properties: C must read it through getattr."""
 

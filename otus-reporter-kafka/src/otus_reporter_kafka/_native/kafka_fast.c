@@ -58,9 +58,25 @@ static void init_escapes(void) {
     esc_len['\n'] = esc_len['\f'] = esc_len['\r'] = 2;
 }
 
+/* Eight bytes at a time: does any need escaping (below 0x20, '"' or '\\')? Exact (the
+ * classic has-less / has-zero-byte tests; bytes >= 0x80 never match). */
+static inline int word_needs_escape(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t below = (w - ones * 0x20) & ~w & highs;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t quote = (q - ones) & ~q & highs, backslash = (b - ones) & ~b & highs;
+    return (below | quote | backslash) != 0;
+}
+
 static inline Py_ssize_t json_str_len(const unsigned char *s, Py_ssize_t n) {
-    Py_ssize_t len = n + 2;
-    for (Py_ssize_t i = 0; i < n; i++) len += esc_len[s[i]] - 1;
+    Py_ssize_t len = n + 2, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (word_needs_escape(w))
+            for (int k = 0; k < 8; k++) len += esc_len[s[i + k]] - 1;
+    }
+    for (; i < n; i++) len += esc_len[s[i]] - 1;
     return len;
 }
 
@@ -100,24 +116,43 @@ static char *json_str_put(char *p, const unsigned char *s, Py_ssize_t n) {
     return p;
 }
 
+/* json_str_put() when the escaped length is known: text without escapes is one copy. */
+static inline char *json_str_put_known(char *p, const unsigned char *s, Py_ssize_t n,
+                                       Py_ssize_t json_len) {
+    if (json_len != n + 2) return json_str_put(p, s, n);
+    *p++ = '"';
+    memcpy(p, s, (size_t)n);
+    p += n;
+    *p++ = '"';
+    return p;
+}
+
 /* -- base64 (standard alphabet, padded, no newline) --------------------------------------- */
 
+static const char b64_tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static char b64_pairs[4096][2]; /* 12 bits -> their two characters */
+
+static void init_b64(void) {
+    for (int v = 0; v < 4096; v++) {
+        b64_pairs[v][0] = b64_tab[v >> 6];
+        b64_pairs[v][1] = b64_tab[v & 63];
+    }
+}
+
 static char *b64_put(char *p, const unsigned char *s, Py_ssize_t n) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     Py_ssize_t i = 0;
     for (; i + 2 < n; i += 3) {
         uint32_t v = ((uint32_t)s[i] << 16) | ((uint32_t)s[i + 1] << 8) | s[i + 2];
-        *p++ = tab[v >> 18];
-        *p++ = tab[(v >> 12) & 63];
-        *p++ = tab[(v >> 6) & 63];
-        *p++ = tab[v & 63];
+        memcpy(p, b64_pairs[v >> 12], 2);
+        memcpy(p + 2, b64_pairs[v & 0xFFF], 2);
+        p += 4;
     }
     if (i < n) {
         uint32_t v = (uint32_t)s[i] << 16;
         if (i + 1 < n) v |= (uint32_t)s[i + 1] << 8;
-        *p++ = tab[v >> 18];
-        *p++ = tab[(v >> 12) & 63];
-        *p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *p++ = b64_tab[v >> 18];
+        *p++ = b64_tab[(v >> 12) & 63];
+        *p++ = i + 1 < n ? b64_tab[(v >> 6) & 63] : '=';
         *p++ = '=';
     }
     return p;
@@ -128,6 +163,7 @@ static char *b64_put(char *p, const unsigned char *s, Py_ssize_t n) {
 typedef struct {
     const unsigned char *name, *value;
     Py_ssize_t name_len, value_len;
+    Py_ssize_t name_json, value_json; /* their lengths as JSON strings, quotes included */
 } label_t;
 
 static label_t *labels_buf = NULL;
@@ -281,8 +317,9 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
             if (l->name == NULL) goto reject;
             l->value = (const unsigned char *)PyUnicode_AsUTF8AndSize(v, &l->value_len);
             if (l->value == NULL) goto reject;
-            labels_json += json_str_len(l->name, l->name_len) + 1
-                           + json_str_len(l->value, l->value_len);
+            l->name_json = json_str_len(l->name, l->name_len);
+            l->value_json = json_str_len(l->value, l->value_len);
+            labels_json += l->name_json + 1 + l->value_json;
             label_headers += len_varint_len(l->name_len + 2) + 2 + l->name_len
                              + len_varint_len(l->value_len) + l->value_len;
         }
@@ -335,9 +372,11 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     *p++ = '{';
     for (Py_ssize_t i = 0; i < nl; i++) {
         if (i) *p++ = ',';
-        p = json_str_put(p, labels_buf[i].name, labels_buf[i].name_len);
+        p = json_str_put_known(p, labels_buf[i].name, labels_buf[i].name_len,
+                               labels_buf[i].name_json);
         *p++ = ':';
-        p = json_str_put(p, labels_buf[i].value, labels_buf[i].value_len);
+        p = json_str_put_known(p, labels_buf[i].value, labels_buf[i].value_len,
+                               labels_buf[i].value_json);
     }
     *p++ = '}';
     PUT(RAW_LEN, CLEN(RAW_LEN));
@@ -670,6 +709,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__kafka_fast(void) {
     init_escapes();
+    init_b64();
     init_crc();
 #define INTERN(var, text)                                                                      \
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
