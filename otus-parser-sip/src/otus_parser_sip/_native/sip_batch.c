@@ -65,8 +65,10 @@ static Py_ssize_t slot_offset(PyTypeObject *t, const char *name) {
     return off;
 }
 
-/* 1 when t's own __slots__ are exactly `names` (as a set) and no base adds instance state. */
-static int slots_are(PyTypeObject *t, const char *const *names, int n, Py_ssize_t *off) {
+/* 1 when t's own __slots__ hold `names` (exactly those, as a set, when `exact`: a Record is
+ * written whole) and no base adds instance state; their offsets in off. */
+static int slots_are(PyTypeObject *t, const char *const *names, int n, Py_ssize_t *off,
+                     int exact) {
     if (t->tp_base != &PyBaseObject_Type || t->tp_dictoffset != 0)
         return 0;
     PyObject *slots = PyObject_GetAttrString((PyObject *)t, "__slots__");
@@ -76,7 +78,7 @@ static int slots_are(PyTypeObject *t, const char *const *names, int n, Py_ssize_
     }
     Py_ssize_t len = PySequence_Size(slots);
     Py_DECREF(slots);
-    if (len != n) {
+    if (exact ? len != n : len < n) {
         PyErr_Clear();
         return 0;
     }
@@ -105,13 +107,13 @@ static int setup(PyTypeObject *rt, PyTypeObject *dt) {
                 return -1;
     }
     if (rt != r_type) {
-        r_direct = slots_are(rt, R_NAMES, R_N, r_off);
+        r_direct = slots_are(rt, R_NAMES, R_N, r_off, 1);
         Py_XDECREF(r_type);
         Py_INCREF(rt);
         r_type = rt;
     }
     if (dt != d_type) {
-        d_direct = slots_are(dt, D_NAMES, D_N, d_off) && dt->tp_basicsize > 0;
+        d_direct = slots_are(dt, D_NAMES, D_N, d_off, 0) && dt->tp_basicsize > 0;
         Py_XDECREF(d_type);
         Py_INCREF(dt);
         d_type = dt;
