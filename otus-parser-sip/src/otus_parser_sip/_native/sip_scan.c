@@ -11,6 +11,9 @@
 #include "sip_scan.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Must match SIP_NAMES in _scan.py (same order). */
 static const char *const NAMES[] = {
@@ -51,22 +54,55 @@ static int compact_id(uint8_t c) {
     }
 }
 
+#define MAX_NAME 19 /* "request-disposition" */
+/* Candidates per (length, first letter): head[n][c] is the first index into NAMES, next[k] the
+ * following one with the same length and letter (-1 ends). Filled once at load time. */
+static int8_t name_head[MAX_NAME + 1][26];
+static int8_t name_next[N_NAMES];
+static int names_ready;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((constructor))
+#endif
+static void names_init(void) {
+    memset(name_head, -1, sizeof(name_head));
+    for (int k = N_NAMES - 1; k >= 0; k--) { /* backwards: lists keep NAMES order */
+        size_t n = strlen(NAMES[k]);
+        int c = NAMES[k][0] - 'a';
+        name_next[k] = name_head[n][c];
+        name_head[n][c] = (int8_t)k;
+    }
+    names_ready = 1;
+}
+
+static int name_eq(const char *c, const uint8_t *s, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        uint8_t b = s[i];
+        if (b >= 'A' && b <= 'Z')
+            b |= 0x20;
+        if ((uint8_t)c[i] != b)
+            return 0;
+    }
+    return 1;
+}
+
 static int name_id(const uint8_t *s, size_t n) {
     if (n == 1)
         return compact_id(s[0]);
-    for (int k = 0; k < N_NAMES; k++) {
-        const char *c = NAMES[k];
-        size_t i = 0;
-        for (; i < n; i++) {
-            uint8_t b = s[i];
-            if (b >= 'A' && b <= 'Z')
-                b |= 0x20;
-            if ((uint8_t)c[i] != b)
-                break; /* also stops at the NUL of a shorter name */
-        }
-        if (i == n && c[n] == '\0')
-            return k;
+    uint8_t b = s[0];
+    if (b >= 'A' && b <= 'Z')
+        b |= 0x20;
+    if (n > MAX_NAME || b < 'a' || b > 'z')
+        return -1;
+    if (!names_ready) { /* no constructor support: a linear search */
+        for (int k = 0; k < N_NAMES; k++)
+            if ((uint8_t)NAMES[k][0] == b && strlen(NAMES[k]) == n && name_eq(NAMES[k], s, n))
+                return k;
+        return -1;
     }
+    for (int k = name_head[n][b - 'a']; k >= 0; k = name_next[k])
+        if (name_eq(NAMES[k], s, n))
+            return k;
     return -1;
 }
 
@@ -89,20 +125,50 @@ int sip_scan(const uint8_t *buf, size_t hend, int32_t *out, int max_headers, int
     while (pos <= hend) {
         size_t end = pos, colon = 0;
         int have_colon = 0;
-        while (end < hend) {
+        /* To the line's CR: ordinary bytes are skipped (16 at a time with SSE2); a control
+         * byte, DEL, non-ASCII or the first colon stops the skip and is looked at. */
+        for (;;) {
+#ifdef __SSE2__
+            while (end + 16 <= hend) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + end));
+                /* signed compare: bytes >= 0x80 are negative, so below 0x20 too */
+                __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                         _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+                if (!have_colon)
+                    m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+                unsigned mask = (unsigned)_mm_movemask_epi8(m);
+                if (mask) {
+                    end += (size_t)__builtin_ctz(mask);
+                    goto special;
+                }
+                end += 16;
+            }
+#endif
+            while (end < hend) {
+                uint8_t c = buf[end];
+                if (c < 0x20 || c >= 0x7f || (c == ':' && !have_colon))
+                    break;
+                end++;
+            }
+#ifdef __SSE2__
+        special:
+#endif
+            if (end >= hend)
+                break;
             uint8_t c = buf[end];
             if (c == '\r') {
                 if (end + 1 < hend && buf[end + 1] == '\n')
                     break;
                 return -1;
             }
-            if (c >= 0x80 || c == 0x7f || (c < 0x20 && c != '\t'))
-                return -1;
-            if (c == ':' && !have_colon) {
+            if (c == '\t') {
+                end++;
+            } else if (c == ':') {
                 have_colon = 1;
-                colon = end;
+                colon = end++;
+            } else {
+                return -1;
             }
-            end++;
         }
         if (++lines > max_headers + 1)
             return -1;
