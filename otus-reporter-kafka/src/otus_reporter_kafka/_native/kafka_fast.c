@@ -46,6 +46,21 @@ static inline char *uvarint_put(char *p, uint64_t n) {
 static inline Py_ssize_t len_varint_len(Py_ssize_t n) { return uvarint_len((uint64_t)n << 1); }
 static inline char *len_varint_put(char *p, Py_ssize_t n) { return uvarint_put(p, (uint64_t)n << 1); }
 
+/* Decimal text of v (what "%lld" prints) into out (at least 21 bytes); its length. */
+static Py_ssize_t decimal(char *out, long long v) {
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    Py_ssize_t len = 0;
+    if (v < 0) out[len++] = '-';
+    while (n) out[len++] = tmp[--n];
+    return len;
+}
+
 /* -- JSON strings as orjson writes them -------------------------------------------------- */
 
 /* Bytes written for each input byte: 1, 2 (\" \\ \b \t \n \f \r) or 6 (\u00XX). */
@@ -296,7 +311,7 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     long long ts_ms = ts_ns / 1000000;
     if (ts_ns % 1000000 != 0 && ts_ns < 0) ts_ms -= 1;
     char stamp[24];
-    Py_ssize_t stamp_len = (Py_ssize_t)snprintf(stamp, sizeof(stamp), "%lld", ts_ms);
+    Py_ssize_t stamp_len = decimal(stamp, ts_ms);
 
     /* labels */
     labels = field(record, F_LABELS);
@@ -342,7 +357,7 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     }
     if (!PyBytes_CheckExact(payload)) goto reject;
     char raw_len_txt[24];
-    Py_ssize_t raw_len_len = (Py_ssize_t)snprintf(raw_len_txt, sizeof(raw_len_txt), "%zd", raw_len);
+    Py_ssize_t raw_len_len = decimal(raw_len_txt, raw_len);
 
     Py_ssize_t value_len = PyBytes_GET_SIZE(f_head) + stamp_len + PyBytes_GET_SIZE(f_middle)
                            + labels_json + CLEN(RAW_LEN) + raw_len_len + CLEN(RAW)
