@@ -18,9 +18,12 @@ setup(
                 f"{NATIVE}/sip_json.c",
                 f"{NATIVE}/sip_sdp.c",
                 f"{NATIVE}/sip_batch.c",
+                f"{NATIVE}/sip_dialog.c",
                 f"{NATIVE}/sip_scan.c",
             ],
-            depends=[f"{NATIVE}/sip_sv.h", f"{NATIVE}/sip_jb.h", f"{NATIVE}/sip_scan.h"],
+            depends=[
+                f"{NATIVE}/{h}" for h in ("sip_dialog.h", "sip_sv.h", "sip_jb.h", "sip_scan.h")
+            ],
             include_dirs=[NATIVE],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra"],
             optional=True,

@@ -14,7 +14,9 @@ from pathlib import Path
 from cffi import FFI
 
 NATIVE = Path(__file__).resolve().parents[1] / "src" / "otus_parser_sip" / "_native"
-FAST_SOURCES = ("sip_fast.c", "sip_json.c", "sip_sdp.c", "sip_batch.c", "sip_scan.c")
+FAST_SOURCES = (
+    "sip_fast.c", "sip_json.c", "sip_sdp.c", "sip_batch.c", "sip_dialog.c", "sip_scan.c",
+)  # fmt: skip
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 FLAGS = ["-g", "-O1", "-fno-omit-frame-pointer", "-fPIC", "-shared", *SANITIZE]
 

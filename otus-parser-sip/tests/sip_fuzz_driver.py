@@ -107,7 +107,9 @@ def _payload(rng: random.Random, data: bytes) -> Any:
     return memoryview(bytearray(data))
 
 
-def hostile_datagrams(datagram: type, fn: Any, cfg: tuple[Any, ...], data: bytes) -> None:
+def hostile_datagrams(
+    datagram: type, fn: Any, cfg: tuple[Any, ...], dcfg: tuple[Any, ...], data: bytes
+) -> None:
     """A Datagram subclass whose ``payload`` getter empties the list parse_batch walks."""
 
     class Shrinking(datagram):  # type: ignore[misc,valid-type]
@@ -128,7 +130,7 @@ def hostile_datagrams(datagram: type, fn: Any, cfg: tuple[Any, ...], data: bytes
         d.victim = dgrams
         dgrams.append(d)
     d = None
-    fn(dgrams, 0, [], cfg, {})
+    fn(dgrams, 0, [], cfg, dcfg)
 
 
 def main() -> None:
@@ -197,7 +199,9 @@ def main() -> None:
     assert batch_fn is not None
     from bench_sip import call_mix
 
-    hostile_datagrams(Datagram, batch_fn, parsers[0]._batch_cfg, call_mix(1)[0])
+    hostile_datagrams(
+        Datagram, batch_fn, parsers[0]._batch_cfg, parsers[0]._dialog_cfg, call_mix(1)[0]
+    )
     for data in corpus:
         direct(data)
     for k in range(0, len(corpus), 37):

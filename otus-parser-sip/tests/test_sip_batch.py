@@ -153,7 +153,7 @@ def test_batch_path_equals_message_and_python_paths(
 
 def test_batch_path_handles_the_bench_mix_alone() -> None:
     """The common case stays in C: one call for a batch of the bench mix, every record built
-    there, only the messages of INVITE dialogs handed back for the dialog table."""
+    and every dialog updated there; only the media registry's work handed back."""
     need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
     fn = _scan.batch_parser()
     assert fn is not None
@@ -163,14 +163,27 @@ def test_batch_path_handles_the_bench_mix_alone() -> None:
         for k, p in enumerate(call_mix(10))
     ]
     out: list[Any] = []
-    nxt, pending, counts = fn(dgrams, 0, out, parser._batch_cfg, parser.dialogs.calls)
+    nxt, ops, counts, dcounts = fn(dgrams, 0, out, parser._batch_cfg, parser._dialog_cfg)
     assert nxt == len(dgrams) == len(out) == 130
-    assert len(pending) == 3 * 70  # 7 of the 13 messages belong to an INVITE dialog
-    dialog_msgs = [r for r in out if r.labels["sip.cseq_method"] in ("INVITE", "ACK", "BYE")]
-    assert pending[::3] == dialog_msgs
+    # per call: the INVITE's and the 200's SDP registered, then the call ended at the BYE
+    sdp_or_bye = [r for r in out if _sdp_or_bye(r.labels)]
+    assert ops[0::4] == [False, False, True] * 10
+    assert ops[2::4] == [r.ts_ns for r in sdp_or_bye]
+    assert [d.call_id for d in ops[1::4]] == [r.labels["sip.call_id"] for r in sdp_or_bye]
+    assert dcounts == (10, 0, 10, 0, 10, 0, 0, 0, 0, 0, 0, 0)
+    assert [d.state for d in parser.dialogs.calls.values()] == ["terminated"] * 10
+    assert parser.dialogs.by_outcome == {"terminated": 10}
+    assert out[4].labels["sip.call_state"] == "confirmed"  # the ACK
     assert counts[:11] == (130, 60, 70, 0, 0, 20, 40, 0, 10, 0, 0)
     assert counts[11:] == (0, 10, 1, 10, 2, 10, 4, 20, 5, 10)
     assert (out[0].task_id, out[0].agent_id, out[0].pipeline_id) == ("", "", 0)
+
+
+def _sdp_or_bye(labels: dict[str, str]) -> bool:
+    """The INVITE, its 200 (both with SDP in the bench mix) or the BYE request."""
+    if "sip.status_code" in labels:
+        return labels["sip.status_code"] == "200" and labels["sip.cseq_method"] == "INVITE"
+    return labels["sip.method"] in ("INVITE", "BYE")
 
 
 class TaggedRecord(Record):
@@ -183,12 +196,13 @@ def test_batch_path_calls_a_record_class_it_does_not_know() -> None:
     need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
     fn = _scan.batch_parser()
     assert fn is not None
-    parser = SipParser(SipOptions())
     dgrams = _datagrams(call_mix(2), 7)
     plain: list[Any] = []
-    fn(dgrams, 0, plain, parser._batch_cfg, {})
+    parser = SipParser(SipOptions())
+    fn(dgrams, 0, plain, parser._batch_cfg, parser._dialog_cfg)
     tagged: list[Any] = []
-    fn(dgrams, 0, tagged, (TaggedRecord, *parser._batch_cfg[1:]), {})
+    parser = SipParser(SipOptions())
+    fn(dgrams, 0, tagged, (TaggedRecord, *parser._batch_cfg[1:]), parser._dialog_cfg)
     assert len(tagged) == len(plain) == 26
     assert all(type(r) is TaggedRecord for r in tagged)
     fields = ("ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "payload_type")
@@ -197,3 +211,41 @@ def test_batch_path_calls_a_record_class_it_does_not_know() -> None:
         assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
         assert a.serialized_payload() == b.serialized_payload()
         assert a.payload == b.payload
+
+
+def _dialog_view(parser: SipParser, records: list[Any]) -> list[Any]:
+    assert parser.media is not None
+    return [
+        [list(r.labels.items()) for r in records],
+        list(parser.stats().items()),
+        [d.as_dict() for d in parser.dialogs.calls.values()],
+        list(parser.media._flows.items()),
+    ]
+
+
+@pytest.mark.parametrize("ts_base", [0, 2**62 - 10**12, 2**63 + 5, -(10**12)])
+def test_dialog_table_in_c_with_odd_timestamps(
+    ts_base: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Times that go backwards, or do not fit 64 bits (``sip_dialog.c`` leaves those datagrams
+    to Python), give the dialogs, labels and setup histogram of the pure-Python path."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    rng = random.Random(ts_base & 0xFFFF)
+    payloads = call_mix(6)
+    stamps = [ts_base + rng.randrange(-(10**9), 40 * 10**9) for _ in payloads]
+    views = []
+    for enabled in (True, False):
+        _scan.set_enabled(enabled)
+        try:
+            parser = SipParser(SipOptions(max_dialogs=4))
+            dgrams = [
+                Datagram(ts, "10.0.0.1", "10.0.0.2", 5060, 5060, 17, p)
+                for ts, p in zip(stamps, payloads, strict=True)
+            ]
+            records = parser.parse(dgrams)
+            parser.tick(ts_base + 35 * 10**9)
+            views.append(_dialog_view(parser, records))
+        finally:
+            _scan.set_enabled(True)
+    assert views[0] == views[1]
+    assert dict(views[0][1])["dialogs.created"] == 6

@@ -27,9 +27,9 @@ def _batch() -> tuple[Any, Any, list[Any]]:
     need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
     fn = _scan.batch_parser()
     assert fn is not None
-    cfg = SipParser(SipOptions())._batch_cfg
+    parser = SipParser(SipOptions())
     payloads = call_mix(10) + [d for _, d in CORPUS]
-    return fn, cfg, [dgram(p) for p in payloads]
+    return fn, (parser._batch_cfg, parser._dialog_cfg), [dgram(p) for p in payloads]
 
 
 def _direct(data: bytes) -> None:
@@ -43,20 +43,20 @@ def _direct(data: bytes) -> None:
 
 def test_inputs_keep_their_reference_counts() -> None:
     fn, cfg, dgrams = _batch()
-    table: dict[str, Any] = {}
     corpus = [d for _, d in CORPUS]
 
     def rounds(n: int) -> None:
         for _ in range(n):
             i = 0
             while i < len(dgrams):
-                i = fn(dgrams, i, [], cfg, table)[0] + 1
+                i = fn(dgrams, i, [], *cfg)[0] + 1
             for data in corpus:
                 _direct(data)
 
     rounds(1)  # parse_batch keeps one reference to the classes it saw; caches fill
     # (not True/False/small ints of cfg: their counts move with any Python code)
-    watched = [cfg, table, dgrams, cfg[0], cfg[1], cfg[6], *dgrams, *corpus]
+    bcfg, dcfg = cfg
+    watched = [bcfg, dcfg, dgrams, bcfg[0], bcfg[1], bcfg[6], dcfg[1], dcfg[3], *dgrams, *corpus]
     watched += [d.payload for d in dgrams]
     gc.collect()
     before = [sys.getrefcount(o) for o in watched]
@@ -73,7 +73,7 @@ def test_repeated_batches_do_not_grow_memory() -> None:
         for _ in range(n):
             i = 0
             while i < len(dgrams):
-                i = fn(dgrams, i, [], cfg, {})[0] + 1
+                i = fn(dgrams, i, [], *cfg)[0] + 1
             for _, data in CORPUS[::4]:
                 _direct(data)
 

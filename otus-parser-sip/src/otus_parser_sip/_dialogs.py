@@ -176,6 +176,17 @@ class DialogTable:
             self.ended.append(victim)
         return d
 
+    def add_counts(self, c: tuple[int, ...]) -> None:
+        """Add what the C batch path counted (``sip_dialog.c``): created, evicted, setup count,
+        setup sum (ms), then the per-bucket setup counts."""
+        self.created += c[0]
+        self.evicted += c[1]
+        self.setup_count += c[2]
+        self.setup_sum_ms += c[3]
+        buckets = self.setup_buckets
+        for k in range(len(buckets)):
+            buckets[k] += c[4 + k]
+
     def _setup(self, dt_ns: int) -> None:
         """Count one answered call's setup time (INVITE to its first 2xx)."""
         ms = max(dt_ns, 0) // 1_000_000

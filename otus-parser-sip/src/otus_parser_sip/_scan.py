@@ -58,9 +58,10 @@ JsonHead = tuple[
 ]
 JsonFn = Callable[[bytes, int, int, bool, bool], JsonHead | None]
 _json: dict[str, JsonFn] = {"fn": _no_json}
-#: ``(next index, pending [record, status, media, ...], counts)``: ``_native/sip_batch.c``.
-BatchResult = tuple[int, list[Any], tuple[int, ...]]
-BatchFn = Callable[[Sequence[Any], int, list[Any], tuple[Any, ...], dict[str, Any]], BatchResult]
+#: ``(next index, media ops [is_end, dialog, ts_ns, media, ...], counts, dialog counts)``:
+#: ``_native/sip_batch.c`` and ``sip_dialog.c``.
+BatchResult = tuple[int, list[Any], tuple[int, ...], tuple[int, ...]]
+BatchFn = Callable[[Sequence[Any], int, list[Any], tuple[Any, ...], tuple[Any, ...]], BatchResult]
 _batch: dict[str, BatchFn | None] = {"fn": None}
 #: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
 _head: dict[str, Callable[[bytes, int, int, int], _Head | None]] = {"fn": _no_head}
@@ -127,7 +128,7 @@ def json_parser() -> JsonFn:
 
 
 def batch_parser() -> BatchFn | None:
-    """``parse_batch(datagrams, start, out, cfg, table)`` of ``_sip_fast`` (``sip_batch.c``:
+    """``parse_batch(datagrams, start, out, cfg, dcfg)`` of ``_sip_fast`` (``sip_batch.c``:
     the common case of ``SipParser.parse`` for a run of datagrams), or None when the extension
     is not built or the C paths are off. Fetched per batch, so that ``set_enabled`` applies."""
     if not _state["loaded"]:

@@ -118,6 +118,11 @@ class SipParser(Parser):
             Record, Datagram, options.max_message_size, options.max_headers,
             options.max_header_line, options.parse_sdp, "sip",
         )  # fmt: skip
+        #: ``dcfg`` of ``parse_batch``: the dialog table is updated in C (``sip_dialog.c``).
+        self._dialog_cfg = (
+            self.dialogs.calls, self.dialogs.by_outcome, options.max_dialogs, Dialog,
+            options.include_dialog_labels, self.media is not None,
+        )  # fmt: skip
         self.framer = StreamFramer(
             self.errors,
             max_message_size=options.max_message_size,
@@ -146,14 +151,16 @@ class SipParser(Parser):
             return out
         # C handles runs of common datagrams (sip_batch.c); Python the one it stops at.
         cfg = self._batch_cfg
-        table = self.dialogs.calls
+        dcfg = self._dialog_cfg
         i = 0
         n = len(datagrams)
         while i < n:
-            i, pending, counts = batch(datagrams, i, out, cfg, table)
+            i, ops, counts, dcounts = batch(datagrams, i, out, cfg, dcfg)
             self._count(counts)
-            if pending:
-                self._follow(pending)
+            if dcounts[0] or dcounts[2]:
+                self.dialogs.add_counts(dcounts)
+            if ops:
+                self._media_ops(ops)
             if i < n:
                 self._datagram(datagrams[i], out, fast)
                 i += 1
@@ -325,6 +332,19 @@ class SipParser(Parser):
                     dialog.add_labels(rec.labels)
                 if dialogs.ended:
                     self._calls_ended(ts_ns)
+
+    def _media_ops(self, ops: Sequence[Any]) -> None:
+        """The media registry's share of a ``parse_batch`` run (``is_end, dialog, ts_ns, media``
+        quadruples in message order): what ``_follow`` does after each ``DialogTable.update``."""
+        registry = self.media
+        assert registry is not None
+        linger_ns = int(self.options.dialog_linger_s * _NS)
+        it = iter(ops)
+        for is_end, dialog, ts_ns, media in zip(it, it, it, it, strict=True):
+            if is_end:
+                registry.end_call(dialog.call_id, ts_ns + linger_ns)
+            else:
+                self._register_media(media, dialog, ts_ns)
 
     def _register_media(self, media: list[MediaSummary], dialog: Dialog, ts_ns: int) -> None:
         """SDP offer or answer (``media``: ``_body.media_of`` of the body): each side announces

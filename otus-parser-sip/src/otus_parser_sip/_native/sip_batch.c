@@ -1,23 +1,26 @@
 /* A batch of SIP datagrams to records in one call: the common case of parser.SipParser.parse.
  *
- * parse_batch(datagrams, start, out, cfg, table) walks datagrams[start:] and, for each one the
+ * parse_batch(datagrams, start, out, cfg, dcfg) walks datagrams[start:] and, for each one the
  * C path fully handles -- a CRLF keep-alive, or a message otus_sip_json_core writes completely
  * (head and body) -- does what SipParser._one does around that call: strips leading CRLFs,
  * counts (messages, requests by method, responses by class, trailing octets, keep-alives),
  * copies the bytes and appends the otus.Record to out. It stops at the first datagram it does
  * not handle (not bytes-like, TLS, too large, declined by the C parser: Python runs it) and
- * returns (next, pending, counts):
+ * returns (next, ops, counts, dcounts), after the dialog table (sip_dialog.c) has seen each
+ * message as SipParser._follow would have it:
  *   next     the index Python continues at (len(datagrams) when all were handled);
- *   pending  [record, status, media, ...] of the messages the dialog table has to see, in order:
- *            INVITE requests and messages whose Call-ID is in table (dialogs._d) or was opened
- *            by an INVITE earlier in this run -- DialogTable.update is a no-op for the others;
+ *   ops      the media registry's work, in order: [is_end, dialog, ts_ns, media, ...] (is_end:
+ *            the call ended or was evicted at ts_ns; else register media, an SDP's summary);
  *   counts   (messages, requests, responses, trailing, keepalives, 1xx .. 6xx, then
  *            (method index, count) pairs in first-seen order; index into KNOWN below, 14 is
- *            "other").
- * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip").
+ *            "other");
+ *   dcounts  (created, evicted, setup count, setup sum ms, setup buckets x8) of DialogTable.
+ * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip"); dcfg
+ * is (DialogTable._d, DialogTable.by_outcome, max_dialogs, Dialog, dialog labels on, media on).
  * Records are built by writing otus.Record's slots directly when its __slots__ are exactly the
  * ones known here (else by calling the class with keywords): same values __init__ stores.
  */
+#include "sip_dialog.h"
 #include "sip_sv.h"
 #include "structmember.h"
 
@@ -180,28 +183,40 @@ static int method_index(sv m) {
 PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 5 || !PyList_Check(args[2]) || !PyTuple_Check(args[3]) ||
-        PyTuple_GET_SIZE(args[3]) != 7 || !PyDict_Check(args[4]) ||
+        PyTuple_GET_SIZE(args[3]) != 7 || !PyTuple_Check(args[4]) ||
+        PyTuple_GET_SIZE(args[4]) != 6 || !PyDict_Check(PyTuple_GET_ITEM(args[4], 0)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(args[4], 1)) ||
+        !PyType_Check(PyTuple_GET_ITEM(args[4], 3)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[3], 0)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[3], 1))) {
         PyErr_SetString(PyExc_TypeError, "parse_batch(datagrams, start, out: list, cfg: tuple, "
-                                         "table: dict)");
+                                         "dcfg: tuple)");
         return NULL;
     }
-    PyObject *cfg = args[3], *out = args[2], *table = args[4];
+    PyObject *cfg = args[3], *out = args[2], *dcfg = args[4];
+    sip_dstate st = {0};
+    st.od = PyTuple_GET_ITEM(dcfg, 0);
+    st.by_outcome = PyTuple_GET_ITEM(dcfg, 1);
+    st.max_dialogs = PyLong_AsSsize_t(PyTuple_GET_ITEM(dcfg, 2));
+    st.labels_on = PyObject_IsTrue(PyTuple_GET_ITEM(dcfg, 4));
+    st.media_on = PyObject_IsTrue(PyTuple_GET_ITEM(dcfg, 5));
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
     long max_size = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 2));
     long max_headers = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 3));
     long max_line = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 4));
     int parse_sdp = PyObject_IsTrue(PyTuple_GET_ITEM(cfg, 5));
     PyObject *ptype = PyTuple_GET_ITEM(cfg, 6);
-    if (PyErr_Occurred() || parse_sdp < 0)
+    if (PyErr_Occurred() || parse_sdp < 0 || st.labels_on < 0 || st.media_on < 0)
+        return NULL;
+    if (otus_sip_dialog_setup((PyTypeObject *)PyTuple_GET_ITEM(dcfg, 3)))
         return NULL;
     if (setup((PyTypeObject *)PyTuple_GET_ITEM(cfg, 0), (PyTypeObject *)PyTuple_GET_ITEM(cfg, 1)))
         return NULL;
     PyObject *seq = PySequence_Fast(args[0], "datagrams must be a sequence");
     if (seq == NULL)
         return NULL;
-    PyObject *pending = PyList_New(0), *opened = NULL, *result = NULL;
+    PyObject *result = NULL;
+    PyObject *pending = st.ops = PyList_New(0);
     long cnt[11] = {0}; /* messages, requests, responses, trailing, keepalives, 1xx..6xx */
     long mcount[NMETHODS + 1] = {0};
     int morder[NMETHODS + 1], nseen = 0;
@@ -270,43 +285,41 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 Py_XDECREF(r.media);
                 rc = BAIL;
             }
+            PyObject *cid = NULL;
+            if (rc == OK) {
+                int chk = -1;
+                cid = PyDict_GetItemWithError(r.labels, L_call_id);
+                if (cid != NULL)
+                    chk = otus_sip_dialog_check(st.od, cid, f[D_TS]);
+                else if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_RuntimeError, "parse_batch: no Call-ID label");
+                if (chk != 1) {
+                    Py_DECREF(r.json);
+                    Py_DECREF(r.labels);
+                    Py_XDECREF(r.media);
+                    rc = chk == 0 ? BAIL : ERR;
+                }
+                if (rc == ERR) {
+                    if (have)
+                        PyBuffer_Release(&view);
+                    for (int k = 0; k < D_N; k++)
+                        Py_DECREF(f[k]);
+                    goto done;
+                }
+            }
             if (rc == OK) {
                 int ok = 0;
                 PyObject *raw = PyBytes_FromStringAndSize(buf, size - r.trailing);
-                PyObject *rec = NULL, *st = NULL;
+                PyObject *rec = NULL;
                 if (raw != NULL) {
                     PyObject *v[10] = {f[D_TS],    f[D_SRC], f[D_DST], f[D_SPORT],
                                        f[D_DPORT], f[D_PROTO], ptype,  raw,
                                        r.json,     r.labels};
                     rec = make_record(v);
                 }
-                if (rec != NULL && PyList_Append(out, rec) == 0) {
-                    int dialog = 0;
-                    PyObject *cid = PyDict_GetItemWithError(r.labels, L_call_id);
-                    if (cid != NULL) {
-                        int invite = !r.status && r.method.n == 6 &&
-                                     memcmp(r.method.p, "INVITE", 6) == 0;
-                        dialog = invite ? 1 : PyDict_Contains(table, cid);
-                        if (dialog == 0 && opened != NULL)
-                            dialog = PySet_Contains(opened, cid);
-                        if (invite && dialog == 1) {
-                            if (opened == NULL)
-                                opened = PySet_New(NULL);
-                            if (opened == NULL || PySet_Add(opened, cid) < 0)
-                                dialog = -1;
-                        }
-                    }
-                    if (cid != NULL && dialog >= 0) {
-                        ok = 1;
-                        if (dialog) {
-                            st = PyLong_FromLong(r.status);
-                            ok = st != NULL && PyList_Append(pending, rec) == 0 &&
-                                 PyList_Append(pending, st) == 0 &&
-                                 PyList_Append(pending, r.media ? r.media : Py_None) == 0;
-                        }
-                    }
-                }
-                Py_XDECREF(st);
+                if (rec != NULL && PyList_Append(out, rec) == 0)
+                    ok = otus_sip_dialog_update(&st, r.labels, cid, r.status, f[D_TS],
+                                                r.media) == 0;
                 Py_XDECREF(rec);
                 Py_XDECREF(raw);
                 Py_DECREF(r.json);
@@ -356,10 +369,17 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
         }
         PyTuple_SET_ITEM(counts, k, o);
     }
-    result = Py_BuildValue("(nON)", i, pending, counts);
+    PyObject *dcounts = Py_BuildValue(
+        "(LLLLLLLLLLLL)", st.created, st.evicted, st.setup_count, st.setup_sum_ms,
+        st.setup_buckets[0], st.setup_buckets[1], st.setup_buckets[2], st.setup_buckets[3],
+        st.setup_buckets[4], st.setup_buckets[5], st.setup_buckets[6], st.setup_buckets[7]);
+    if (dcounts == NULL) {
+        Py_DECREF(counts);
+        goto done;
+    }
+    result = Py_BuildValue("(nONN)", i, pending, counts, dcounts);
 done:
     Py_XDECREF(pending);
-    Py_XDECREF(opened);
     Py_DECREF(seq);
     return result;
 }

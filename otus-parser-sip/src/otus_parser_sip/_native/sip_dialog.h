@@ -1,0 +1,24 @@
+/* The dialog table's update for the batch path (sip_dialog.c; _dialogs.DialogTable.update). */
+#ifndef OTUS_SIP_DIALOG_H
+#define OTUS_SIP_DIALOG_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* One run's view of the table: od (DialogTable._d), by_outcome, the media operations handed
+ * back ([is_end, dialog, ts_ns, media] per operation) and the counters Python adds afterwards. */
+typedef struct {
+    PyObject *od, *by_outcome, *ops;
+    Py_ssize_t max_dialogs, ops_mark;
+    int labels_on, media_on;
+    long long created, evicted, setup_count, setup_sum_ms, setup_buckets[8];
+} sip_dstate;
+
+/* Once per call: the Dialog class (its slots are written here); 0, or -1 (exception set). */
+int otus_sip_dialog_setup(PyTypeObject *dialog_type);
+/* 1: update can run for a message of Call-ID cid at ts; 0: leave the datagram to Python;
+ * -1: exception set. Changes nothing. */
+int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts);
+/* DialogTable.update + what SipParser._follow does with its result; 0, or -1. */
+int otus_sip_dialog_update(sip_dstate *st, PyObject *labels, PyObject *cid, long status,
+                           PyObject *ts, PyObject *media);
+#endif
