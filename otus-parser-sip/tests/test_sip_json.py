@@ -160,3 +160,15 @@ def test_generated_header_values_match(
         f"Record-Route: {contact}\r\nSubject: {subject}\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     _check(data)
+
+
+def test_header_end_found_at_every_offset() -> None:
+    """The blank line that ends the head, at every offset against the 16-byte blocks of the
+    SSE2 search (and CR LF CR LF in the body or a bare LF before it, which must not count)."""
+    for pad in range(40):
+        subject = "x" * (pad + 1)
+        assert _check(sip(extra=f"Subject: {subject}\r\n")), pad
+        assert _check(sip(extra=f"Subject: {subject}\r\n", body=b"v=0\r\n\r\n" + b"a" * pad)), pad
+        assert _check(
+            sip(extra=f"Subject: {subject}\r\n", content_type="text/plain", body=b"\r\n\r\n")
+        )

@@ -15,6 +15,11 @@
  * tests/test_sip_json.py checks the bytes against orjson.dumps(reference payload).
  */
 #include "sip_jb.h"
+/* A key literal with its length (no strlen per message). */
+#define KL(s) {"" s, sizeof("" s) - 1}
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static int eq_nocase(sv a, sv b) {
     if (a.n != b.n)
@@ -31,7 +36,8 @@ static int eq_nocase(sv a, sv b) {
     return 1;
 }
 
-static int eq_lit_nocase(sv a, const char *lit) {
+/* Inline so strlen of a literal folds to a constant. */
+static inline int eq_lit_nocase(sv a, const char *lit) {
     sv l = {lit, (Py_ssize_t)strlen(lit)};
     return eq_nocase(a, l);
 }
@@ -39,6 +45,7 @@ static int eq_lit_nocase(sv a, const char *lit) {
 /* Values of the parameters the payload copies or the labels need. */
 enum { P_TAG, P_BRANCH, P_RECEIVED, P_RPORT, N_P };
 static const char *const P_NAMES[N_P] = {"tag", "branch", "received", "rport"};
+static const Py_ssize_t P_LENS[N_P] = {3, 6, 8, 5};
 typedef struct {
     sv v[N_P];
     int has[N_P];
@@ -95,7 +102,7 @@ static int params_json(jb *b, sv s, pinfo *pi) {
             LIT(b, "\":");
             jb_str(b, value);
             for (int k = 0; k < N_P; k++) {
-                if (eq_lit_nocase(name, P_NAMES[k])) {
+                if (name.n == P_LENS[k] && eq_nocase(name, (sv){P_NAMES[k], P_LENS[k]})) {
                     pi->v[k] = value;
                     pi->has[k] = 1;
                 }
@@ -335,10 +342,10 @@ static int via_json(jb *b, sv v, vinfo *vi) {
         pinfo pi;
         LIT(b, ",\"params\":");
         TRY(params_json(b, sub(v, semi + 1, v.n), &pi));
-        static const char *const keys[3] = {",\"branch\":", ",\"received\":", ",\"rport\":"};
+        static const sv keys[3] = {KL(",\"branch\":"), KL(",\"received\":"), KL(",\"rport\":")};
         for (int k = 0; k < 3; k++) {
             if (pi.has[P_BRANCH + k]) {
-                jb_put(b, keys[k], strlen(keys[k]));
+                jb_put(b, keys[k].p, (size_t)keys[k].n);
                 jb_str(b, pi.v[P_BRANCH + k]);
             }
         }
@@ -411,15 +418,15 @@ static int start_line_json(jb *b, sv line, minfo *m) {
 }
 
 static const int LIST_IDS[4] = {ID_CONTACT, ID_ROUTE, ID_RECORD_ROUTE, ID_PAI};
-static const char *const LIST_KEYS[4] = {",\"contact\":[", ",\"route\":[",
-                                         ",\"record_route\":[", ",\"p_asserted_identity\":["};
+static const sv LIST_KEYS[4] = {KL(",\"contact\":["), KL(",\"route\":["), KL(",\"record_route\":["),
+                                KL(",\"p_asserted_identity\":[")};
 static const int SCALAR_IDS[10] = {ID_MAX_FORWARDS, ID_CONTENT_TYPE, ID_USER_AGENT, ID_SERVER,
                                    ID_EXPIRES,      ID_REASON,       ID_SUBJECT,    ID_SUPPORTED,
                                    ID_ALLOW,        ID_EVENT};
-static const char *const SCALAR_KEYS[10] = {
-    ",\"max_forwards\":", ",\"content_type\":", ",\"user_agent\":", ",\"server\":",
-    ",\"expires\":",      ",\"reason_header\":", ",\"subject\":",   ",\"supported\":",
-    ",\"allow\":",        ",\"event\":"};
+static const sv SCALAR_KEYS[10] = {
+    KL(",\"max_forwards\":"), KL(",\"content_type\":"), KL(",\"user_agent\":"), KL(",\"server\":"),
+    KL(",\"expires\":"),      KL(",\"reason_header\":"), KL(",\"subject\":"),   KL(",\"supported\":"),
+    KL(",\"allow\":"),        KL(",\"event\":")};
 
 typedef struct {
     const char *buf;
@@ -510,7 +517,7 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
         int id = LIST_IDS[j];
         if (h->count[id] == 0)
             continue;
-        jb_put(b, LIST_KEYS[j], strlen(LIST_KEYS[j]));
+        jb_put(b, LIST_KEYS[j].p, (size_t)LIST_KEYS[j].n);
         int first = 1;
         for (int k = h->first[id]; k < h->n; k++) {
             if (id_of(h, k) != id)
@@ -526,7 +533,7 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
         int id = SCALAR_IDS[j];
         if (h->count[id] == 0)
             continue;
-        jb_put(b, SCALAR_KEYS[j], strlen(SCALAR_KEYS[j]));
+        jb_put(b, SCALAR_KEYS[j].p, (size_t)SCALAR_KEYS[j].n);
         if (id == ID_MAX_FORWARDS) {
             long long mf;
             if (h->count[id] != 1 || !digits(span(h, h->first[id], 2), 10, &mf) || mf > 255)
@@ -661,10 +668,33 @@ err:
 
 #define MAX_STACK_HEADERS 256
 
+/* memmem(buf, n, "\r\n\r\n", 4): the first end of the header block. With SSE2 the LFs are
+ * found 16 bytes at a time and each is checked for CR LF CR before it (the earliest match ends
+ * at the earliest such LF, so the result is memmem's); the tail goes to memmem. */
+static const char *find_crlf2(const char *buf, size_t n) {
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i lf = _mm_set1_epi8('\n');
+    for (; i + 16 <= n; i += 16) {
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(buf + i)), lf));
+        while (mask) {
+            size_t q = i + (size_t)__builtin_ctz(mask);
+            mask &= mask - 1;
+            if (q >= 3 && buf[q - 1] == '\r' && buf[q - 2] == '\n' && buf[q - 3] == '\r')
+                return buf + q - 3;
+        }
+    }
+    /* A match may straddle the last block: restart 3 bytes back. */
+    i = i >= 3 ? i - 3 : 0;
+#endif
+    return n - i >= 4 ? memmem(buf + i, n - i, "\r\n\r\n", 4) : NULL;
+}
+
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
                        int datagram, int parse_sdp, int partial, sip_jres *r) {
     r->json = r->labels = r->body = r->ctype = r->media = NULL;
-    const char *end4 = size >= 4 ? memmem(buf, (size_t)size, "\r\n\r\n", 4) : NULL;
+    const char *end4 = size >= 4 ? find_crlf2(buf, (size_t)size) : NULL;
     if (end4 == NULL || max_headers < 0 || max_headers > MAX_STACK_HEADERS || max_line < 0 ||
         size > 0x7fffffff)
         return BAIL;
