@@ -172,3 +172,15 @@ def test_header_end_found_at_every_offset() -> None:
         assert _check(
             sip(extra=f"Subject: {subject}\r\n", content_type="text/plain", body=b"\r\n\r\n")
         )
+
+
+def test_escapes_at_every_offset_of_a_value() -> None:
+    """Bytes orjson escapes (quote, backslash, tab, DEL kept as is) at every offset and in
+    every value length around the 16-byte blocks of the SSE2 copy."""
+    taken = 0
+    for n in range(1, 50):
+        for k in range(n):
+            for ch in ('"', "\\", "\t", "\x7f"):
+                subject = "s" * k + ch + "t" * (n - k - 1)
+                taken += _check(sip(extra=f"Subject: {subject}\r\n"))
+    assert taken > 2000, taken

@@ -3,6 +3,9 @@
 #ifndef OTUS_SIP_JB_H
 #define OTUS_SIP_JB_H
 #include "sip_sv.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* A growing output buffer; oom set once an allocation failed. */
 typedef struct {
@@ -92,6 +95,33 @@ static inline void jb_chars(jb *b, sv s, int cas) {
     char *d = b->p + b->n;
     const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
     if (cas == 0) {
+#ifdef __SSE2__
+        /* 16 bytes at a time (the reserve above leaves room for whole blocks): a block without
+         * a byte to escape is stored as is; else up to the first flagged byte (signed compare:
+         * non-ASCII is flagged too and then copied as is by the ESC check). */
+        const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+        while (p + 16 <= e) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            if (!mask) {
+                _mm_storeu_si128((__m128i *)(void *)d, v);
+                d += 16;
+                p += 16;
+                continue;
+            }
+            size_t k = (size_t)__builtin_ctz(mask);
+            memcpy(d, p, k);
+            d += k;
+            p += k;
+            if (ESC[*p])
+                d = esc1(d, *p);
+            else
+                *d++ = (char)*p;
+            p++;
+        }
+#endif
         while (p < e) {
             const unsigned char *r = p;
             while (r < e && !ESC[*r])
