@@ -107,6 +107,16 @@ def test_native_batch_header_and_crc_match_python(codec: int, producer: tuple[in
     assert (read.producer_id, read.producer_epoch, read.base_sequence) == producer
 
 
+def test_header_fields_out_of_range_fail_as_in_python() -> None:
+    """A timestamp beyond 64 bits cannot go in a batch header: the C path leaves it to Python,
+    whose error it is (as before there was a C path)."""
+    import struct
+
+    batch = PrebuiltBatch(b"records", 1, 2**63, 2**63, CODECS["none"])
+    with pytest.raises(struct.error):
+        batch._build()
+
+
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 63, 4097])
 def test_native_crc32c_is_aiokafkas(size: int) -> None:
     from aiokafka.record.util import calc_crc32c

@@ -10,6 +10,7 @@ are a standard RecordBatch; consumers see the same records as with aiokafka's ow
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable, Sequence
 
@@ -234,16 +235,15 @@ class PrebuiltBatch:
     def _build(self) -> bytes:
         if self._buffer is None:
             producer_id, producer_epoch, base_sequence = self._producer
+            fields = (
+                self._records, self._attributes, self._count, self._first_ts, self._max_ts,
+                producer_id, producer_epoch, base_sequence,
+            )  # fmt: skip
             if FAST is not None:  # header, CRC-32C (SSE4.2) and records in one allocation
-                self._buffer = FAST.batch(
-                    self._records, self._attributes, self._count, self._first_ts,
-                    self._max_ts, producer_id, producer_epoch, base_sequence,
-                )  # fmt: skip
-            else:
-                self._buffer = build_batch_py(
-                    self._records, self._attributes, self._count, self._first_ts,
-                    self._max_ts, producer_id, producer_epoch, base_sequence,
-                )  # fmt: skip
+                with contextlib.suppress(OverflowError):  # out of range: Python's error below
+                    self._buffer = FAST.batch(*fields)
+            if self._buffer is None:
+                self._buffer = build_batch_py(*fields)
         return self._buffer
 
 
