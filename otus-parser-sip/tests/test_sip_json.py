@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sip_builders import SDP, sip
-from test_sip_fast import ACCEPTED, TRICKY
+from sip_shapes import ACCEPTED, TRICKY
 from test_sip_scan import CORPUS, call_mix
 
 from otus.testing import need

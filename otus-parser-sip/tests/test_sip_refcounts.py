@@ -36,9 +36,6 @@ def _direct(data: bytes) -> None:
     mh, ml = LIMITS.max_headers, LIMITS.max_header_line
     for datagram in (True, False):
         _scan.json_parser()(data, mh, ml, datagram, True)
-    hend = data.find(b"\r\n\r\n")
-    if hend >= 0:
-        _scan.parse_head(data, hend, mh, ml)
 
 
 def test_inputs_keep_their_reference_counts() -> None:

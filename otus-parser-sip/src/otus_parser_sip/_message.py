@@ -24,7 +24,7 @@ from otus_parser_sip._headers import (
     parse_name_addr_list,
     parse_via,
 )
-from otus_parser_sip._scan import JsonFn, MediaSummary, index_headers, parse_head
+from otus_parser_sip._scan import JsonFn, MediaSummary, index_headers
 from otus_parser_sip._text import QuoteError, split_quoted
 from otus_parser_sip._uri import parse_uri
 
@@ -67,24 +67,19 @@ class Limits:
 
 
 class ParseResult:
-    """``payload`` (None when rejected), the ``reject`` reason and the list of ``anomalies``.
+    """``payload`` (None when rejected), the ``reject`` reason and the list of ``anomalies``."""
 
-    ``labels`` are the ``sip.*`` labels when the C fast path built them, else None.
-    """
-
-    __slots__ = ("anomalies", "labels", "payload", "reject")
+    __slots__ = ("anomalies", "payload", "reject")
 
     def __init__(
         self,
         payload: dict[str, Any] | None,
         reject: str | None,
         anomalies: list[str],
-        labels: dict[str, str] | None = None,
     ) -> None:
         self.payload = payload
         self.reject = reject
         self.anomalies = anomalies
-        self.labels = labels
 
 
 def header_end(data: bytes | bytearray, start: int = 0) -> int:
@@ -119,16 +114,10 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
             return _reject("truncated", anomalies)
     else:
         body_start = hend + 4
-    head: str | tuple[dict[str, Any], int | None, dict[str, str] | None] | None = parse_head(
-        data, hend, limits.max_headers, limits.max_header_line
-    )
-    if head is None:
-        # The reference path; the C one declines anything not plainly well formed, so every
-        # reject and anomaly of the head comes from here.
-        head = _parse_head_python(data, hend, limits, anomalies)
+    head = _parse_head(data, hend, limits, anomalies)
     if isinstance(head, str):
         return _reject(head, anomalies)
-    payload, cl, labels = head
+    payload, cl = head
 
     # Framing: Content-Length against what the datagram carries (RFC 3261 18.3).
     body = data[body_start:]
@@ -146,7 +135,7 @@ def parse_message(data: bytes, limits: Limits, *, datagram: bool) -> ParseResult
         payload["body"] = parse_body(body, payload.get("content_type", ""), limits.parse_sdp)
     if anomalies:
         payload["anomalies"] = anomalies
-    return ParseResult(payload, None, anomalies, labels)
+    return ParseResult(payload, None, anomalies)
 
 
 #: ``(payload JSON, labels, status code or 0, trailing octets, media summaries of the body or
@@ -179,9 +168,9 @@ def parse_message_json(
     )
 
 
-def _parse_head_python(
+def _parse_head(
     data: bytes, hend: int, limits: Limits, anomalies: list[str]
-) -> str | tuple[dict[str, Any], int | None, None]:
+) -> str | tuple[dict[str, Any], int | None]:
     """The reference: start line, index, structured headers; the payload and Content-Length.
 
     Returns the reject reason instead when the head cannot be trusted.
@@ -206,13 +195,13 @@ def _parse_head_python(
     _other_headers(by, payload, anomalies)
     cls = by.get("content-length")
     if cls is None:
-        return payload, None, None
+        return payload, None
     if len(cls) > 1 and len(set(cls)) > 1:
         return "conflicting_content_length"
     cl_s = cls[0]
     if not (cl_s.isdigit() and cl_s.isascii()) or len(cl_s) > 9:
         return "bad_content_length"
-    return payload, int(cl_s), None
+    return payload, int(cl_s)
 
 
 def _index_python(

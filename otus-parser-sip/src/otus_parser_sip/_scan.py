@@ -1,7 +1,8 @@
-"""The optional C fast paths (``_native/sip_scan.c``, ``_native/sip_fast.c``), lazily imported.
+"""The optional C fast paths (``_native/sip_scan.c`` and the ``_sip_fast`` extension), lazily
+imported.
 
-``parse_head`` builds a whole message head (payload and Content-Length) in one C call, or
-returns None when the extension is not built or the message is not plainly well formed.
+``json_parser`` and ``batch_parser`` hand out the C writers (or stand-ins when the extension is
+not built or the C paths are off); whatever they decline runs through the pure-Python reference.
 ``index_headers`` returns the header index and the canonical-name grouping in one C pass plus
 slicing, or None when the extension is not built or the block needs the general Python path
 (non-ASCII, folding, control characters, limits); the caller then runs the pure-Python scanner.
@@ -19,7 +20,6 @@ __all__ = [
     "fast_available",
     "index_headers",
     "json_parser",
-    "parse_head",
     "set_enabled",
 ]
 
@@ -38,15 +38,10 @@ _FIELDS = 5
 _state: dict[str, Any] = {"loaded": False, "lib": None, "ffi": None, "enabled": True}
 
 
-def _no_head(data: bytes, hend: int, max_headers: int, max_line: int) -> None:
-    return None
-
-
 def _no_json(data: bytes, max_headers: int, max_line: int, datagram: bool, sdp: bool) -> None:
     return None
 
 
-_Head = tuple[dict[str, Any], int | None, dict[str, str]]
 #: A media summary of ``_body.media_of``: ``(address, port, media, rtcp_mux, rtcp_address,
 #: rtcp_port, codecs)``.
 MediaSummary = tuple[str, int, str, bool, str, int, dict[str, str]]
@@ -63,8 +58,6 @@ _json: dict[str, JsonFn] = {"fn": _no_json}
 BatchResult = tuple[int, list[Any], tuple[int, ...], tuple[int, ...]]
 BatchFn = Callable[[Sequence[Any], int, list[Any], tuple[Any, ...], tuple[Any, ...]], BatchResult]
 _batch: dict[str, BatchFn | None] = {"fn": None}
-#: ``parse_head`` of ``_sip_fast`` when built and enabled, else a function returning None.
-_head: dict[str, Callable[[bytes, int, int, int], _Head | None]] = {"fn": _no_head}
 
 
 def _load() -> None:
@@ -74,8 +67,6 @@ def _load() -> None:
     except ImportError:
         pass
     else:
-        _state["fast"] = _sip_fast.parse_head
-        _head["fn"] = _sip_fast.parse_head
         _state["json"] = _sip_fast.parse_json
         _json["fn"] = _sip_fast.parse_json
         _state["batch"] = _sip_fast.parse_batch
@@ -96,10 +87,10 @@ def available() -> bool:
 
 
 def fast_available() -> bool:
-    """True when the C head parser (``_sip_fast``) is built and importable."""
+    """True when the C writers (``_sip_fast``) are built and importable."""
     if not _state["loaded"]:
         _load()
-    return _state.get("fast") is not None
+    return _state.get("json") is not None
 
 
 def set_enabled(on: bool) -> None:
@@ -107,7 +98,6 @@ def set_enabled(on: bool) -> None:
     if not _state["loaded"]:
         _load()
     _state["enabled"] = on
-    _head["fn"] = (_state.get("fast") or _no_head) if on else _no_head
     _json["fn"] = (_state.get("json") or _no_json) if on else _no_json
     _batch["fn"] = _state.get("batch") if on else None
 
@@ -134,18 +124,6 @@ def batch_parser() -> BatchFn | None:
     if not _state["loaded"]:
         _load()
     return _batch["fn"]
-
-
-def parse_head(data: bytes, hend: int, max_headers: int, max_line: int) -> _Head | None:
-    """``(payload, content_length, labels)`` of a plainly well-formed message head, else None.
-
-    The payload holds what ``_message.parse_message`` builds before framing the body, equal to
-    the pure-Python result, and the labels are ``parser.labels_of(payload)``; None means "run
-    the reference" (never "invalid").
-    """
-    if not _state["loaded"]:
-        _load()
-    return _head["fn"](data, hend, max_headers, max_line)
 
 
 def index_headers(

@@ -241,9 +241,17 @@ class SipParser(Parser):
         if r is not None and r[4] is None:
             payload_json, labels, status, trailing, _, _, media = r  # the common case
         else:
-            slow = self._slow(data, datagram, ts_ns, src_ip, dst_ip, src_port, dst_port, protocol,
-                              out, fast)  # fmt: skip
-            if slow is None:
+            slow = self._slow(data, datagram, fast)
+            if isinstance(slow, str):
+                if self.options.report_errors:
+                    out.append(
+                        Record(
+                            ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
+                            dst_port=dst_port, protocol=protocol, payload_type="sip",
+                            raw_payload=data, payload={"error": slow},
+                            labels={"sip.error": slow},
+                        )
+                    )  # fmt: skip
                 return
             payload_json, labels, status, trailing, media = slow
         self.messages += 1
@@ -268,21 +276,9 @@ class SipParser(Parser):
         out.append(rec)
         self._follow((rec, status, media))
 
-    def _slow(
-        self,
-        data: bytes,
-        datagram: bool,
-        ts_ns: int,
-        src_ip: str,
-        dst_ip: str,
-        src_port: int,
-        dst_port: int,
-        protocol: int,
-        out: list[Record],
-        fast: JsonFn,
-    ) -> FastResult | None:
-        """What C declined: a body in Python, else the dict path (errors counted, an error
-        record appended when asked); None when the message is rejected."""
+    def _slow(self, data: bytes, datagram: bool, fast: JsonFn) -> FastResult | str:
+        """What C declined: a body in Python, else the dict path (errors counted); the reject
+        reason when the message is rejected."""
         r = parse_message_json(data, self.limits, datagram, fast)
         if r is not None:
             return r
@@ -295,17 +291,8 @@ class SipParser(Parser):
             reason = res.reject or "unknown"
             errors[reason] = errors.get(reason, 0) + 1
             self.rejected += 1
-            if self.options.report_errors:
-                out.append(
-                    Record(
-                        ts_ns=ts_ns, src_ip=src_ip, dst_ip=dst_ip, src_port=src_port,
-                        dst_port=dst_port, protocol=protocol, payload_type="sip",
-                        raw_payload=data, payload={"error": reason},
-                        labels={"sip.error": reason},
-                    )
-                )  # fmt: skip
-            return None
-        labels = res.labels if res.labels is not None else labels_of(p)
+            return reason
+        labels = labels_of(p)
         status = 0 if p["kind"] == "request" else p["status_code"]
         # The payload leaves as JSON (decoded only if someone reads it as a dict): a batch
         # keeps no payload objects alive, and reporters copy the bytes.

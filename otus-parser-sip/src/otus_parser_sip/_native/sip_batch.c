@@ -51,23 +51,6 @@ static int d_direct;
 
 static PyObject *s_empty, *s_zero, *L_call_id;
 
-/* Offset of the object slot `name` of type t, or -1 when it is not a plain object slot. */
-static Py_ssize_t slot_offset(PyTypeObject *t, const char *name) {
-    PyObject *d = PyObject_GetAttrString((PyObject *)t, name);
-    if (d == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    Py_ssize_t off = -1;
-    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
-            off = m->offset;
-    }
-    Py_DECREF(d);
-    return off;
-}
-
 /* 1 when t's own __slots__ hold `names` (exactly those, as a set, when `exact`: a Record is
  * written whole) and no base adds instance state; their offsets in off. */
 static int slots_are(PyTypeObject *t, const char *const *names, int n, Py_ssize_t *off,
@@ -86,7 +69,7 @@ static int slots_are(PyTypeObject *t, const char *const *names, int n, Py_ssize_
         return 0;
     }
     for (int k = 0; k < n; k++)
-        if ((off[k] = slot_offset(t, names[k])) < 0)
+        if ((off[k] = otus_sip_slot_offset(t, names[k])) < 0)
             return 0;
     return 1;
 }
@@ -254,7 +237,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
         } else {
             PyErr_Clear(); /* not bytes-like (or released): Python's bytes() decides */
         }
-        int handled = 0;
+        int handled = 0, failed = 0;
         int keepalive = buf != NULL && size <= 4;
         for (Py_ssize_t k = 0; keepalive && k < size; k++)
             if (buf[k] != '\r' && buf[k] != '\n' && buf[k] != '\0')
@@ -271,18 +254,9 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
             int rc = size > max_size ? BAIL
                                      : otus_sip_json_core(buf, size, max_headers, max_line, 1,
                                                           parse_sdp, 0, &r);
-            if (rc == ERR) {
-                if (have)
-                    PyBuffer_Release(&view);
-                for (int k = 0; k < D_N; k++)
-                    Py_DECREF(f[k]);
-                goto done;
-            }
             int cls = rc == OK ? (int)(r.status / 100) : 0;
             if (rc == OK && r.status && (cls < 1 || cls > 6)) {
-                Py_DECREF(r.json);
-                Py_DECREF(r.labels);
-                Py_XDECREF(r.media);
+                sip_jres_clear(&r);
                 rc = BAIL;
             }
             PyObject *cid = NULL;
@@ -294,17 +268,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 else if (!PyErr_Occurred())
                     PyErr_SetString(PyExc_RuntimeError, "parse_batch: no Call-ID label");
                 if (chk != 1) {
-                    Py_DECREF(r.json);
-                    Py_DECREF(r.labels);
-                    Py_XDECREF(r.media);
+                    sip_jres_clear(&r);
                     rc = chk == 0 ? BAIL : ERR;
-                }
-                if (rc == ERR) {
-                    if (have)
-                        PyBuffer_Release(&view);
-                    for (int k = 0; k < D_N; k++)
-                        Py_DECREF(f[k]);
-                    goto done;
                 }
             }
             if (rc == OK) {
@@ -322,18 +287,14 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                                                 r.media) == 0;
                 Py_XDECREF(rec);
                 Py_XDECREF(raw);
-                Py_DECREF(r.json);
-                Py_DECREF(r.labels);
-                Py_XDECREF(r.media);
+                sip_jres_clear(&r);
                 if (!ok) {
-                    if (have)
-                        PyBuffer_Release(&view);
-                    for (int k = 0; k < D_N; k++)
-                        Py_DECREF(f[k]);
                     if (!PyErr_Occurred())
                         PyErr_SetString(PyExc_RuntimeError, "parse_batch: no Call-ID label");
-                    goto done;
+                    rc = ERR;
                 }
+            }
+            if (rc == OK) {
                 cnt[0]++;
                 if (r.status) {
                     cnt[2]++;
@@ -348,11 +309,14 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                     cnt[3]++;
                 handled = 1;
             }
+            failed = rc == ERR;
         }
         if (have)
             PyBuffer_Release(&view);
         for (int k = 0; k < D_N; k++)
             Py_DECREF(f[k]);
+        if (failed)
+            goto done;
         if (!handled)
             break;
     }

@@ -37,7 +37,7 @@ static PyObject *s_move_to_end, *s_popitem, *s_blank;
 #define GSLOT(o, k) (*(PyObject **)((char *)(o) + g_off[k]))
 #define OUTCOME_ENDED(s) ((s) >= S_TERMINATED)
 
-static Py_ssize_t member_offset(PyTypeObject *t, const char *name) {
+Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name) {
     PyObject *d = PyObject_GetAttrString((PyObject *)t, name);
     if (d == NULL) {
         PyErr_Clear();
@@ -72,7 +72,7 @@ int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
     if (dialog_type->tp_dictoffset != 0 || dialog_type->tp_base != &PyBaseObject_Type)
         goto bad;
     for (int k = 0; k < G_N; k++)
-        if ((g_off[k] = member_offset(dialog_type, G_NAMES[k])) < 0)
+        if ((g_off[k] = otus_sip_slot_offset(dialog_type, G_NAMES[k])) < 0)
             goto bad;
     Py_INCREF(dialog_type);
     Py_XSETREF(g_type, dialog_type);

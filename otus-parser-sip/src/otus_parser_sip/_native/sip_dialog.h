@@ -13,6 +13,9 @@ typedef struct {
     long long created, evicted, setup_count, setup_sum_ms, setup_buckets[8];
 } sip_dstate;
 
+/* Offset of the object slot `name` of type t (a writable T_OBJECT_EX member), or -1 when it
+ * is not a plain object slot (sip_batch.c: Record, sip_dialog.c: Dialog). */
+Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name);
 /* Once per call: the Dialog class (its slots are written here); 0, or -1 (exception set). */
 int otus_sip_dialog_setup(PyTypeObject *dialog_type);
 /* 1: update can run for a message of Call-ID cid at ts; 0: leave the datagram to Python;

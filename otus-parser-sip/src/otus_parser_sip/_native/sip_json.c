@@ -8,10 +8,14 @@
  * registry (_body.media_of) or None -- else it lacks the body and the closing brace (sip_sdp.c
  * declined; the caller appends ',"body":' + orjson.dumps(parse_body(body, content_type)) + '}');
  * labels are parser.labels_of(payload); status is the status code (0 for requests); trailing
- * the octets after Content-Length (0 if none). It mirrors sip_fast.c and returns None
- * -- the dict path runs -- on everything that path declines, and also on duplicate parameter
- * names (a dict would merge them), repeated User-Agent, Server or Content-Type, a missing
- * Content-Length outside datagrams and a Content-Length beyond the data.
+ * the octets after Content-Length (0 if none). It mirrors the Python reference (_message.py,
+ * _headers.py, _uri.py, _text.py) function by function and returns None -- the reference
+ * runs -- whenever the message is not plainly well formed: any reject or anomaly the reference
+ * would raise, a repeated identity header, whitespace inside a URI or outside quotes in
+ * parameters, a backslash escape, '<' in parameters, non-ASCII or control bytes in the head,
+ * duplicate parameter names (a dict would merge them), repeated User-Agent, Server or
+ * Content-Type, a missing Content-Length outside datagrams, a Content-Length beyond the data.
+ * Declining is always safe, so a result, when there is one, equals the reference:
  * tests/test_sip_json.py checks the bytes against orjson.dumps(reference payload).
  */
 #include "sip_jb.h"
@@ -53,7 +57,7 @@ typedef struct {
 
 #define MAX_PARAMS 24
 
-/* sip_fast.c parse_params as a JSON object; declines a repeated name (a dict merges them). */
+/* _text.parse_params as a JSON object; declines a repeated name (a dict merges them). */
 static int params_json(jb *b, sv s, pinfo *pi) {
     sv names[MAX_PARAMS];
     int nn = 0;
@@ -64,13 +68,8 @@ static int params_json(jb *b, sv s, pinfo *pi) {
         if (i < s.n) {
             char c = s.p[i];
             if (c == '"') {
-                Py_ssize_t j = i + 1;
-                while (j < s.n && s.p[j] != '"') {
-                    if (s.p[j] == '\\')
-                        return BAIL;
-                    j++;
-                }
-                if (j >= s.n)
+                Py_ssize_t j = close_quote(s, i);
+                if (j < 0)
                     return BAIL;
                 i = j + 1;
                 continue;
@@ -121,7 +120,7 @@ typedef struct {
     sv user;
 } uinfo;
 
-/* sip_fast.c parse_uri as a JSON object (a URI without whitespace). */
+/* _uri.parse_uri as a JSON object (a URI without whitespace). */
 static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
     pinfo pi;
     ui->raw = raw;
@@ -202,19 +201,14 @@ typedef struct {
     sv tag;
 } ninfo;
 
-/* sip_fast.c parse_name_addr of a trimmed value, as a JSON object. */
+/* _headers.parse_name_addr of a trimmed value, as a JSON object. */
 static int name_addr_json(jb *b, sv s, ninfo *ni) {
     sv display = {s.p, 0}, rest = s, uri, params;
     Py_ssize_t lt;
     ni->has_tag = 0;
     if (s.n > 0 && s.p[0] == '"') {
-        Py_ssize_t j = 1;
-        while (j < s.n && s.p[j] != '"') {
-            if (s.p[j] == '\\')
-                return BAIL;
-            j++;
-        }
-        if (j >= s.n)
+        Py_ssize_t j = close_quote(s, 0);
+        if (j < 0)
             return BAIL;
         display = sub(s, 1, j);
         rest = sub(s, j + 1, s.n);
@@ -265,7 +259,7 @@ static int name_addr_json(jb *b, sv s, ninfo *ni) {
     return OK;
 }
 
-/* sip_fast.c name_addr_list: the entries of one header value, each preceded by a comma unless
+/* _headers.parse_name_addr_list: the entries of one header value, each preceded by a comma unless
  * it is the first of the list (*first). */
 static int name_addr_list_json(jb *b, sv value, int *first) {
     sv t = trim(value);
@@ -302,7 +296,7 @@ typedef struct {
     sv branch;
 } vinfo;
 
-/* sip_fast.c parse_via of one comma-separated part, as a JSON object. */
+/* _headers.parse_via of one comma-separated part, as a JSON object. */
 static int via_json(jb *b, sv v, vinfo *vi) {
     Py_ssize_t semi = find(v, ';');
     sv head = semi < 0 ? v : sub(v, 0, semi);
@@ -369,7 +363,7 @@ typedef struct {
     int has_ct;
 } minfo;
 
-/* sip_fast.c start_line as JSON (no leading brace). */
+/* _message._start_line as JSON (no leading brace). */
 static int start_line_json(jb *b, sv line, minfo *m) {
     for (Py_ssize_t i = 0; i < line.n; i++) {
         unsigned char c = (unsigned char)line.p[i];
@@ -444,7 +438,7 @@ static sv span(const hdrs *h, int k, int field) {
 
 static int id_of(const hdrs *h, int k) { return h->spans[(size_t)k * SIP_SCAN_FIELDS + 4]; }
 
-/* The head (sip_fast.c build) as JSON, from "{" up to Content-Length exclusive. */
+/* The head (_message._parse_head) as JSON, from "{" up to Content-Length exclusive. */
 static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
     LIT(b, "{");
     TRY(start_line_json(b, line, m));
@@ -783,11 +777,7 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
     }
     return OK;
 err:
-    Py_CLEAR(r->json);
-    Py_CLEAR(r->labels);
-    Py_CLEAR(r->body);
-    Py_CLEAR(r->ctype);
-    Py_CLEAR(r->media);
+    sip_jres_clear(r);
     return ERR;
 }
 
@@ -812,27 +802,14 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (rc == BAIL)
         Py_RETURN_NONE;
     PyObject *st = PyLong_FromLong(r.status), *tr = PyLong_FromSsize_t(r.trailing);
-    if (st == NULL || tr == NULL)
-        goto err;
-    PyObject *result = PyTuple_Pack(7, r.json, r.labels, st, tr, r.body ? r.body : Py_None,
-                                    r.ctype ? r.ctype : Py_None, r.media ? r.media : Py_None);
-    Py_DECREF(st);
-    Py_DECREF(tr);
-    Py_DECREF(r.json);
-    Py_DECREF(r.labels);
-    Py_XDECREF(r.body);
-    Py_XDECREF(r.ctype);
-    Py_XDECREF(r.media);
-    return result;
-err:
+    PyObject *result = NULL;
+    if (st != NULL && tr != NULL)
+        result = PyTuple_Pack(7, r.json, r.labels, st, tr, r.body ? r.body : Py_None,
+                              r.ctype ? r.ctype : Py_None, r.media ? r.media : Py_None);
     Py_XDECREF(st);
     Py_XDECREF(tr);
-    Py_DECREF(r.json);
-    Py_DECREF(r.labels);
-    Py_XDECREF(r.body);
-    Py_XDECREF(r.ctype);
-    Py_XDECREF(r.media);
-    return NULL;
+    sip_jres_clear(&r);
+    return result;
 }
 
 static int intern(PyObject **slot, const char *s) {

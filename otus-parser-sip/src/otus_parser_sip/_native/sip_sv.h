@@ -1,5 +1,5 @@
-/* Helpers shared by the C head parsers (sip_fast.c: dict payload, sip_json.c: JSON payload):
- * string views over the message bytes, the small lexical functions both mirror from the Python
+/* Helpers shared by the C writers (sip_json.c: head, sip_sdp.c: body, sip_batch.c): string
+ * views over the message bytes, the small lexical functions they mirror from the Python
  * reference, the canonical header ids and the OK / BAIL / ERR convention (BAIL = decline). */
 #ifndef OTUS_SIP_SV_H
 #define OTUS_SIP_SV_H
@@ -119,19 +119,26 @@ static inline void split_hostport(sv hp, sv *host, long *port) {
         *port = (long)v;
 }
 
+/* Index of the '"' closing the quoted string that opens at s.p[i], or -1 (decline) when it
+ * is unterminated or holds a backslash escape (the reference unescapes; left to Python). */
+static inline Py_ssize_t close_quote(sv s, Py_ssize_t i) {
+    for (Py_ssize_t j = i + 1; j < s.n; j++) {
+        if (s.p[j] == '"')
+            return j;
+        if (s.p[j] == '\\')
+            return -1;
+    }
+    return -1;
+}
+
 /* _text.split_quoted(s, ","): the next part of s from *pos (quotes and <...> skipped). */
 static inline int next_part(sv s, Py_ssize_t *pos, sv *part) {
     Py_ssize_t i = *pos, start = *pos;
     while (i < s.n) {
         char c = s.p[i];
         if (c == '"') {
-            Py_ssize_t j = i + 1;
-            while (j < s.n && s.p[j] != '"') {
-                if (s.p[j] == '\\')
-                    return BAIL;
-                j++;
-            }
-            if (j >= s.n)
+            Py_ssize_t j = close_quote(s, i);
+            if (j < 0)
                 return BAIL;
             i = j + 1;
             continue;
@@ -177,6 +184,14 @@ typedef struct {
     Py_ssize_t trailing;
     sv method;
 } sip_jres;
+/* Drops the references *r holds (each may be NULL). */
+static inline void sip_jres_clear(sip_jres *r) {
+    Py_CLEAR(r->json);
+    Py_CLEAR(r->labels);
+    Py_CLEAR(r->body);
+    Py_CLEAR(r->ctype);
+    Py_CLEAR(r->media);
+}
 /* OK: *r filled; BAIL: declined (also when the body was left to Python and !partial); ERR: a
  * Python exception is set. */
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,

@@ -1,31 +1,11 @@
-"""The C head parser (``_sip_fast.parse_head``) equals the pure-Python reference when it answers.
-
-It may decline (None) anything; when it answers, the payload (keys, order, types) and the
-Content-Length must be exactly those of ``_parse_head_python``, the labels those of
-``labels_of``, and the reference must have found no anomaly. The common shapes must be
-answered, or the fast path would silently be dead.
-"""
+"""Message shapes shared by the parity tests: common ones the C path must answer, tricky ones it
+may decline (then the pure-Python reference runs)."""
 
 from __future__ import annotations
 
-import json
-import random
-from typing import Any
-
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sip_builders import SDP, sip
-from test_sip_scan import CORPUS, call_mix
 
-from otus.testing import need
-from otus_parser_sip import _scan
-from otus_parser_sip._message import Limits, _parse_head_python
-from otus_parser_sip.parser import labels_of
-
-LIMITS = Limits()
-
-#: Well-formed variants the fast path must answer (and equal the reference on).
+#: Well-formed variants the C path must answer (and equal the reference on).
 ACCEPTED = [
     ("plain", sip()),
     ("sdp", sip(body=SDP)),
@@ -68,7 +48,7 @@ ACCEPTED = [
     ("trailing", sip(body=SDP) + b"garbage"),
 ]  # fmt: skip
 
-#: Shapes the fast path may decline (the reference flags or rejects them, or they are rare).
+#: Shapes the C path may decline (the reference flags or rejects them, or they are rare).
 TRICKY = [
     ("escaped_display", sip().replace(b'"Alice"', b'"Al\\"ice"')),
     ("uri_space", sip().replace(b"<sip:bob@example.com>", b"< sip:bob@example.com >")),
@@ -102,99 +82,3 @@ TRICKY = [
     ("tab_start_line", sip("INVITE\tsip:bob@example.com SIP/2.0")),
     ("start_only", b"OPTIONS sip:x SIP/2.0\r\n\r\n"),
 ]  # fmt: skip
-
-
-def _ref(data: bytes) -> tuple[Any, list[str]]:
-    anomalies: list[str] = []
-    hend = data.find(b"\r\n\r\n")
-    return _parse_head_python(data, hend, LIMITS, anomalies), anomalies
-
-
-def _check(data: bytes) -> bool:
-    """Assert parity when the fast path answers; True when it did."""
-    hend = data.find(b"\r\n\r\n")
-    if hend < 0:
-        return False
-    fast = _scan.parse_head(data, hend, LIMITS.max_headers, LIMITS.max_header_line)
-    if fast is None:
-        return False
-    ref, anomalies = _ref(data)
-    assert anomalies == []
-    assert isinstance(ref, tuple)
-    payload, cl, labels = fast
-    assert (payload, cl, None) == ref
-    # Same key order and value types all the way down (what reporters serialise).
-    assert json.dumps(payload) == json.dumps(ref[0])
-    assert json.dumps(labels) == json.dumps(labels_of(ref[0]))
-    return True
-
-
-@pytest.fixture(autouse=True)
-def _native() -> None:
-    need(_scan.fast_available(), "the otus_parser_sip C extension (_sip_fast) is not built")
-
-
-@pytest.mark.parametrize(("name", "data"), ACCEPTED, ids=[n for n, _ in ACCEPTED])
-def test_common_shapes_take_the_fast_path_and_match(name: str, data: bytes) -> None:
-    assert _check(data), name
-
-
-def test_bench_mix_takes_the_fast_path() -> None:
-    assert all(_check(m) for m in call_mix(3))
-
-
-@pytest.mark.parametrize(("name", "data"), TRICKY, ids=[n for n, _ in TRICKY])
-def test_tricky_shapes_match_or_decline(name: str, data: bytes) -> None:
-    _check(data)
-
-
-def test_flagged_messages_are_declined() -> None:
-    for name, data in TRICKY + CORPUS:
-        ref, anomalies = _ref(data) if data.find(b"\r\n\r\n") >= 0 else ("truncated", [])
-        if anomalies or isinstance(ref, str):
-            hend = data.find(b"\r\n\r\n")
-            got = _scan.parse_head(data, hend, 256, 8192) if hend >= 0 else None
-            assert got is None, name
-
-
-@pytest.mark.parametrize(("name", "data"), CORPUS, ids=[n for n, _ in CORPUS])
-def test_scan_corpus_matches(name: str, data: bytes) -> None:
-    _check(data)
-
-
-def test_structural_mutants_match() -> None:
-    rng = random.Random(3261)
-    bases = [data for _, data in ACCEPTED]
-    answered = 0
-    for _ in range(3000):
-        b = bytearray(rng.choice(bases))
-        for _ in range(rng.randint(1, 3)):
-            b[rng.randrange(len(b))] = rng.choice(b' \t:;,<>"@?=[]/\\*.-zZ0')
-        answered += _check(bytes(b))
-    assert answered > 300  # most single-byte changes still parse plainly
-
-
-def test_disabled_fast_path_returns_none() -> None:
-    data = sip()
-    _scan.set_enabled(False)
-    try:
-        assert _scan.parse_head(data, data.find(b"\r\n\r\n"), 256, 8192) is None
-    finally:
-        _scan.set_enabled(True)
-    assert _scan.parse_head(data, data.find(b"\r\n\r\n"), 256, 8192) is not None
-
-
-VALUE = st.text(alphabet='ab:;=,<>"@ \t?[]./*-1S"', max_size=40)
-
-
-@settings(max_examples=400, deadline=None)
-@given(VALUE, VALUE, VALUE, VALUE, VALUE)
-def test_generated_header_values_match(
-    frm: str, to: str, via: str, contact: str, ruri: str
-) -> None:
-    data = (
-        f"INVITE sip:{ruri.strip()} SIP/2.0\r\nVia: SIP/2.0/UDP h{via}\r\nFrom: {frm}\r\n"
-        f"To: <sip:{to}>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n"
-        f"Record-Route: {contact}\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
-    _check(data)
