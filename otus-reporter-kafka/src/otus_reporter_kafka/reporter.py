@@ -139,14 +139,14 @@ class KafkaReporter(Reporter):
         prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
         keep = self.fallback is not None
         run = self._bodies.encode_run
-        start, end, total = 0, len(records), 0
-        while start < end:
+        start, total = 0, 0
+        while start < len(records):  # read again: a record's property may shrink the list
             start, held = run(
                 records, start, messages, options.topic or None, prefix, keep, self._max_size,
                 FRAMING_BYTES,
             )  # fmt: skip
             total += held
-            if start < end:
+            if start < len(records):
                 total += self._encode_one(records[start], messages.append)
                 start += 1
         return total

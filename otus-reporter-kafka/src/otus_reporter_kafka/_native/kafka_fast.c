@@ -313,7 +313,25 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     char stamp[24];
     Py_ssize_t stamp_len = decimal(stamp, ts_ms);
 
-    /* labels */
+    /* raw payload and the serialised payload: before the labels, since reading them may run
+     * Python code (a subclass's property, serialized_payload(), dumps, a finalizer) that
+     * changes the labels dict and frees the strings whose UTF-8 the labels scratch points
+     * into. From the labels on, nothing here runs Python code until the body is written. */
+    raw = field(record, F_RAW_PAYLOAD);
+    if (raw == NULL || !PyBytes_CheckExact(raw)) goto reject;
+    Py_ssize_t raw_len = PyBytes_GET_SIZE(raw);
+    payload = field(record, F_PAYLOAD_JSON);
+    if (payload == NULL) goto reject;
+    if (payload == Py_None) {
+        Py_DECREF(payload);
+        PyObject *p = PyObject_GetAttr(record, s_payload);
+        if (p == NULL) goto reject_no_payload;
+        payload = PyObject_CallOneArg(c->dumps, p);
+        Py_DECREF(p);
+        if (payload == NULL) goto reject_no_payload;
+    }
+    if (!PyBytes_CheckExact(payload)) goto reject;
+    /* labels (borrowed UTF-8 pointers: valid while no Python code runs) */
     labels = field(record, F_LABELS);
     if (labels == NULL || !PyDict_CheckExact(labels)) goto reject;
     Py_ssize_t nl = PyDict_GET_SIZE(labels);
@@ -341,21 +359,6 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
         if (i != nl) goto reject;
     }
 
-    /* raw payload and the serialised payload */
-    raw = field(record, F_RAW_PAYLOAD);
-    if (raw == NULL || !PyBytes_CheckExact(raw)) goto reject;
-    Py_ssize_t raw_len = PyBytes_GET_SIZE(raw);
-    payload = field(record, F_PAYLOAD_JSON);
-    if (payload == NULL) goto reject;
-    if (payload == Py_None) {
-        Py_DECREF(payload);
-        PyObject *p = PyObject_GetAttr(record, s_payload);
-        if (p == NULL) goto reject_no_payload;
-        payload = PyObject_CallOneArg(c->dumps, p);
-        Py_DECREF(p);
-        if (payload == NULL) goto reject_no_payload;
-    }
-    if (!PyBytes_CheckExact(payload)) goto reject;
     char raw_len_txt[24];
     Py_ssize_t raw_len_len = decimal(raw_len_txt, raw_len);
 
@@ -522,8 +525,9 @@ static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t
     c.max_size = PyLong_AsSsize_t(args[10]);
     c.framing = PyLong_AsSsize_t(args[11]);
     if (c.keep < 0 || PyErr_Occurred()) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(records), i = start < 0 ? 0 : start, held = 0;
-    for (; i < n; i++) {
+    Py_ssize_t i = start < 0 ? 0 : start, held = 0;
+    /* the length is read again each time: a record's property may shrink the list */
+    for (; i < PyList_GET_SIZE(records); i++) {
         Py_ssize_t size = 0;
         PyObject *record = PyList_GET_ITEM(records, i);
         Py_INCREF(record);
@@ -547,23 +551,28 @@ static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "records_section(messages: list, first_ts: int)");
         return NULL;
     }
-    PyObject *messages = args[0];
     long long first = PyLong_AsLongLong(args[1]);
     if (first == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(messages), total = 0;
+    /* A snapshot of the list (it holds the messages), and timestamps that are ints (read
+     * without calling __index__): no Python code runs between sizing and writing, so both
+     * passes see the same messages, bodies and timestamps. */
+    PyObject *messages = PyList_AsTuple(args[0]);
+    if (messages == NULL) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(messages), total = 0;
     long long max_ts = first;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *m = PyList_GET_ITEM(messages, i);
-        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))) {
+        PyObject *m = PyTuple_GET_ITEM(messages, i);
+        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))
+            || !PyLong_Check(PyTuple_GET_ITEM(m, 3))) {
             PyErr_SetString(PyExc_TypeError, "records_section(): not a Message");
-            return NULL;
+            goto fail;
         }
         long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
-        if (stamp == -1 && PyErr_Occurred()) return NULL;
+        if (stamp == -1 && PyErr_Occurred()) goto fail;
         long long delta;
         if (__builtin_sub_overflow(stamp, first, &delta)) {
             PyErr_SetString(PyExc_OverflowError, "records_section(): timestamp delta");
-            return NULL;
+            goto fail;
         }
         Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(i))
                           + PyBytes_GET_SIZE(PyTuple_GET_ITEM(m, 2));
@@ -571,10 +580,10 @@ static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize
         if (stamp > max_ts) max_ts = stamp;
     }
     PyObject *section = PyBytes_FromStringAndSize(NULL, total);
-    if (section == NULL) return NULL;
+    if (section == NULL) goto fail;
     char *p = PyBytes_AS_STRING(section);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *m = PyList_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
+        PyObject *m = PyTuple_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
         long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
         uint64_t delta = zigzag(stamp - first), offset = zigzag(i);
         Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + PyBytes_GET_SIZE(body);
@@ -585,8 +594,11 @@ static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize
         memcpy(p, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
         p += PyBytes_GET_SIZE(body);
     }
-    PyObject *result = Py_BuildValue("NL", section, max_ts);
-    return result;
+    Py_DECREF(messages);
+    return Py_BuildValue("NL", section, max_ts);
+fail:
+    Py_DECREF(messages);
+    return NULL;
 }
 
 
