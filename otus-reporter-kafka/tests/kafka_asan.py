@@ -42,14 +42,9 @@ def build(cc: str, out: Path, extra: tuple[str, ...] = ()) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     include = sysconfig.get_paths()["include"]
     fast = out / "_kafka_fast.so"
-    codecs: list[str] = []  # packed_section() with the codec libraries setup.py would use
-    for header, macro, lib in (("lz4frame.h", "OTUS_HAVE_LZ4", "-llz4"),
-                               ("zstd.h", "OTUS_HAVE_ZSTD", "-lzstd")):  # fmt: skip
-        if any(Path(d, header).exists() for d in ("/usr/include", "/usr/local/include")):
-            codecs += [f"-D{macro}=1", lib]
     subprocess.run(
         [cc, *FLAGS, "-std=c11", "-Wall", "-Wextra", f"-I{include}", *extra,
-         str(NATIVE / "kafka_fast.c"), *codecs, "-o", str(fast)],
+         str(NATIVE / "kafka_fast.c"), "-o", str(fast)],
         check=True,
     )  # fmt: skip
     return fast

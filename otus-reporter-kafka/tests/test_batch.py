@@ -10,11 +10,9 @@ from otus import Record
 from otus.testing import need
 from otus_reporter_kafka._batch import (
     CODECS,
-    PACKED_CODECS,
     PrebuiltBatch,
     build_batch_py,
     compressor,
-    records_section_py,
     varint,
 )
 from otus_reporter_kafka._buffer import Message
@@ -189,37 +187,3 @@ def test_caches_are_bounded() -> None:
         encoder.encode(record)
     assert len(encoder._flows) <= 4
     assert len(encoder._labels) <= 4
-
-
-@pytest.mark.parametrize("codec", ["lz4", "zstd"])
-def test_sections_compressed_in_c_read_back_as_the_python_ones(codec: str) -> None:
-    """``packed_section`` (built with liblz4/libzstd) writes the section into its reused buffer
-    and compresses it there: the batch decompresses to the records of the Python path's."""
-    need(codec in PACKED_CODECS, f"_kafka_fast built without the {codec} C library headers")
-    assert FAST is not None
-    records = _records()
-    bodies_of = BodyEncoder(JsonEncoder())
-    messages = []
-    for record in records:
-        body, hashed = bodies_of.encode(record)
-        messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
-    for count in (1, 2, len(messages)):  # the buffer is reused: smaller after larger
-        chunk = messages[:count] if count != 2 else messages[9:11]
-        packed, compressed, max_ts = FAST.packed_section(chunk, chunk[0].timestamp_ms, codec)
-        section, py_max = records_section_py(chunk, chunk[0].timestamp_ms)
-        assert max_ts == py_max
-        assert compressed is (len(packed) < len(section))
-        batch = PrebuiltBatch.build(chunk, codec, compressor(codec))
-        ours = DefaultRecordBatch(batch._build())
-        assert ours.validate_crc()
-        expected = DefaultRecordBatch(PrebuiltBatch(section, count, chunk[0].timestamp_ms,
-                                                    py_max, 0)._build())  # fmt: skip
-        assert [(r.key, r.value, r.headers, r.timestamp) for r in ours] == [
-            (r.key, r.value, r.headers, r.timestamp) for r in expected
-        ]
-    incompressible = [Message("t", 0, bytes(range(7)), 5, 7, None)]
-    packed, compressed, _ = FAST.packed_section(incompressible, 5, codec)
-    assert not compressed
-    assert packed == records_section_py(incompressible, 5)[0]
-    with pytest.raises(ValueError, match="not built in"):
-        FAST.packed_section(incompressible, 5, "gzip")

@@ -39,9 +39,6 @@ _CRC_OFFSET = 17  # after base offset, length, leader epoch, magic
 _ATTRIBUTES_OFFSET = 21  # the CRC covers everything from here on
 _LENGTH_BASE = 12  # the length field counts the bytes after itself
 
-#: Codecs the C extension compresses itself (built with liblz4 / libzstd headers).
-PACKED_CODECS: tuple[str, ...] = getattr(FAST, "PACKED_CODECS", ()) if FAST is not None else ()
-
 #: Attribute bits of each codec (the timestamp type bit stays 0: CreateTime).
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
@@ -207,12 +204,6 @@ class PrebuiltBatch:
     ) -> PrebuiltBatch:
         """A batch of these messages' records, compressed when that makes it smaller."""
         first = messages[0].timestamp_ms
-        if codec in PACKED_CODECS and type(messages) is list:
-            assert FAST is not None
-            # section written into a reused buffer and compressed there, in one C call
-            with contextlib.suppress(OverflowError):  # timestamps past 64 bits: below
-                packed, compressed, max_ts = FAST.packed_section(messages, first, codec)
-                return cls(packed, len(messages), first, max_ts, CODECS[codec] if compressed else 0)
         section, max_ts = records_section(messages, first)
         attributes = 0
         if compress is not None:

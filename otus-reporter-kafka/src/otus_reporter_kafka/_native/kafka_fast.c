@@ -545,36 +545,43 @@ PyDoc_STRVAR(records_section_doc,
              "The uncompressed records of a batch: per message its body with length, attributes "
              "0, timestamp delta and offset delta in front; and the largest timestamp.");
 
-/* The records section of a snapshot of messages: its size (and largest timestamp), then its
- * bytes. Timestamps must be ints (read without calling __index__), so no Python code runs
- * between the two passes and both see the same messages, bodies and timestamps. */
-static Py_ssize_t section_size(PyObject *messages, long long first, long long *max_ts) {
+static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "records_section(messages: list, first_ts: int)");
+        return NULL;
+    }
+    long long first = PyLong_AsLongLong(args[1]);
+    if (first == -1 && PyErr_Occurred()) return NULL;
+    /* A snapshot of the list (it holds the messages), and timestamps that are ints (read
+     * without calling __index__): no Python code runs between sizing and writing, so both
+     * passes see the same messages, bodies and timestamps. */
+    PyObject *messages = PyList_AsTuple(args[0]);
+    if (messages == NULL) return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(messages), total = 0;
-    *max_ts = first;
+    long long max_ts = first;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *m = PyTuple_GET_ITEM(messages, i);
         if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))
             || !PyLong_Check(PyTuple_GET_ITEM(m, 3))) {
             PyErr_SetString(PyExc_TypeError, "records_section(): not a Message");
-            return -1;
+            goto fail;
         }
         long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
-        if (stamp == -1 && PyErr_Occurred()) return -1;
+        if (stamp == -1 && PyErr_Occurred()) goto fail;
         long long delta;
         if (__builtin_sub_overflow(stamp, first, &delta)) {
             PyErr_SetString(PyExc_OverflowError, "records_section(): timestamp delta");
-            return -1;
+            goto fail;
         }
         Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(i))
                           + PyBytes_GET_SIZE(PyTuple_GET_ITEM(m, 2));
         total += uvarint_len(zigzag(size)) + size;
-        if (stamp > *max_ts) *max_ts = stamp;
+        if (stamp > max_ts) max_ts = stamp;
     }
-    return total;
-}
-
-static void section_write(PyObject *messages, long long first, char *p) {
-    Py_ssize_t n = PyTuple_GET_SIZE(messages);
+    PyObject *section = PyBytes_FromStringAndSize(NULL, total);
+    if (section == NULL) goto fail;
+    char *p = PyBytes_AS_STRING(section);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *m = PyTuple_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
         long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
@@ -587,133 +594,12 @@ static void section_write(PyObject *messages, long long first, char *p) {
         memcpy(p, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
         p += PyBytes_GET_SIZE(body);
     }
-}
-
-static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 2 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "records_section(messages: list, first_ts: int)");
-        return NULL;
-    }
-    long long first = PyLong_AsLongLong(args[1]);
-    if (first == -1 && PyErr_Occurred()) return NULL;
-    PyObject *messages = PyList_AsTuple(args[0]); /* a snapshot: it holds the messages */
-    if (messages == NULL) return NULL;
-    long long max_ts;
-    Py_ssize_t total = section_size(messages, first, &max_ts);
-    PyObject *section = total < 0 ? NULL : PyBytes_FromStringAndSize(NULL, total);
-    if (section != NULL) section_write(messages, first, PyBytes_AS_STRING(section));
     Py_DECREF(messages);
-    return section == NULL ? NULL : Py_BuildValue("NL", section, max_ts);
-}
-
-/* -- the records section compressed in one call (lz4 frame / zstd C libraries, optional) --- */
-
-#if defined(OTUS_HAVE_LZ4) || defined(OTUS_HAVE_ZSTD)
-#ifdef OTUS_HAVE_LZ4
-#include <lz4frame.h>
-#endif
-#ifdef OTUS_HAVE_ZSTD
-#include <zstd.h>
-#endif
-
-/* The section is written into one reused buffer (warm, no page faults), compressed from there.
- * The GIL is held throughout: the buffer and the contexts are shared by every caller. */
-static char *pack_buf = NULL;
-static size_t pack_cap = 0;
-#ifdef OTUS_HAVE_ZSTD
-static ZSTD_CCtx *zstd_ctx = NULL;
-#endif
-
-PyDoc_STRVAR(packed_section_doc,
-             "packed_section(messages, first_ts, codec) -> (bytes, compressed, max_ts)\n\n"
-             "The records section compressed with ``codec`` (\"lz4\": a frame of independent "
-             "1 MiB blocks, level 0, no checksum nor size; \"zstd\": level 3), or the "
-             "uncompressed section when compression does not make it smaller (compressed "
-             "False).");
-
-static PyObject *packed_section(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 3 || !PyList_Check(args[0]) || !PyUnicode_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "packed_section(messages: list, first_ts: int, codec)");
-        return NULL;
-    }
-    int lz4 = PyUnicode_CompareWithASCIIString(args[2], "lz4") == 0;
-    int zstd = PyUnicode_CompareWithASCIIString(args[2], "zstd") == 0;
-#ifndef OTUS_HAVE_LZ4
-    if (lz4) lz4 = -1;
-#endif
-#ifndef OTUS_HAVE_ZSTD
-    if (zstd) zstd = -1;
-#endif
-    if (lz4 <= 0 && zstd <= 0) {
-        PyErr_SetString(PyExc_ValueError, "packed_section(): codec not built in");
-        return NULL;
-    }
-    long long first = PyLong_AsLongLong(args[1]);
-    if (first == -1 && PyErr_Occurred()) return NULL;
-    PyObject *messages = PyList_AsTuple(args[0]);
-    if (messages == NULL) return NULL;
-    long long max_ts;
-    Py_ssize_t total = section_size(messages, first, &max_ts);
-    if (total < 0) {
-        Py_DECREF(messages);
-        return NULL;
-    }
-    if ((size_t)total > pack_cap || pack_buf == NULL) {
-        size_t cap = (size_t)total < 65536 ? 65536 : (size_t)total;
-        char *buf = PyMem_RawRealloc(pack_buf, cap);
-        if (buf == NULL) {
-            Py_DECREF(messages);
-            return PyErr_NoMemory();
-        }
-        pack_buf = buf;
-        pack_cap = cap;
-    }
-    section_write(messages, first, pack_buf);
+    return Py_BuildValue("NL", section, max_ts);
+fail:
     Py_DECREF(messages);
-
-    PyObject *out = NULL;
-    size_t packed = 0, failed = 0;
-#ifdef OTUS_HAVE_LZ4
-    if (lz4 > 0) {
-        LZ4F_preferences_t prefs;
-        memset(&prefs, 0, sizeof(prefs));
-        prefs.frameInfo.blockSizeID = LZ4F_max1MB;
-        prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-        prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
-        size_t bound = LZ4F_compressFrameBound((size_t)total, &prefs);
-        out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)bound);
-        if (out == NULL) return NULL;
-        packed = LZ4F_compressFrame(PyBytes_AS_STRING(out), bound, pack_buf, (size_t)total, &prefs);
-        failed = LZ4F_isError(packed);
-    }
-#endif
-#ifdef OTUS_HAVE_ZSTD
-    if (zstd > 0) {
-        if (zstd_ctx == NULL && (zstd_ctx = ZSTD_createCCtx()) == NULL) return PyErr_NoMemory();
-        size_t bound = ZSTD_compressBound((size_t)total);
-        out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)bound);
-        if (out == NULL) return NULL;
-        packed = ZSTD_compressCCtx(zstd_ctx, PyBytes_AS_STRING(out), bound, pack_buf,
-                                   (size_t)total, 3);
-        failed = ZSTD_isError(packed);
-    }
-#endif
-    if (failed) {
-        Py_DECREF(out);
-        PyErr_SetString(PyExc_RuntimeError, "packed_section(): compression failed");
-        return NULL;
-    }
-    if (packed >= (size_t)total) { /* not smaller: the section as it is */
-        Py_DECREF(out);
-        out = PyBytes_FromStringAndSize(pack_buf, total);
-        return out == NULL ? NULL : Py_BuildValue("NOL", out, Py_False, max_ts);
-    }
-    if (_PyBytes_Resize(&out, (Py_ssize_t)packed) < 0) return NULL;
-    return Py_BuildValue("NOL", out, Py_True, max_ts);
+    return NULL;
 }
-#endif
 
 
 /* -- CRC-32C (Castagnoli) of record batches: SSE4.2 when the CPU has it, else a table ------ */
@@ -836,10 +722,6 @@ static PyMethodDef methods[] = {
      encode_bodies_doc},
     {"records_section", (PyCFunction)(void (*)(void))records_section, METH_FASTCALL,
      records_section_doc},
-#if defined(OTUS_HAVE_LZ4) || defined(OTUS_HAVE_ZSTD)
-    {"packed_section", (PyCFunction)(void (*)(void))packed_section, METH_FASTCALL,
-     packed_section_doc},
-#endif
     {"set_record_type", set_record_type, METH_O, set_record_type_doc},
     {"crc32c", py_crc32c, METH_O, crc32c_doc},
     {"batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL, batch_doc},
@@ -863,22 +745,5 @@ PyMODINIT_FUNC PyInit__kafka_fast(void) {
 #undef INTERN
     for (int f = 0; f < F_COUNT; f++)
         if ((field_attr[f] = PyUnicode_InternFromString(field_names[f])) == NULL) return NULL;
-    PyObject *mod = PyModule_Create(&module);
-    if (mod == NULL) return NULL;
-    /* the codecs packed_section() takes (built with their C libraries) */
-#if defined(OTUS_HAVE_LZ4) && defined(OTUS_HAVE_ZSTD)
-    PyObject *codecs = Py_BuildValue("(ss)", "lz4", "zstd");
-#elif defined(OTUS_HAVE_LZ4)
-    PyObject *codecs = Py_BuildValue("(s)", "lz4");
-#elif defined(OTUS_HAVE_ZSTD)
-    PyObject *codecs = Py_BuildValue("(s)", "zstd");
-#else
-    PyObject *codecs = PyTuple_New(0);
-#endif
-    if (codecs == NULL || PyModule_AddObject(mod, "PACKED_CODECS", codecs) < 0) {
-        Py_XDECREF(codecs);
-        Py_DECREF(mod);
-        return NULL;
-    }
-    return mod;
+    return PyModule_Create(&module);
 }
