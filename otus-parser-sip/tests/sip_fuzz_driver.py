@@ -9,7 +9,6 @@ then random and mutated datagrams and stream chunks through ``parse_batch`` (via
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
 import time
@@ -21,15 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / "bench"))
 
-
-def _load(name: str, path: str) -> None:
-    full = f"otus_parser_sip._native.{name}"
-    spec = importlib.util.spec_from_file_location(full, path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    sys.modules[full] = mod
+from otus.testing.sanitizers import load_extension  # noqa: E402
 
 
 def _corpus() -> list[bytes]:
@@ -135,8 +126,8 @@ def hostile_datagrams(
 
 def main() -> None:
     fast_so, native_so, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-    _load("_sip_fast", fast_so)
-    _load("_sip_native", native_so)
+    load_extension("otus_parser_sip._native._sip_fast", fast_so)
+    load_extension("otus_parser_sip._native._sip_native", native_so)
     from otus import Datagram, StreamChunk
     from otus_parser_sip import SipOptions, _scan
     from otus_parser_sip._message import Limits

@@ -13,7 +13,6 @@ records section, batch header and CRC-32C entry points against the Python ones. 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import random
 import sys
 import time
@@ -23,19 +22,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from otus.testing.sanitizers import load_extension  # noqa: E402
 
-def _load(path: str) -> Any:
-    full = "otus_reporter_kafka._native._kafka_fast"
-    spec = importlib.util.spec_from_file_location(full, path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    sys.modules[full] = mod
-    return mod
-
-
-FAST = _load(sys.argv[1])
+FAST = load_extension("otus_reporter_kafka._native._kafka_fast", sys.argv[1])
 
 from aiokafka.record.util import calc_crc32c  # noqa: E402
 from orjson import dumps  # noqa: E402

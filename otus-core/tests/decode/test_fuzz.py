@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from otus.testing import need
+from otus.testing.sanitizers import SANITIZE, fuzz_seconds, sanitizer_compiler
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
 NATIVE = Path(__file__).resolve().parents[2] / "src" / "otus" / "_native"
-SECONDS = float(os.environ.get("OTUS_FUZZ_SECONDS", "15"))
-
-
-def _asan_compiler(tmp: Path) -> str | None:
-    cc = shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None
-    probe = tmp / "probe.c"
-    probe.write_text("int main(void) { return 0; }\n")
-    ok = subprocess.run(
-        [cc, "-fsanitize=address,undefined", str(probe), "-o", str(tmp / "probe")],
-        capture_output=True,
-        check=False,
-    )
-    return cc if ok.returncode == 0 else None
+SECONDS = fuzz_seconds()
 
 
 def test_fuzz_decoder_under_asan(tmp_path: Path) -> None:
-    cc = _asan_compiler(tmp_path)
+    cc = sanitizer_compiler(tmp_path)
     need(cc is not None, "a C compiler with AddressSanitizer (gcc or clang) is needed")
     assert cc is not None
     binary = tmp_path / "fuzz_decode"
@@ -43,8 +29,7 @@ def test_fuzz_decoder_under_asan(tmp_path: Path) -> None:
             "-std=c11",
             "-fno-omit-frame-pointer",
             f"-I{NATIVE}",
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=all",
+            *SANITIZE,
             *map(str, sources),
             "-o",
             str(binary),
