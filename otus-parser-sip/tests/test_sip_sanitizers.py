@@ -9,8 +9,6 @@ the test; a canary out-of-bounds read first proves that reports do fail it.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from otus.testing.sanitizers import (
     check_reports_fail,
     fuzz_seconds,
     need_sanitizers,
-    sanitized_env,
+    run_driver,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -41,13 +39,12 @@ def test_a_sanitizer_report_fails_the_run(sanitized: tuple[str, str, Path]) -> N
 
 def test_corpora_and_fuzz_under_asan_and_ubsan(sanitized: tuple[str, str, Path]) -> None:
     _, runtime, tmp = sanitized
-    run = subprocess.run(
-        [sys.executable, str(HERE / "sip_fuzz_driver.py"), str(tmp / "_sip_fast.so"),
-         str(tmp / "_sip_native.so"), str(SECONDS), os.environ.get("OTUS_FUZZ_SEED", "5060")],
-        env=sanitized_env(runtime), capture_output=True, text=True, timeout=SECONDS + 120,
-        check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-6000:]
-    assert "fuzz ok" in run.stdout
-    assert "ERROR: AddressSanitizer" not in run.stderr
-    assert "runtime error:" not in run.stderr
+    run_driver(
+        runtime,
+        HERE / "sip_fuzz_driver.py",
+        str(tmp / "_sip_fast.so"),
+        str(tmp / "_sip_native.so"),
+        str(SECONDS),
+        os.environ.get("OTUS_FUZZ_SEED", "5060"),
+        seconds=SECONDS,
+    )

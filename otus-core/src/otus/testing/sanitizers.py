@@ -37,6 +37,7 @@ __all__ = [
     "fuzz_seconds",
     "load_extension",
     "need_sanitizers",
+    "run_driver",
     "sanitized_env",
     "sanitizer_compiler",
 ]
@@ -148,3 +149,21 @@ def load_extension(name: str, path: str | Path) -> ModuleType:
     spec.loader.exec_module(mod)
     sys.modules[name] = mod
     return mod
+
+
+def run_driver(runtime: str, driver: Path, *args: str, seconds: float) -> str:
+    """Run ``python driver *args`` with the sanitized environment; assert it ended cleanly
+    (exit 0, ``fuzz ok`` printed, no sanitizer report) and return its output."""
+    run = subprocess.run(
+        [sys.executable, str(driver), *args],
+        env=sanitized_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-6000:]
+    assert "fuzz ok" in run.stdout
+    assert "ERROR: AddressSanitizer" not in run.stderr
+    assert "runtime error:" not in run.stderr
+    return run.stdout
