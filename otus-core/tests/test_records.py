@@ -1,4 +1,4 @@
-"""Records: a payload handed as JSON bytes is decoded on first read, and only then."""
+"""Records: a payload or labels handed as JSON bytes are decoded on first read, and only then."""
 
 from __future__ import annotations
 
@@ -41,3 +41,36 @@ def test_a_dict_payload_wins_over_bytes_and_none_stays_none() -> None:
     empty = _record()
     assert empty.payload is None
     assert empty.serialized_payload() is None
+
+
+LABELS = {"sip.method": "OPTIONS", "sip.from_user": "zoë", "sip.note": 'say "hi"\n'}
+SERIALIZED_LABELS = json.dumps(LABELS, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_serialized_labels_are_offered_until_read_then_decoded_once() -> None:
+    record = _record(labels_json=SERIALIZED_LABELS)
+    assert record.serialized_labels() == SERIALIZED_LABELS
+    first = record.labels
+    assert first == LABELS
+    assert record.labels is first
+    assert record.serialized_labels() is None
+    record.labels["task"] = "t1"  # changed in place, as processors and the run loop do
+    assert record_to_dict(record)["labels"] == {**LABELS, "task": "t1"}
+
+
+def test_assigning_labels_drops_the_serialized_ones() -> None:
+    record = _record(labels_json=SERIALIZED_LABELS)
+    record.labels = {"a": "b"}
+    assert record.serialized_labels() is None
+    assert record.labels == {"a": "b"}
+
+
+def test_a_labels_dict_wins_over_bytes_and_no_labels_is_an_empty_dict() -> None:
+    both = _record(labels={"a": "b"}, labels_json=SERIALIZED_LABELS)
+    assert both.serialized_labels() is None
+    assert both.labels == {"a": "b"}
+    empty = _record()
+    assert empty.serialized_labels() is None
+    assert empty.labels == {}
+    empty.labels["x"] = "y"
+    assert empty.labels == {"x": "y"}
