@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sip_builders import SDP, sip
 
@@ -121,14 +122,21 @@ def _run(
     for r in records:
         yield (
             r.ts_ns, r.src_ip, r.dst_ip, r.src_port, r.dst_port, r.protocol, r.payload_type,
-            type(r.raw_payload), r.raw_payload, r.serialized_payload(), r.task_id, r.agent_id,
-            r.pipeline_id, list(r.labels.items()), r.payload,
+            type(r.raw_payload), r.raw_payload, r.serialized_payload(), _labels_json(r),
+            r.task_id, r.agent_id, r.pipeline_id, list(r.labels.items()), r.payload,
         )  # fmt: skip
     yield list(parser.stats().items())
     yield [d.as_dict() for d in parser.dialogs.calls.values()]
     assert parser.media is not None
     yield list(parser.media._flows.items())
     yield {k: sorted(v) for k, v in parser.media._by_call.items()}
+
+
+def _labels_json(r: Record) -> bytes:
+    """The labels as a reporter copies them: what the parser serialised (the batch path) or
+    the dict serialised (the other paths); the same bytes either way."""
+    serialized = r.serialized_labels()
+    return serialized if serialized is not None else orjson.dumps(r.labels)
 
 
 OPTIONS = {
@@ -165,6 +173,7 @@ def test_batch_path_handles_the_bench_mix_alone() -> None:
     out: list[Any] = []
     nxt, ops, counts, dcounts = fn(dgrams, 0, out, parser._batch_cfg, parser._dialog_cfg)
     assert nxt == len(dgrams) == len(out) == 130
+    assert all(r.serialized_labels() is not None for r in out)  # labels handed as JSON
     # per call: the INVITE's and the 200's SDP registered, then the call ended at the BYE
     sdp_or_bye = [r for r in out if _sdp_or_bye(r.labels)]
     assert ops[0::4] == [False, False, True] * 10

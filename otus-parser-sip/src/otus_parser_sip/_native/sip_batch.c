@@ -18,9 +18,12 @@
  * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip"); dcfg
  * is (DialogTable._d, DialogTable.by_outcome, max_dialogs, Dialog, dialog labels on, media on).
  * Records are built by writing otus.Record's slots directly when its __slots__ are exactly the
- * ones known here (else by calling the class with keywords): same values __init__ stores.
+ * ones known here (else by calling the class with keywords): same values __init__ stores. The
+ * labels go in as JSON (Record(labels_json=...)): otus_sip_json_core writes the message's,
+ * the dialog table appends the call's, byte for byte orjson.dumps of the dict Python builds.
  */
 #include "sip_dialog.h"
+#include "sip_jb.h"
 #include "sip_sv.h"
 #include "structmember.h"
 
@@ -29,13 +32,14 @@ static const char *const KNOWN[NMETHODS] = {
     "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"};
 
-enum { R_TS, R_SRC, R_DST, R_SPORT, R_DPORT, R_PROTO, R_PTYPE, R_RAW, R_JSON, R_LABELS,
-       R_PAYLOAD, R_TASK, R_AGENT, R_PIPE, R_N };
+enum { R_TS, R_SRC, R_DST, R_SPORT, R_DPORT, R_PROTO, R_PTYPE, R_RAW, R_JSON, R_LJSON,
+       R_LABELS, R_PAYLOAD, R_TASK, R_AGENT, R_PIPE, R_N };
 static const char *const R_NAMES[R_N] = {
     "ts_ns", "src_ip", "dst_ip", "src_port", "dst_port", "protocol", "payload_type",
-    "raw_payload", "_payload_json", "labels", "_payload", "task_id", "agent_id", "pipeline_id"};
+    "raw_payload", "_payload_json", "_labels_json", "_labels", "_payload", "task_id",
+    "agent_id", "pipeline_id"};
 /* The keywords of Record(...) when the slots cannot be written directly (first 10 of R_NAMES,
- * _payload_json as payload_json). */
+ * _payload_json and _labels_json as payload_json and labels_json). */
 static PyObject *r_kwnames;
 static PyTypeObject *r_type;
 static Py_ssize_t r_off[R_N];
@@ -49,7 +53,7 @@ static PyTypeObject *d_type;
 static Py_ssize_t d_off[D_N];
 static int d_direct;
 
-static PyObject *s_empty, *s_zero, *L_call_id;
+static PyObject *s_empty, *s_zero;
 
 /* 1 when t's own __slots__ hold `names` (exactly those, as a set, when `exact`: a Record is
  * written whole) and no base adds instance state; their offsets in off. */
@@ -78,12 +82,13 @@ static int setup(PyTypeObject *rt, PyTypeObject *dt) {
     if (s_empty == NULL) {
         s_empty = PyUnicode_InternFromString("");
         s_zero = PyLong_FromLong(0);
-        L_call_id = PyUnicode_InternFromString("sip.call_id");
         r_kwnames = PyTuple_New(10);
-        if (s_empty == NULL || s_zero == NULL || L_call_id == NULL || r_kwnames == NULL)
+        if (s_empty == NULL || s_zero == NULL || r_kwnames == NULL)
             return -1;
         for (int k = 0; k < 10; k++) {
-            PyObject *s = PyUnicode_InternFromString(k == R_JSON ? "payload_json" : R_NAMES[k]);
+            PyObject *s = PyUnicode_InternFromString(k == R_JSON    ? "payload_json"
+                                                     : k == R_LJSON ? "labels_json"
+                                                                    : R_NAMES[k]);
             if (s == NULL)
                 return -1;
             PyTuple_SET_ITEM(r_kwnames, k, s);
@@ -120,8 +125,8 @@ static PyObject *make_record(PyObject *const *v) {
         Py_INCREF(v[k]);
         SLOT(r, r_off[k]) = v[k];
     }
-    Py_INCREF(Py_None);
-    SLOT(r, r_off[R_PAYLOAD]) = Py_None;
+    SLOT(r, r_off[R_LABELS]) = Py_NewRef(Py_None);
+    SLOT(r, r_off[R_PAYLOAD]) = Py_NewRef(Py_None);
     Py_INCREF(s_empty);
     SLOT(r, r_off[R_TASK]) = s_empty;
     Py_INCREF(s_empty);
@@ -199,6 +204,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     if (seq == NULL)
         return NULL;
     PyObject *result = NULL;
+    jb lab; /* the labels JSON of the message at hand */
+    jb_init(&lab);
     PyObject *pending = st.ops = PyList_New(0);
     long cnt[11] = {0}; /* messages, requests, responses, trailing, keepalives, 1xx..6xx */
     long mcount[NMETHODS + 1] = {0};
@@ -253,7 +260,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
             sip_jres r;
             int rc = size > max_size ? BAIL
                                      : otus_sip_json_core(buf, size, max_headers, max_line, 1,
-                                                          parse_sdp, 0, &r);
+                                                          parse_sdp, 0, &r, &lab);
             int cls = rc == OK ? (int)(r.status / 100) : 0;
             if (rc == OK && r.status && (cls < 1 || cls > 6)) {
                 sip_jres_clear(&r);
@@ -261,39 +268,42 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
             }
             PyObject *cid = NULL;
             if (rc == OK) {
-                int chk = -1;
-                cid = PyDict_GetItemWithError(r.labels, L_call_id);
-                if (cid != NULL)
-                    chk = otus_sip_dialog_check(st.od, cid, f[D_TS]);
-                else if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_RuntimeError, "parse_batch: no Call-ID label");
+                cid = otus_sip_small_str(r.lv.call_id);
+                int chk = cid == NULL ? -1 : otus_sip_dialog_check(st.od, cid, f[D_TS]);
                 if (chk != 1) {
                     sip_jres_clear(&r);
                     rc = chk == 0 ? BAIL : ERR;
                 }
             }
             if (rc == OK) {
-                int ok = 0;
-                PyObject *raw = PyBytes_FromStringAndSize(buf, size - r.trailing);
-                PyObject *rec = NULL;
-                if (raw != NULL) {
-                    PyObject *v[10] = {f[D_TS],    f[D_SRC], f[D_DST], f[D_SPORT],
-                                       f[D_DPORT], f[D_PROTO], ptype,  raw,
-                                       r.json,     r.labels};
+                /* the dialog first: its labels close the record's labels JSON */
+                int ok = otus_sip_dialog_update(&st, &r.lv, &lab, cid, r.status, f[D_TS],
+                                                r.media) == 0;
+                PyObject *raw = NULL, *labels = NULL, *rec = NULL;
+                if (ok) {
+                    LIT(&lab, "}");
+                    ok = !lab.oom;
+                    if (!ok)
+                        PyErr_NoMemory();
+                }
+                if (ok) {
+                    raw = PyBytes_FromStringAndSize(buf, size - r.trailing);
+                    labels = PyBytes_FromStringAndSize(lab.p, (Py_ssize_t)lab.n);
+                }
+                if (raw != NULL && labels != NULL) {
+                    PyObject *v[10] = {f[D_TS],    f[D_SRC],   f[D_DST], f[D_SPORT], f[D_DPORT],
+                                       f[D_PROTO], ptype,      raw,      r.json,     labels};
                     rec = make_record(v);
                 }
-                if (rec != NULL && PyList_Append(out, rec) == 0)
-                    ok = otus_sip_dialog_update(&st, r.labels, cid, r.status, f[D_TS],
-                                                r.media) == 0;
+                ok = rec != NULL && PyList_Append(out, rec) == 0;
                 Py_XDECREF(rec);
                 Py_XDECREF(raw);
+                Py_XDECREF(labels);
                 sip_jres_clear(&r);
-                if (!ok) {
-                    if (!PyErr_Occurred())
-                        PyErr_SetString(PyExc_RuntimeError, "parse_batch: no Call-ID label");
+                if (!ok)
                     rc = ERR;
-                }
             }
+            Py_XDECREF(cid);
             if (rc == OK) {
                 cnt[0]++;
                 if (r.status) {
@@ -343,6 +353,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     }
     result = Py_BuildValue("(nONN)", i, pending, counts, dcounts);
 done:
+    jb_free(&lab);
     Py_XDECREF(pending);
     Py_DECREF(seq);
     return result;

@@ -6,10 +6,14 @@
  * the run. Calls that ended (or were evicted) and SDP of a dialog message are handed back as
  * media operations, in message order, for the media registry.
  *
+ * The message's labels are read from their views into the message (sip_lview) and the dialog
+ * labels appended to the record's labels JSON.
+ *
  * otus_sip_dialog_check says whether this message can be done here (else the datagram goes to
  * Python, before anything changed): ts_ns and the dialog's times must be 64-bit ints.
  */
 #include "sip_dialog.h"
+#include "sip_jb.h"
 
 #include "structmember.h"
 
@@ -25,13 +29,11 @@ enum { S_TRYING, S_RINGING, S_EARLY, S_CONFIRMED, S_TERMINATED, S_FAILED, S_CANC
 static const char *const S_NAMES[S_N] = {"trying",     "ringing", "early",    "confirmed",
                                          "terminated", "failed",  "cancelled"};
 static PyObject *s_state[S_N];
-enum { K_STATE, K_CALLER, K_CALLEE, K_RING, K_ANSWER, K_FINAL, K_DURATION, K_FROM_TAG, K_TO_TAG,
-       K_FROM_USER, K_TO_USER, K_FROM_URI, K_TO_URI, K_METHOD, K_CSEQ_METHOD, K_N };
+/* The labels Dialog.add_labels writes (JSON member names, opening quote included). */
+enum { K_STATE, K_CALLER, K_CALLEE, K_RING, K_ANSWER, K_FINAL, K_DURATION, K_N };
 static const char *const K_NAMES[K_N] = {
-    "sip.call_state", "sip.caller",   "sip.callee",   "sip.ring_ms",     "sip.answer_ms",
-    "sip.final_status", "sip.duration_ms", "sip.from_tag", "sip.to_tag", "sip.from_user",
-    "sip.to_user", "sip.from_uri", "sip.to_uri", "sip.method", "sip.cseq_method"};
-static PyObject *k_label[K_N];
+    ",\"sip.call_state\":", ",\"sip.caller\":", ",\"sip.callee\":", ",\"sip.ring_ms\":\"",
+    ",\"sip.answer_ms\":\"", ",\"sip.final_status\":", ",\"sip.duration_ms\":\""};
 static PyObject *s_move_to_end, *s_popitem, *s_blank;
 
 #define GSLOT(o, k) (*(PyObject **)((char *)(o) + g_off[k]))
@@ -62,9 +64,6 @@ int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
             return -1;
         for (int k = 0; k < S_N; k++)
             if ((s_state[k] = PyUnicode_InternFromString(S_NAMES[k])) == NULL)
-                return -1;
-        for (int k = 0; k < K_N; k++)
-            if ((k_label[k] = PyUnicode_InternFromString(K_NAMES[k])) == NULL)
                 return -1;
     }
     if (dialog_type == g_type)
@@ -129,8 +128,8 @@ int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts) {
     return GSLOT(d, G_STATE) != NULL && GSLOT(d, G_CALL_ID) != NULL ? 1 : 0;
 }
 
-/* labels.get(key) as a borrowed reference (NULL when missing). */
-static PyObject *lget(PyObject *labels, int k) { return PyDict_GetItem(labels, k_label[k]); }
+/* A label value as a new str (the string cache: tags, users and URIs repeat). */
+static PyObject *lstr(sv s) { return otus_sip_small_str(s); }
 
 static int ended_op(sip_dstate *st, PyObject *d, PyObject *ts) {
     if (!st->media_on)
@@ -159,7 +158,7 @@ static int end_call(sip_dstate *st, PyObject *d, int outcome, PyObject *ts) {
     return ended_op(st, d, ts);
 }
 
-static PyObject *create(sip_dstate *st, PyObject *cid, PyObject *labels, PyObject *ts) {
+static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyObject *ts) {
     PyObject *args[2] = {cid, ts};
     PyObject *d = PyObject_Vectorcall((PyObject *)g_type, args, 2, NULL);
     if (d == NULL)
@@ -169,22 +168,17 @@ static PyObject *create(sip_dstate *st, PyObject *cid, PyObject *labels, PyObjec
         PyErr_SetString(PyExc_TypeError, "parse_batch: Dialog() returned another type");
         return NULL;
     }
-    PyObject *v = lget(labels, K_FROM_TAG);
-    set_slot(d, G_FROM_TAG, v ? v : s_blank);
-    v = lget(labels, K_TO_TAG);
-    set_slot(d, G_TO_TAG, v ? v : s_blank);
-    v = lget(labels, K_FROM_USER);
-    if (v == NULL)
-        v = lget(labels, K_FROM_URI);
-    if (v == NULL)
-        goto missing;
-    set_slot(d, G_CALLER, v);
-    v = lget(labels, K_TO_USER);
-    if (v == NULL)
-        v = lget(labels, K_TO_URI);
-    if (v == NULL)
-        goto missing;
-    set_slot(d, G_CALLEE, v);
+    /* from_tag, to_tag ("" when absent), caller (the From user, else its URI), callee */
+    sv v[4] = {lv->from_tag, lv->to_tag, lv->has_from_user ? lv->from_user : lv->from_uri,
+               lv->has_to_user ? lv->to_user : lv->to_uri};
+    int has[4] = {lv->has_from_tag, lv->has_to_tag, 1, 1};
+    static const int slot[4] = {G_FROM_TAG, G_TO_TAG, G_CALLER, G_CALLEE};
+    for (int k = 0; k < 4; k++) {
+        PyObject *o = has[k] ? lstr(v[k]) : Py_NewRef(s_blank);
+        if (o == NULL)
+            goto fail;
+        Py_XSETREF(GSLOT(d, slot[k]), o);
+    }
     if (PyObject_SetItem(st->od, cid, d) < 0)
         goto fail;
     st->created++;
@@ -201,8 +195,6 @@ static PyObject *create(sip_dstate *st, PyObject *cid, PyObject *labels, PyObjec
             goto fail;
     }
     return d;
-missing:
-    PyErr_SetString(PyExc_KeyError, "sip.from_uri/sip.to_uri");
 fail:
     Py_DECREF(d);
     return NULL;
@@ -210,83 +202,103 @@ fail:
 
 static const long long SETUP_BOUNDS_MS[8] = {100, 250, 500, 1000, 2500, 5000, 10000, 30000};
 
-/* str((a - b) // 1_000_000) */
-static PyObject *ms_str(PyObject *a, PyObject *b) {
+/* (a - b) // 1_000_000 into *q; 0, or -1 (exception set). */
+static int ms_of(PyObject *a, PyObject *b, long long *q) {
     long long x, y;
     if (!i64(a, &x) || !i64(b, &y)) {
         PyErr_SetString(PyExc_OverflowError, "parse_batch: dialog time");
-        return NULL;
+        return -1;
     }
     long long dt = x - y; /* both within +-2^62 (checked) */
-    long long q = dt / 1000000, r = dt % 1000000;
-    if (r < 0)
-        q--;
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", q);
-    return PyUnicode_FromStringAndSize(buf, n);
-}
-
-static int put(PyObject *labels, int k, PyObject *v) {
-    if (v == NULL)
-        return -1;
-    int rc = PyDict_SetItem(labels, k_label[k], v);
-    Py_DECREF(v);
-    return rc;
-}
-
-static int add_labels(PyObject *d, PyObject *labels) {
-    if (PyDict_SetItem(labels, k_label[K_STATE], GSLOT(d, G_STATE)) < 0)
-        return -1;
-    PyObject *v = GSLOT(d, G_CALLER);
-    if (PyObject_IsTrue(v) && PyDict_SetItem(labels, k_label[K_CALLER], v) < 0)
-        return -1;
-    v = GSLOT(d, G_CALLEE);
-    if (PyObject_IsTrue(v) && PyDict_SetItem(labels, k_label[K_CALLEE], v) < 0)
-        return -1;
-    PyObject *inv = GSLOT(d, G_INVITE), *ring = GSLOT(d, G_RING), *ans = GSLOT(d, G_ANSWER);
-    PyObject *end = GSLOT(d, G_END), *fin = GSLOT(d, G_FINAL);
-    if (PyObject_IsTrue(ring) && put(labels, K_RING, ms_str(ring, inv)) < 0)
-        return -1;
-    if (PyObject_IsTrue(ans) && put(labels, K_ANSWER, ms_str(ans, inv)) < 0)
-        return -1;
-    if (PyObject_IsTrue(fin) && put(labels, K_FINAL, PyObject_Str(fin)) < 0)
-        return -1;
-    if (PyObject_IsTrue(end) && PyObject_IsTrue(ans) &&
-        put(labels, K_DURATION, ms_str(end, ans)) < 0)
-        return -1;
+    *q = dt / 1000000;
+    if (dt % 1000000 < 0)
+        (*q)--;
     return 0;
 }
 
-static int eq(PyObject *s, const char *lit, Py_ssize_t n) {
+/* A str as a JSON string member value ("" for a str that has no UTF-8: never from the
+ * parsers, which decode with errors="replace"). */
+static int put_str(jb *l, int k, PyObject *v) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, &n) : NULL;
+    if (p == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "parse_batch: a dialog label is not a str");
+        return -1;
+    }
+    jb_put(l, K_NAMES[k], strlen(K_NAMES[k]));
+    jb_str(l, (sv){p, n});
+    return 0;
+}
+
+/* A number as a JSON string member value: str(ms). */
+static int put_ms(jb *l, int k, PyObject *a, PyObject *b) {
+    long long q;
+    if (ms_of(a, b, &q) < 0)
+        return -1;
+    jb_put(l, K_NAMES[k], strlen(K_NAMES[k]));
+    jb_int(l, q);
+    LIT(l, "\"");
+    return 0;
+}
+
+/* Dialog.add_labels, as JSON members appended to l. */
+static int add_labels(PyObject *d, jb *l) {
+    if (put_str(l, K_STATE, GSLOT(d, G_STATE)) < 0)
+        return -1;
+    PyObject *v = GSLOT(d, G_CALLER);
+    if (PyObject_IsTrue(v) && put_str(l, K_CALLER, v) < 0)
+        return -1;
+    v = GSLOT(d, G_CALLEE);
+    if (PyObject_IsTrue(v) && put_str(l, K_CALLEE, v) < 0)
+        return -1;
+    PyObject *inv = GSLOT(d, G_INVITE), *ring = GSLOT(d, G_RING), *ans = GSLOT(d, G_ANSWER);
+    PyObject *end = GSLOT(d, G_END), *fin = GSLOT(d, G_FINAL);
+    if (PyObject_IsTrue(ring) && put_ms(l, K_RING, ring, inv) < 0)
+        return -1;
+    if (PyObject_IsTrue(ans) && put_ms(l, K_ANSWER, ans, inv) < 0)
+        return -1;
+    if (PyObject_IsTrue(fin)) {
+        PyObject *f = PyObject_Str(fin);
+        int rc = f == NULL ? -1 : put_str(l, K_FINAL, f);
+        Py_XDECREF(f);
+        if (rc < 0)
+            return -1;
+    }
+    if (PyObject_IsTrue(end) && PyObject_IsTrue(ans) && put_ms(l, K_DURATION, end, ans) < 0)
+        return -1;
+    return l->oom ? (PyErr_NoMemory(), -1) : 0;
+}
+
+static int str_eq(PyObject *s, const char *lit, Py_ssize_t n) {
     return s != NULL && PyUnicode_Check(s) && PyUnicode_GET_LENGTH(s) == n &&
            PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND && memcmp(PyUnicode_DATA(s), lit, n) == 0;
 }
 
-int otus_sip_dialog_update(sip_dstate *st, PyObject *labels, PyObject *cid, long status,
-                           PyObject *ts, PyObject *media) {
+int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObject *cid,
+                           long status, PyObject *ts, PyObject *media) {
     st->ops_mark = PyList_GET_SIZE(st->ops);
     PyObject *d = PyDict_GetItemWithError(st->od, cid);
     if (d == NULL && PyErr_Occurred())
         return -1;
     Py_XINCREF(d);
     if (!status) {
-        PyObject *method = lget(labels, K_METHOD);
-        int invite = eq(method, "INVITE", 6);
+        int invite = eq(lv->method, "INVITE");
         if (d == NULL) {
             if (!invite)
                 return 0;
-            if ((d = create(st, cid, labels, ts)) == NULL)
+            if ((d = create(st, cid, lv, ts)) == NULL)
                 return -1;
         } else {
             int s = state_of(GSLOT(d, G_STATE));
-            PyObject *tt = lget(labels, K_TO_TAG);
-            if (invite && s >= 0 && OUTCOME_ENDED(s) && (tt == NULL || !PyObject_IsTrue(tt))) {
+            int tagged = lv->has_to_tag && lv->to_tag.n > 0;
+            if (invite && s >= 0 && OUTCOME_ENDED(s) && !tagged) {
                 Py_DECREF(d);
-                if ((d = create(st, cid, labels, ts)) == NULL)
+                if ((d = create(st, cid, lv, ts)) == NULL)
                     return -1;
-            } else if (eq(method, "CANCEL", 6)) {
+            } else if (eq(lv->method, "CANCEL")) {
                 set_slot(d, G_CANCEL, Py_True);
-            } else if (eq(method, "BYE", 3) && !(s >= 0 && OUTCOME_ENDED(s))) {
+            } else if (eq(lv->method, "BYE") && !(s >= 0 && OUTCOME_ENDED(s))) {
                 if (end_call(st, d, S_TERMINATED, ts) < 0)
                     goto fail;
             }
@@ -295,11 +307,13 @@ int otus_sip_dialog_update(sip_dstate *st, PyObject *labels, PyObject *cid, long
         if (d == NULL)
             return 0;
         long code = status;
-        if (eq(lget(labels, K_CSEQ_METHOD), "INVITE", 6)) {
-            PyObject *tt = lget(labels, K_TO_TAG);
-            PyObject *cur = GSLOT(d, G_TO_TAG);
-            if (eq(cur, "", 0) && tt != NULL && PyObject_IsTrue(tt))
-                set_slot(d, G_TO_TAG, tt);
+        if (eq(lv->cseq_method, "INVITE")) {
+            if (str_eq(GSLOT(d, G_TO_TAG), "", 0) && lv->has_to_tag && lv->to_tag.n > 0) {
+                PyObject *tt = lstr(lv->to_tag);
+                if (tt == NULL)
+                    goto fail;
+                Py_XSETREF(GSLOT(d, G_TO_TAG), tt);
+            }
             int s = state_of(GSLOT(d, G_STATE));
             if (!(s >= 0 && OUTCOME_ENDED(s)) && s != S_CONFIRMED) {
                 if (code == 180 && s == S_TRYING)
@@ -362,7 +376,7 @@ int otus_sip_dialog_update(sip_dstate *st, PyObject *labels, PyObject *cid, long
             if (PyList_Insert(st->ops, at + k, quad[k]) < 0)
                 goto fail;
     }
-    if (st->labels_on && add_labels(d, labels) < 0)
+    if (st->labels_on && lab != NULL && add_labels(d, lab) < 0)
         goto fail;
     Py_DECREF(d);
     return 0;

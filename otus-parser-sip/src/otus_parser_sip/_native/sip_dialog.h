@@ -4,6 +4,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "sip_sv.h"
+
+struct jb;
+
 /* One run's view of the table: od (DialogTable._d), by_outcome, the media operations handed
  * back ([is_end, dialog, ts_ns, media] per operation) and the counters Python adds afterwards. */
 typedef struct {
@@ -22,6 +26,8 @@ int otus_sip_dialog_setup(PyTypeObject *dialog_type);
  * -1: exception set. Changes nothing. */
 int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts);
 /* DialogTable.update + what SipParser._follow does with its result; 0, or -1. */
-int otus_sip_dialog_update(sip_dstate *st, PyObject *labels, PyObject *cid, long status,
-                           PyObject *ts, PyObject *media);
+/* The message's labels are read from lv; its dialog labels (when on) are appended to lab, the
+ * labels JSON otus_sip_json_core wrote. */
+int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, struct jb *lab, PyObject *cid,
+                           long status, PyObject *ts, PyObject *media);
 #endif

@@ -8,7 +8,7 @@
 #endif
 
 /* A growing output buffer; oom set once an allocation failed. */
-typedef struct {
+typedef struct jb {
     char *p;
     size_t n, cap;
     int oom;

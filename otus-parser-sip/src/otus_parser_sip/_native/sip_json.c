@@ -571,40 +571,56 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
     return OK;
 }
 
-static PyObject *L_call_id, *L_from_uri, *L_to_uri, *L_cseq, *L_cseq_method, *L_method,
-    *L_request_uri, *L_status_code, *L_from_user, *L_to_user, *L_from_tag, *L_to_tag, *L_via,
-    *L_via_branch, *L_user_agent;
+/* The labels of labels_of, in its order; names as C strings and interned str. */
+enum { LB_CALL_ID, LB_FROM_URI, LB_TO_URI, LB_CSEQ, LB_CSEQ_METHOD, LB_METHOD, LB_REQUEST_URI,
+       LB_STATUS_CODE, LB_FROM_USER, LB_TO_USER, LB_FROM_TAG, LB_TO_TAG, LB_VIA, LB_VIA_BRANCH,
+       LB_USER_AGENT, LB_N };
+static const char *const LB_NAMES[LB_N] = {
+    "sip.call_id",   "sip.from_uri",    "sip.to_uri",    "sip.cseq",     "sip.cseq_method",
+    "sip.method",    "sip.request_uri", "sip.status_code", "sip.from_user", "sip.to_user",
+    "sip.from_tag",  "sip.to_tag",      "sip.via",       "sip.via_branch", "sip.user_agent"};
+static PyObject *lb_key[LB_N];
 
-/* labels[key] = str of s; 0 on success. */
-static int label(PyObject *l, PyObject *key, sv s) {
-    PyObject *v = otus_sip_small_str(s);
+/* Where the labels go: a dict of str (parse_json) or JSON members appended to a buffer (the
+ * batch path: the record's labels_json). */
+typedef struct {
+    PyObject *dict;
+    jb *json;
+    int n;
+} lsink;
+
+/* label key = s; unique: a value of one message only (a Via branch: no string-cache lookup).
+ * 0 on success. */
+static int lput(lsink *k, int key, sv s, int unique) {
+    if (k->json != NULL) {
+        jb *b = k->json;
+        jb_put(b, k->n++ ? ",\"" : "{\"", 2);
+        jb_put(b, LB_NAMES[key], strlen(LB_NAMES[key]));
+        LIT(b, "\":");
+        jb_str(b, s);
+        return b->oom ? -1 : 0;
+    }
+    PyObject *v;
+    if (unique) {
+        v = PyUnicode_New(s.n, 127);
+        if (v != NULL)
+            memcpy(PyUnicode_DATA(v), s.p, (size_t)s.n);
+    } else {
+        v = otus_sip_small_str(s);
+    }
     if (v == NULL)
         return -1;
-    int rc = PyDict_SetItem(l, key, v);
+    int rc = PyDict_SetItem(k->dict, lb_key[key], v);
     Py_DECREF(v);
     return rc;
 }
 
-/* label() for a value unique to one message (a Via branch): no string-cache lookup. */
-static int label_unique(PyObject *l, PyObject *key, sv s) {
-    PyObject *v = PyUnicode_New(s.n, 127);
-    if (v == NULL)
-        return -1;
-    memcpy(PyUnicode_DATA(v), s.p, (size_t)s.n);
-    int rc = PyDict_SetItem(l, key, v);
-    Py_DECREF(v);
-    return rc;
-}
-
-/* parser.labels_of of the payload described by m, same keys in the same order. */
-static PyObject *labels_json(const minfo *m) {
-    PyObject *l = _PyDict_NewPresized(16); /* no resizing while the ~15 labels go in */
-    if (l == NULL)
-        return NULL;
+/* parser.labels_of of the payload described by m, same keys in the same order, into k. */
+static int labels_put(lsink *k, const minfo *m) {
     jb b;
     jb_init(&b);
-    if (label(l, L_call_id, m->call_id) || label(l, L_from_uri, m->from.u.raw) ||
-        label(l, L_to_uri, m->to.u.raw))
+    if (lput(k, LB_CALL_ID, m->call_id, 0) || lput(k, LB_FROM_URI, m->from.u.raw, 0) ||
+        lput(k, LB_TO_URI, m->to.u.raw, 0))
         goto err;
     jb_int(&b, m->cseq);
     LIT(&b, " ");
@@ -612,22 +628,22 @@ static PyObject *labels_json(const minfo *m) {
     if (b.oom)
         goto err;
     sv cs = {b.p, (Py_ssize_t)b.n};
-    if (label(l, L_cseq, cs) || label(l, L_cseq_method, m->cseq_method))
+    if (lput(k, LB_CSEQ, cs, 0) || lput(k, LB_CSEQ_METHOD, m->cseq_method, 0))
         goto err;
     if (m->request) {
-        if (label(l, L_method, m->method) || label(l, L_request_uri, m->ruri))
+        if (lput(k, LB_METHOD, m->method, 0) || lput(k, LB_REQUEST_URI, m->ruri, 0))
             goto err;
     } else {
         b.n = 0;
         jb_int(&b, m->status);
         sv st = {b.p, (Py_ssize_t)b.n};
-        if (b.oom || label(l, L_status_code, st) || label(l, L_method, m->cseq_method))
+        if (b.oom || lput(k, LB_STATUS_CODE, st, 0) || lput(k, LB_METHOD, m->cseq_method, 0))
             goto err;
     }
-    if ((m->from.u.has_user && label(l, L_from_user, m->from.u.user)) ||
-        (m->to.u.has_user && label(l, L_to_user, m->to.u.user)) ||
-        (m->from.has_tag && label(l, L_from_tag, m->from.tag)) ||
-        (m->to.has_tag && label(l, L_to_tag, m->to.tag)))
+    if ((m->from.u.has_user && lput(k, LB_FROM_USER, m->from.u.user, 0)) ||
+        (m->to.u.has_user && lput(k, LB_TO_USER, m->to.u.user, 0)) ||
+        (m->from.has_tag && lput(k, LB_FROM_TAG, m->from.tag, 0)) ||
+        (m->to.has_tag && lput(k, LB_TO_TAG, m->to.tag, 0)))
         goto err;
     const vinfo *v = &m->via;
     b.n = 0;
@@ -647,17 +663,33 @@ static PyObject *labels_json(const minfo *m) {
     if (b.oom)
         goto err;
     sv vs = {b.p, (Py_ssize_t)b.n};
-    if (label(l, L_via, vs) || (v->has_branch && label_unique(l, L_via_branch, v->branch)) ||
-        (m->has_ua && label(l, L_user_agent, m->ua)))
+    if (lput(k, LB_VIA, vs, 0) || (v->has_branch && lput(k, LB_VIA_BRANCH, v->branch, 1)) ||
+        (m->has_ua && lput(k, LB_USER_AGENT, m->ua, 0)))
         goto err;
     jb_free(&b);
-    return l;
+    return 0;
 err:
     jb_free(&b);
-    Py_DECREF(l);
     if (!PyErr_Occurred())
         PyErr_NoMemory();
-    return NULL;
+    return -1;
+}
+
+/* What the dialog table reads of the labels of m. */
+static void lview_of(const minfo *m, sip_lview *lv) {
+    lv->call_id = m->call_id;
+    lv->method = m->request ? m->method : m->cseq_method;
+    lv->cseq_method = m->cseq_method;
+    lv->from_uri = m->from.u.raw;
+    lv->to_uri = m->to.u.raw;
+    lv->has_from_user = m->from.u.has_user;
+    lv->from_user = m->from.u.user;
+    lv->has_to_user = m->to.u.has_user;
+    lv->to_user = m->to.u.user;
+    lv->has_from_tag = m->from.has_tag;
+    lv->from_tag = m->from.tag;
+    lv->has_to_tag = m->to.has_tag;
+    lv->to_tag = m->to.tag;
 }
 
 #define MAX_STACK_HEADERS 256
@@ -686,7 +718,7 @@ static const char *find_crlf2(const char *buf, size_t n) {
 }
 
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
-                       int datagram, int parse_sdp, int partial, sip_jres *r) {
+                       int datagram, int parse_sdp, int partial, sip_jres *r, struct jb *lab) {
     r->json = r->labels = r->body = r->ctype = r->media = NULL;
     const char *end4 = size >= 4 ? find_crlf2(buf, (size_t)size) : NULL;
     if (end4 == NULL || max_headers < 0 || max_headers > MAX_STACK_HEADERS || max_line < 0 ||
@@ -766,7 +798,15 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
     r->status = m.status;
     r->trailing = trailing;
     r->method = m.request ? m.method : (sv){buf, 0};
-    if (r->json == NULL || (r->labels = labels_json(&m)) == NULL)
+    if (r->json == NULL)
+        goto err;
+    lview_of(&m, &r->lv);
+    lsink k = {NULL, lab, 0};
+    if (lab == NULL && (k.dict = r->labels = _PyDict_NewPresized(16)) == NULL)
+        goto err; /* presized: no resizing while the ~15 labels go in */
+    if (lab != NULL)
+        lab->n = 0;
+    if (labels_put(&k, &m) < 0)
         goto err;
     if (!body_done) {
         r->body = PyBytes_FromStringAndSize(buf + body_start, body_len);
@@ -796,7 +836,7 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     sip_jres r;
     int rc = otus_sip_json_core(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
-                                max_headers, max_line, datagram, parse_sdp, 1, &r);
+                                max_headers, max_line, datagram, parse_sdp, 1, &r, NULL);
     if (rc == ERR)
         return NULL;
     if (rc == BAIL)
@@ -812,20 +852,9 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
     return result;
 }
 
-static int intern(PyObject **slot, const char *s) {
-    *slot = PyUnicode_InternFromString(s);
-    return *slot == NULL ? -1 : 0;
-}
-
 int otus_sip_json_init(void) {
-    if (intern(&L_call_id, "sip.call_id") || intern(&L_from_uri, "sip.from_uri") ||
-        intern(&L_to_uri, "sip.to_uri") || intern(&L_cseq, "sip.cseq") ||
-        intern(&L_cseq_method, "sip.cseq_method") || intern(&L_method, "sip.method") ||
-        intern(&L_request_uri, "sip.request_uri") || intern(&L_status_code, "sip.status_code") ||
-        intern(&L_from_user, "sip.from_user") || intern(&L_to_user, "sip.to_user") ||
-        intern(&L_from_tag, "sip.from_tag") || intern(&L_to_tag, "sip.to_tag") ||
-        intern(&L_via, "sip.via") || intern(&L_via_branch, "sip.via_branch") ||
-        intern(&L_user_agent, "sip.user_agent"))
-        return -1;
+    for (int k = 0; k < LB_N; k++)
+        if ((lb_key[k] = PyUnicode_InternFromString(LB_NAMES[k])) == NULL)
+            return -1;
     return 0;
 }

@@ -175,14 +175,24 @@ PyObject *otus_sip_small_str(sv s);
 PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int otus_sip_json_init(void);
 
-/* One message framed and written as payload JSON (sip_json.c): json, labels and media (a new
- * reference or NULL when the body has no media summary); body and ctype only when the body was
- * left to Python (partial), else NULL; method the request method (empty for responses). */
+/* What the dialog table reads of a message's labels, as views into the message (sip.call_id,
+ * sip.method: the request's method or, for a response, the CSeq method; sip.cseq_method,
+ * the tags, users and URIs of From and To; has_*: the label is there). */
+typedef struct {
+    sv call_id, method, cseq_method, from_tag, to_tag, from_user, to_user, from_uri, to_uri;
+    int has_from_tag, has_to_tag, has_from_user, has_to_user;
+} sip_lview;
+
+/* One message framed and written as payload JSON (sip_json.c): json, labels (a dict, or NULL
+ * when they were written as JSON instead) and media (a new reference or NULL when the body has
+ * no media summary); body and ctype only when the body was left to Python (partial), else
+ * NULL; method the request method (empty for responses); lv the label views. */
 typedef struct {
     PyObject *json, *labels, *media, *body, *ctype;
     long status;
     Py_ssize_t trailing;
     sv method;
+    sip_lview lv;
 } sip_jres;
 /* Drops the references *r holds (each may be NULL). */
 static inline void sip_jres_clear(sip_jres *r) {
@@ -192,10 +202,13 @@ static inline void sip_jres_clear(sip_jres *r) {
     Py_CLEAR(r->ctype);
     Py_CLEAR(r->media);
 }
+struct jb;
 /* OK: *r filled; BAIL: declined (also when the body was left to Python and !partial); ERR: a
- * Python exception is set. */
+ * Python exception is set. With lab, the labels are written into it as JSON (from its start:
+ * the object's opening brace and members, no closing brace: the dialog labels follow) instead
+ * of a dict in r->labels. */
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
-                       int datagram, int parse_sdp, int partial, sip_jres *r);
+                       int datagram, int parse_sdp, int partial, sip_jres *r, struct jb *lab);
 /* _sip_fast.parse_batch (defined in sip_batch.c). */
 PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
