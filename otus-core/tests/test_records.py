@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from otus import Record, record_to_dict
 
 
@@ -74,3 +77,52 @@ def test_a_labels_dict_wins_over_bytes_and_no_labels_is_an_empty_dict() -> None:
     assert empty.labels == {}
     empty.labels["x"] = "y"
     assert empty.labels == {"x": "y"}
+
+
+def _dumps(labels: dict[str, str]) -> bytes:
+    """What orjson.dumps writes for a dict of strings (the standard library, written alike)."""
+    return json.dumps(labels, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+_names = st.one_of(_text, st.sampled_from(["sip.method", "method", 'x"sip.method', "sip.", ""]))
+
+
+@given(labels=st.dictionaries(_names, _text, max_size=8), others=st.lists(_names, max_size=4))
+def test_one_label_is_read_from_the_serialized_labels(
+    labels: dict[str, str], others: list[str]
+) -> None:
+    record = _record(labels_json=_dumps(labels))
+    for name in [*labels, *others]:
+        assert record.label(name) == labels.get(name)
+    plain = all("\\" not in _dumps({"v": v}).decode() for v in labels.values())
+    assert (record.serialized_labels() is not None) == plain  # decoded only for escapes
+    assert record.labels == labels
+
+
+@given(
+    labels=st.dictionaries(_names, _text, max_size=6),
+    pairs=st.lists(st.tuples(_names, _text), max_size=4),
+)
+def test_setdefault_labels_is_dict_setdefault_on_the_serialized_labels(
+    labels: dict[str, str], pairs: list[tuple[str, str]]
+) -> None:
+    expected = dict(labels)
+    for name, value in pairs:
+        expected.setdefault(name, value)
+    record = _record(labels_json=_dumps(labels))
+    record.setdefault_labels(pairs)
+    serialized = record.serialized_labels()
+    assert serialized is None or serialized == _dumps(expected)  # same members, same order
+    assert list(record.labels.items()) == list(expected.items())
+    as_dict = _record(labels=dict(labels))
+    as_dict.setdefault_labels(pairs)
+    assert list(as_dict.labels.items()) == list(expected.items())
+
+
+def test_a_label_named_like_the_tail_of_another_key_is_not_confused() -> None:
+    record = _record(labels_json=_dumps({'x"sip.method': "BYE", "a": '"sip.method":"ACK"'}))
+    assert record.label("sip.method") is None
+    record = _record(labels_json=b'{"a":"\\"sip.method\\":","sip.method":"INVITE"}')
+    assert record.label("sip.method") == "INVITE"
+    assert record.serialized_labels() is not None

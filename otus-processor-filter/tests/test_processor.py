@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import pytest
@@ -101,6 +102,20 @@ ALL = [INVITE, OK, V6, RTP, TCP]
 )
 def test_conditions(match: dict[str, Any], expected: list[Record]) -> None:
     assert _kept(match, list(ALL)) == expected
+    # The same records with their labels handed serialised (as the SIP parser hands them):
+    # the same verdicts, and label tests read them without decoding them.
+    serialized = [_serialized(r) for r in ALL]
+    kept = _kept(match, list(serialized))
+    assert [serialized.index(r) for r in kept] == [ALL.index(r) for r in expected]
+    assert all(r.serialized_labels() is not None for r in serialized)
+
+
+def _serialized(r: Record) -> Record:
+    return Record(
+        ts_ns=r.ts_ns, src_ip=r.src_ip, dst_ip=r.dst_ip, src_port=r.src_port,
+        dst_port=r.dst_port, protocol=r.protocol, payload_type=r.payload_type,
+        raw_payload=r.raw_payload, labels_json=json.dumps(r.labels, separators=(",", ":")).encode(),
+    )  # fmt: skip
 
 
 def test_first_keep_or_drop_wins_and_default_applies() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -25,6 +25,19 @@ def _json_loads() -> Callable[[bytes], Any]:
 
 
 _loads = _json_loads()
+
+
+def _json_str(text: str) -> bytes:
+    """``text`` as a JSON string, as orjson writes it (UTF-8, only what must be escaped)."""
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+#: ``"name":`` of label names looked up in serialised labels (names come from configuration
+#: and code: few; the cache is cleared should it ever grow past this).
+_LABEL_KEYS: dict[str, bytes] = {}
+_LABEL_KEYS_MAX = 4096
+_BACKSLASH = 0x5C
+_MEMBER_START = (0x7B, 0x2C)  # '{' ','
 
 __all__ = ["Record", "record_to_dict"]
 
@@ -119,6 +132,54 @@ class Record:
     def labels(self, value: dict[str, str]) -> None:
         self._labels = value
         self._labels_json = None
+
+    def label(self, name: str) -> str | None:
+        """One label's value (``None`` when absent), read from the serialised labels without
+        decoding them (a filter on ``sip.method`` needs one of ~15); else from the dict."""
+        j = self._labels_json
+        if j is None:
+            labels = self._labels
+            return labels.get(name) if labels is not None else None
+        key = _LABEL_KEYS.get(name)
+        if key is None:
+            if len(_LABEL_KEYS) >= _LABEL_KEYS_MAX:
+                _LABEL_KEYS.clear()
+            key = _LABEL_KEYS[name] = _json_str(name) + b":"
+        # A match is a member only right after '{' or ',': in valid JSON an escaped quote
+        # inside a string is preceded by a backslash, and a string ending at ',' or '{' is
+        # followed by ',', ':' or '}', never by the rest of a key.
+        at = j.find(key)
+        while at > 0 and j[at - 1] not in _MEMBER_START:
+            at = j.find(key, at + 1)
+        if at < 0:
+            return None
+        start = at + len(key) + 1
+        end = j.find(b'"', start)
+        if j[start - 1 : start] != b'"' or end < 0 or _BACKSLASH in j[start:end]:
+            return self.labels.get(name)  # not a plain string: decode them all (rare)
+        return j[start:end].decode()
+
+    def setdefault_labels(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """``labels.setdefault(name, value)`` for each pair (the pipeline's own labels), on
+        the serialised labels when there are some (appended as members, not decoded)."""
+        j = self._labels_json
+        if j is None:
+            labels = self.labels
+            for name, value in pairs:
+                labels.setdefault(name, value)
+            return
+        extra: dict[str, bytes] = {}
+        for name, value in pairs:
+            if name not in extra and self.label(name) is None:
+                extra[name] = _json_str(name) + b":" + _json_str(value)
+        if self._labels_json is None:  # label() met a value it decodes: the dict it is
+            labels = self.labels
+            for name, value in pairs:
+                labels.setdefault(name, value)
+        elif extra:
+            self._labels_json = (
+                j[:-1] + (b"," if len(j) > 2 else b"") + b",".join(extra.values()) + b"}"
+            )
 
     def serialized_labels(self) -> bytes | None:
         """The labels as the parser serialised them, while nobody has read them as a dict;

@@ -118,7 +118,7 @@ def compile_condition(cond: Condition | None) -> Predicate:
     if field.startswith("labels."):
         name = field[len("labels.") :]
         label_test = _value_test(cond, field)
-        return lambda r: label_test(r.labels.get(name))
+        return lambda r: label_test(r.label(name))  # no decoding of serialised labels
     test = _value_test(cond, field)
     if field in EITHER_FIELDS:
         get_a, get_b = (attrgetter(f) for f in EITHER_FIELDS[field])

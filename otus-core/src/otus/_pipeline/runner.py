@@ -381,10 +381,9 @@ class Runner:
             r.agent_id = agent_id
             r.pipeline_id = pipeline_id
         if self._labels:
+            pairs = self._labels
             for r in records:
-                labels = r.labels
-                for key, value in self._labels:
-                    labels.setdefault(key, value)
+                r.setdefault_labels(pairs)
         self.stats.records_parsed += len(records)
 
     def _deliver(self, records: list[Record], sample: bool = False) -> None:
