@@ -13,7 +13,7 @@ import orjson
 import pytest
 from sip_builders import SDP, sip
 
-from otus import Datagram, Record
+from otus import Datagram, Record, StreamChunk
 from otus.testing import need
 from otus_parser_sip import SipOptions, _scan
 from otus_parser_sip.parser import SipParser
@@ -99,11 +99,35 @@ def _datagrams(payloads: list[bytes], seed: int) -> list[Datagram]:
     return out
 
 
+def _chunks(payloads: list[bytes], seed: int) -> list[StreamChunk]:
+    """The messages as two TCP streams (a proxy and a phone), cut at random points: chunks
+    with several messages, messages over several chunks; the odd ones make the framer
+    resynchronise."""
+    rng = random.Random(seed)
+    streams: list[bytearray] = [bytearray(), bytearray()]
+    for k, p in enumerate(payloads):
+        streams[k % 2] += p
+    out: list[StreamChunk] = []
+    ts = 2_000_000_000
+    pos = [0, 0]
+    while pos[0] < len(streams[0]) or pos[1] < len(streams[1]):
+        k = rng.randrange(2)
+        if pos[k] >= len(streams[k]):
+            continue
+        n = rng.choice((40, 300, 1500, 4000))
+        data = bytes(streams[k][pos[k] : pos[k] + n])
+        pos[k] += n
+        ts += 3_000_000
+        out.append(StreamChunk(ts, f"192.0.2.{30 + k}", "192.0.2.20", 40000 + k, 5060, data))
+    return out
+
+
 def _run(
     mode: str, seed: int, options: SipOptions, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
     """Records, statistics, dialogs and media flows of one parser over the traffic of ``seed``,
-    in batches of random sizes; ``mode``: ``batch``, ``message`` (per-message C) or ``python``."""
+    as datagrams in batches of random sizes and then as TCP streams; ``mode``: ``batch``,
+    ``message`` (per-message C) or ``python``."""
     _scan.set_enabled(mode != "python")
     with monkeypatch.context() as m:
         if mode == "message":
@@ -117,6 +141,11 @@ def _run(
                 n = rng.choice((1, 2, 5, 17, 64))
                 records += parser.parse(dgrams[:n])
                 del dgrams[:n]
+            chunks = _chunks(_traffic(seed + 100), seed)
+            while chunks:
+                n = rng.choice((1, 3, 8))
+                records += parser.parse_stream(chunks[:n])
+                del chunks[:n]
         finally:
             _scan.set_enabled(True)
     for r in records:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orjson import dumps
@@ -12,7 +12,7 @@ from otus_parser_sip._body import media_of
 from otus_parser_sip._dialogs import Dialog, DialogTable
 from otus_parser_sip._message import FastResult, Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
-from otus_parser_sip._scan import JsonFn, MediaSummary, batch_parser, json_parser
+from otus_parser_sip._scan import BatchFn, JsonFn, MediaSummary, batch_parser, json_parser
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -113,11 +113,12 @@ class SipParser(Parser):
             self.media = MediaFlowRegistry(options.max_media_flows)
             if context is not None:
                 context.shared["media_flows"] = self.media
-        #: ``cfg`` of ``parse_batch``.
+        #: ``cfg`` of ``parse_batch``: datagrams, and messages framed from TCP streams.
         self._batch_cfg = (
             Record, Datagram, options.max_message_size, options.max_headers,
-            options.max_header_line, options.parse_sdp, "sip",
+            options.max_header_line, options.parse_sdp, "sip", True,
         )  # fmt: skip
+        self._stream_cfg = (*self._batch_cfg[:7], False)
         #: ``dcfg`` of ``parse_batch``: the dialog table is updated in C (``sip_dialog.c``).
         self._dialog_cfg = (
             self.dialogs.calls, self.dialogs.by_outcome, options.max_dialogs, Dialog,
@@ -149,8 +150,19 @@ class SipParser(Parser):
             for d in datagrams:
                 self._datagram(d, out, fast)
             return out
-        # C handles runs of common datagrams (sip_batch.c); Python the one it stops at.
-        cfg = self._batch_cfg
+        self._batch(datagrams, out, fast, batch, self._batch_cfg, self._datagram)
+        return out
+
+    def _batch(
+        self,
+        datagrams: Sequence[Datagram],
+        out: list[Record],
+        fast: JsonFn,
+        batch: BatchFn,
+        cfg: tuple[Any, ...],
+        one: Callable[[Datagram, list[Record], JsonFn], None],
+    ) -> None:
+        """C handles runs of common messages (sip_batch.c); ``one`` the one it stops at."""
         dcfg = self._dialog_cfg
         i = 0
         n = len(datagrams)
@@ -162,9 +174,8 @@ class SipParser(Parser):
             if ops:
                 self._media_ops(ops)
             if i < n:
-                self._datagram(datagrams[i], out, fast)
+                one(datagrams[i], out, fast)
                 i += 1
-        return out
 
     def _datagram(self, d: Datagram, out: list[Record], fast: JsonFn) -> None:
         """One datagram the batch path left to Python (or every one without the extension)."""
@@ -201,13 +212,38 @@ class SipParser(Parser):
     def parse_stream(self, chunks: Sequence[StreamChunk]) -> list[Record]:
         out: list[Record] = []
         fast = json_parser()
+        batch = batch_parser()
+        # Messages framed from TCP go through the C batch path too (Content-Length framing:
+        # datagram=False), in runs; WebSocket messages (datagram semantics) one by one.
+        run: list[Datagram] = []
         for c in chunks:
             for msg, ws in self.framer.feed(c):
+                if batch is not None and not ws:
+                    ts, src, dst, sport, dport = c.ts_ns, c.src_ip, c.dst_ip, c.src_port, c.dst_port
+                    run.append(Datagram(ts, src, dst, sport, dport, PROTO_TCP, msg))
+                    continue
+                if run:
+                    self._stream_run(run, out, fast)
+                    run = []
                 self._one(
                     msg, ws, c.ts_ns, c.src_ip, c.dst_ip, c.src_port, c.dst_port, PROTO_TCP, out,
                     fast,
                 )  # fmt: skip
+        if run:
+            self._stream_run(run, out, fast)
         return out
+
+    def _stream_run(self, run: list[Datagram], out: list[Record], fast: JsonFn) -> None:
+        batch = batch_parser()
+        assert batch is not None
+        self._batch(run, out, fast, batch, self._stream_cfg, self._stream_message)
+
+    def _stream_message(self, d: Datagram, out: list[Record], fast: JsonFn) -> None:
+        """One framed TCP message the batch path left to Python."""
+        data = d.payload if isinstance(d.payload, bytes) else bytes(d.payload)
+        self._one(
+            data, False, d.ts_ns, d.src_ip, d.dst_ip, d.src_port, d.dst_port, PROTO_TCP, out, fast
+        )
 
     def _err(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1

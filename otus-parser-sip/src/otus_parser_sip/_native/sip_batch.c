@@ -15,7 +15,9 @@
  *            (method index, count) pairs in first-seen order; index into KNOWN below, 14 is
  *            "other");
  *   dcounts  (created, evicted, setup count, setup sum ms, setup buckets x8) of DialogTable.
- * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip"); dcfg
+ * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip",
+ * datagram): datagram false for messages framed from a TCP stream (SipParser.parse_stream:
+ * Content-Length required, and a keep-alive, TLS or leading CRLF is left to Python); dcfg
  * is (DialogTable._d, DialogTable.by_outcome, max_dialogs, Dialog, dialog labels on, media on).
  * Records are built by writing otus.Record's slots directly when its __slots__ are exactly the
  * ones known here (else by calling the class with keywords): same values __init__ stores. The
@@ -171,7 +173,7 @@ static int method_index(sv m) {
 PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 5 || !PyList_Check(args[2]) || !PyTuple_Check(args[3]) ||
-        PyTuple_GET_SIZE(args[3]) != 7 || !PyTuple_Check(args[4]) ||
+        PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_Check(args[4]) ||
         PyTuple_GET_SIZE(args[4]) != 6 || !PyDict_Check(PyTuple_GET_ITEM(args[4], 0)) ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(args[4], 1)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[4], 3)) ||
@@ -194,7 +196,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     long max_line = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 4));
     int parse_sdp = PyObject_IsTrue(PyTuple_GET_ITEM(cfg, 5));
     PyObject *ptype = PyTuple_GET_ITEM(cfg, 6);
-    if (PyErr_Occurred() || parse_sdp < 0 || st.labels_on < 0 || st.media_on < 0)
+    int datagram = PyObject_IsTrue(PyTuple_GET_ITEM(cfg, 7));
+    if (PyErr_Occurred() || parse_sdp < 0 || datagram < 0 || st.labels_on < 0 || st.media_on < 0)
         return NULL;
     if (otus_sip_dialog_setup((PyTypeObject *)PyTuple_GET_ITEM(dcfg, 3)))
         return NULL;
@@ -249,7 +252,10 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
         for (Py_ssize_t k = 0; keepalive && k < size; k++)
             if (buf[k] != '\r' && buf[k] != '\n' && buf[k] != '\0')
                 keepalive = 0;
-        if (buf == NULL) {
+        int odd = buf != NULL && (keepalive || ((unsigned char)buf[0] >= 20 &&
+                                                (unsigned char)buf[0] <= 23) ||
+                                  (size >= 2 && buf[0] == '\r' && buf[1] == '\n'));
+        if (buf == NULL || (!datagram && odd)) {
         } else if (keepalive) {
             cnt[4]++; /* RFC 5626 CRLF keep-alive */
             handled = 1;
@@ -259,8 +265,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                     buf++, size--;
             sip_jres r;
             int rc = size > max_size ? BAIL
-                                     : otus_sip_json_core(buf, size, max_headers, max_line, 1,
-                                                          parse_sdp, 0, &r, &lab);
+                                     : otus_sip_json_core(buf, size, max_headers, max_line,
+                                                          datagram, parse_sdp, 0, &r, &lab);
             int cls = rc == OK ? (int)(r.status / 100) : 0;
             if (rc == OK && r.status && (cls < 1 || cls > 6)) {
                 sip_jres_clear(&r);
