@@ -2,12 +2,14 @@
 
 ``python kafka_fuzz_driver.py FAST_SO SECONDS SEED`` loads the sanitized build of
 ``_kafka_fast`` in place of the installed one, runs hostile cases (subclasses whose properties
-mutate the records list or the labels dict during the call, stamps whose ``__index__`` mutates
-the messages list, odd arguments) and then random records (surrogates, control characters,
-huge and negative ints, non-str label values, str/int subclasses, empty and large batches)
-through ``report()`` with the C path against the Python path, and their messages through the
-records section, batch header and CRC-32C entry points against the Python ones. Prints
-``fuzz ok`` with the counts; a sanitizer report aborts the process (non-zero exit).
+mutate the records list, the labels dict or the serialised labels during the call, stamps whose
+``__index__`` mutates the messages list, odd arguments) and then random records (surrogates,
+control characters, huge and negative ints, non-str label values, str/int subclasses, labels
+handed as JSON bytes: as orjson writes them, spelt with other escapes, or corrupted; empty and
+large batches) through ``report()`` with the C path against the Python path, and their
+messages through the records section, batch header and CRC-32C entry points against the
+Python ones. Prints ``fuzz ok`` with the counts; a sanitizer report aborts the process
+(non-zero exit).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from otus.testing.sanitizers import load_extension  # noqa: E402
 FAST = load_extension("otus_reporter_kafka._native._kafka_fast", sys.argv[1])
 
 from aiokafka.record.util import calc_crc32c  # noqa: E402
+from kafka_helpers import corrupt, labels_json_variant  # noqa: E402
 from orjson import dumps  # noqa: E402
 
 from otus import PluginContext, Record  # noqa: E402
@@ -80,6 +83,31 @@ class PayloadThief(Record):
         for name in list(labels):
             labels[name] = "z" * 300 + name
         return b'{"ok":1}'
+
+
+class JsonThief(Record):
+    """``serialized_labels()`` hands bytes only the caller holds, and drops the record's own."""
+
+    __slots__ = ()
+
+    def serialized_labels(self) -> bytes | None:
+        self._labels_json = dumps(fresh_labels(2, 8))
+        return dumps(fresh_labels(5, 7)) + b""
+
+
+class JsonSwap(Record):
+    """``raw_payload`` (read by C before the labels) replaces the serialised labels."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def raw_payload(self) -> bytes:
+        self._labels_json = dumps(fresh_labels(6, 5)) + b""
+        return b"raw"
+
+    @raw_payload.setter
+    def raw_payload(self, value: bytes) -> None:
+        pass
 
 
 VICTIMS: list[Any] = []
@@ -144,6 +172,16 @@ def hostile_cases() -> int:
             records = [base_record(seq, cls, labels=fresh_labels(5, seq)) for _ in range(3)]
             messages, _ = report(fast, records)
             assert isinstance(messages, list), messages
+            n += 1
+    for json_cls in (JsonThief, JsonSwap):
+        for seq in range(20):
+            records = [
+                base_record(seq, json_cls, labels=None, labels_json=dumps(fresh_labels(4, seq)))
+                for _ in range(3)
+            ]
+            messages, _ = report(fast, records)
+            assert isinstance(messages, list), messages
+            assert len(messages) == 3
             n += 1
     for size in (1, 2, 5, 50):
         VICTIMS[:] = [base_record(i) for i in range(size)]
@@ -254,6 +292,22 @@ def rand_labels(rng: random.Random, odd: bool = False) -> Any:
     return labels
 
 
+def rand_labels_json(rng: random.Random, labels: Any) -> bytes | None:
+    """Serialised labels for ``labels`` (``None``: keep the dict): as orjson writes them, spelt
+    with other escapes, or corrupted by one to three hostile edits."""
+    try:
+        data = dumps(labels)
+    except TypeError:  # lone surrogates, non-str names: these stay a dict
+        return None
+    roll = rng.random()
+    if roll < 0.2 and type(labels) is dict and all(type(v) is str for v in labels.values()):
+        data = labels_json_variant(labels, rng)
+    if roll > 0.7:
+        for _ in range(rng.randint(1, 3)):
+            data = corrupt(data, rng)
+    return data
+
+
 def rand_record(rng: random.Random) -> Any:
     """Mostly records of the declared types with hostile content; a few (``odd``) with
     fields of other types, which make the Python path (and so ``report()``) raise."""
@@ -273,6 +327,10 @@ def rand_record(rng: random.Random) -> Any:
         payload_json = None
     if serialized and rng.random() < 0.05:
         payload_json = rng.choice([b"", b"not json", b'{"a":"\xff"}'])
+    labels = rand_labels(rng, odd)
+    labels_json = rand_labels_json(rng, labels) if rng.random() < 0.5 else None
+    if labels_json is not None:
+        labels = None
     text, number = (lambda: rand_text(rng, odd)), (lambda: rand_int(rng, odd))
     now = 1_700_000_000 * 10**9 + rng.randrange(10**12)
     return Record(
@@ -281,7 +339,8 @@ def rand_record(rng: random.Random) -> Any:
         src_port=number(), dst_port=number(), protocol=number(),
         payload_type=rng.choice(["sip", "rtp", text()]), raw_payload=raw,
         payload=None if serialized else payload, payload_json=payload_json,
-        labels=rand_labels(rng, odd), task_id=text(), agent_id=text(), pipeline_id=number(),
+        labels=labels, labels_json=labels_json, task_id=text(), agent_id=text(),
+        pipeline_id=number(),
     )  # fmt: skip
 
 

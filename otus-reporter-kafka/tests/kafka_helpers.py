@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 
@@ -95,3 +96,66 @@ def accounted(stats: dict[str, int]) -> int:
     """Every reported record is delivered, handed to the fallback, held, or dropped."""
     dropped = sum(v for k, v in stats.items() if k.startswith("dropped."))
     return stats["records"] + stats["fallback"] + stats["buffer_records"] + dropped
+
+
+# -- labels handed as JSON bytes (Record(labels_json=...)) --------------------------------------
+
+_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+          "\r": "\\r", "\t": "\\t"}  # fmt: skip
+
+
+def _u(code: int, rng: random.Random) -> str:
+    text = f"\\u{code:04x}"
+    return text.upper().replace("\\U", "\\u") if rng.random() < 0.5 else text
+
+
+def _variant_str(text: str, rng: random.Random) -> str:
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        must = ch in '"\\' or code < 0x20
+        roll = rng.random()
+        if not must and roll < 0.6:
+            out.append(ch)
+        elif ch in _SHORT and roll < 0.8:
+            out.append(_SHORT[ch])
+        elif code >= 0x10000:  # a surrogate pair
+            code -= 0x10000
+            out.append(_u(0xD800 + (code >> 10), rng) + _u(0xDC00 + (code & 0x3FF), rng))
+        else:
+            out.append(_u(code, rng))
+    out.append('"')
+    return "".join(out)
+
+
+def labels_json_variant(labels: dict[str, str], rng: random.Random) -> bytes:
+    """``labels`` as compact JSON that decodes to the same dict but is spelt with escapes
+    orjson never writes (``\\/``, ``\\u00e9`` in either case, surrogate pairs, short escapes as
+    ``\\u00XX``)."""
+    pairs = [_variant_str(k, rng) + ":" + _variant_str(v, rng) for k, v in labels.items()]
+    return ("{" + ",".join(pairs) + "}").encode()
+
+
+HOSTILE_PIECES = [
+    b'"', b"\\", b"{", b"}", b",", b":", b" ", b"\x00", b"\x1f", b"\xff", b"\xc0\xaf",
+    b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\\ud800", b"\\udc00", b"\\ud83d\\u0041",
+    b"\\u12", b"\\x41", b"\\U0041", b"\\u", b"1", b"null", b"[]", b'{"x":"y"}', b'"a":"b"',
+]  # fmt: skip
+
+
+def corrupt(data: bytes, rng: random.Random) -> bytes:
+    """``data`` with one hostile edit: cut short, a byte dropped or replaced, a hostile piece
+    inserted, or something appended."""
+    at = rng.randrange(len(data) + 1)
+    roll = rng.random()
+    if roll < 0.2:
+        return data[:at]
+    if roll < 0.35 and data:
+        at = min(at, len(data) - 1)
+        return data[:at] + data[at + 1 :]
+    if roll < 0.5 and data:
+        at = min(at, len(data) - 1)
+        return data[:at] + bytes([rng.randrange(256)]) + data[at + 1 :]
+    if roll < 0.9:
+        return data[:at] + rng.choice(HOSTILE_PIECES) + data[at:]
+    return data + rng.choice(HOSTILE_PIECES)

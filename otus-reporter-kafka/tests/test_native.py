@@ -5,6 +5,7 @@ so the hand-over of oversized or unusual records from C to Python is covered too
 
 from __future__ import annotations
 
+import random
 import sys
 from typing import Any
 
@@ -12,11 +13,11 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kafka_helpers import sip_record
+from kafka_helpers import corrupt, labels_json_variant, sip_record
 
 from otus import PluginContext, Record, record_to_dict
 from otus.testing import need
-from otus_reporter_kafka._batch import records_section, records_section_py
+from otus_reporter_kafka._batch import records_section, records_section_py, varint
 from otus_reporter_kafka._buffer import Message
 from otus_reporter_kafka._native import FAST
 from otus_reporter_kafka._records import BodyEncoder
@@ -152,7 +153,7 @@ def test_escapes_at_every_position_of_a_word() -> None:
 class _Relabelled(Record):
     """A subclass that overrides slots with properties: C must read it through getattr."""
 
-    @property  # type: ignore[override]
+    @property
     def labels(self) -> dict[str, str]:
         return {"sub.class": "yes"}
 
@@ -160,7 +161,7 @@ class _Relabelled(Record):
     def labels(self, value: dict[str, str]) -> None:
         pass
 
-    @property  # type: ignore[override]
+    @property
     def src_port(self) -> int:
         return 4242
 
@@ -224,9 +225,9 @@ def _fresh_labels(n: int, seed: int) -> dict[str, str]:
 class _LabelThief(Record):
     """Reading ``raw_payload`` replaces every label (and frees the old strings)."""
 
-    @property  # type: ignore[override]
+    @property
     def raw_payload(self) -> bytes:
-        labels: dict[str, str] = Record.labels.__get__(self)  # type: ignore[attr-defined]
+        labels: dict[str, str] = Record.labels.__get__(self)
         labels.clear()
         labels.update(_fresh_labels(3, 99))
         return b"raw"
@@ -263,7 +264,7 @@ _VICTIMS: list[Record] = []
 class _ListThief(Record):
     """Reading ``task_id`` drops every record after the first from the list being reported."""
 
-    @property  # type: ignore[override]
+    @property
     def task_id(self) -> str:
         del _VICTIMS[1:]
         return "t"
@@ -321,3 +322,224 @@ def test_records_section_takes_only_int_timestamps_and_a_snapshot_of_the_list() 
 
     odd = [Message("t", 0, b"body%d" % i, Stamp(1000 + i), 0, None) for i in range(5)]
     assert records_section(odd, 1000) == records_section_py(odd, 1000)
+
+
+# -- labels handed as JSON bytes (Record(labels_json=...)): spliced, parsed in C for headers ---
+
+
+def _with_labels_json(record: Record, labels_json: Any) -> Record:
+    """``record`` with these serialised labels instead of its labels dict."""
+    return Record(
+        ts_ns=record.ts_ns, src_ip=record.src_ip, dst_ip=record.dst_ip, src_port=record.src_port,
+        dst_port=record.dst_port, protocol=record.protocol, payload_type=record.payload_type,
+        raw_payload=record.raw_payload, payload=record.payload, labels_json=labels_json,
+        task_id=record.task_id, agent_id=record.agent_id, pipeline_id=record.pipeline_id,
+    )  # fmt: skip
+
+
+def _read_varint(body: bytes, at: int) -> tuple[int, int]:
+    shift = n = 0
+    while True:
+        byte = body[at]
+        at += 1
+        n |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return (n >> 1) ^ -(n & 1), at
+
+
+def _split_body(body: bytes) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+    """Key, value and headers of a record body (as ``_records`` writes it)."""
+    parts: list[bytes] = []
+    at = 0
+    for _ in range(2):
+        size, at = _read_varint(body, at)
+        parts.append(body[at : at + size])
+        at += size
+    count, at = _read_varint(body, at)
+    headers = []
+    for _ in range(count):
+        pair = []
+        for _ in range(2):
+            size, at = _read_varint(body, at)
+            pair.append(body[at : at + size])
+            at += size
+        headers.append((pair[0], pair[1]))
+    assert at == len(body)
+    return parts[0], parts[1], headers
+
+
+def test_split_body_reads_what_the_encoder_writes() -> None:
+    record = sip_record(3)
+    key, value, headers = _split_body(BodyEncoder(JsonEncoder(), native=False).encode(record)[0])
+    assert key == record.key.encode()
+    assert value == orjson.dumps(record_to_dict(record))
+    assert headers[-1] == (b"l.test.seq", b"3")
+    assert varint(len(headers)) == varint(8 + len(record.labels))
+
+
+def _c_takes_all(records: list[Record]) -> bool:
+    stop, _ = BodyEncoder(JsonEncoder()).encode_run(records, 0, [], "t", "", False, 10**6, 128)
+    return stop == len(records)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(_records, min_size=1, max_size=5),
+    rnd=st.randoms(use_true_random=False),
+    max_bytes=st.sampled_from([1_000_000, 1300]),
+)
+def test_serialized_labels_give_the_messages_of_the_same_labels_as_a_dict(
+    records: list[Record], rnd: random.Random, max_bytes: int
+) -> None:
+    """Labels handed as ``orjson.dumps(labels)`` come out byte for byte as the same labels in
+    a dict, on the C and the Python path; and ``record.labels`` is never decoded for it."""
+    serialized = [_with_labels_json(r, orjson.dumps(r.labels)) for r in records]
+    as_dicts, dict_stats = _both(records, topic="t", max_message_bytes=max_bytes)
+    as_json, json_stats = _both(serialized, topic="t", max_message_bytes=max_bytes)
+    assert as_json == as_dicts
+    assert json_stats == dict_stats
+    for record, original in zip(serialized, records, strict=True):
+        assert record.serialized_labels() == orjson.dumps(original.labels)  # still undecoded
+    if max_bytes == 1_000_000:
+        assert _c_takes_all(serialized)
+        for record, message in zip(records, as_json, strict=True):
+            assert _split_body(message.body)[1] == orjson.dumps(record_to_dict(record))
+    # the same labels spelt with escapes orjson never writes: the bytes are spliced as they
+    # are, the headers are those of the decoded labels
+    variants = [_with_labels_json(r, labels_json_variant(r.labels, rnd)) for r in records]
+    spelt, spelt_stats = _both(variants, topic="t")
+    plain, _ = _both(records, topic="t")
+    assert spelt_stats["dropped.encode_error"] == 0
+    assert _c_takes_all(variants)
+    for record, variant, ours, theirs in zip(records, variants, spelt, plain, strict=True):
+        key, value, headers = _split_body(ours.body)
+        canonical = b'"labels":' + orjson.dumps(record.labels)
+        assert canonical in _split_body(theirs.body)[1]
+        labels_json = variant.serialized_labels()
+        assert labels_json is not None
+        assert value == _split_body(theirs.body)[1].replace(
+            canonical, b'"labels":' + labels_json, 1
+        )
+        assert (key, headers) == (_split_body(theirs.body)[0], _split_body(theirs.body)[2])
+
+
+_HOSTILE_LABELS: list[Any] = [
+    b"", b"{", b"}", b"{}x", b"[]", b'"x"', b"null", b'{"a":1}', b'{"a":null}', b'{"a":true}',
+    b'{"a":{"b":"c"}}', b'{"a":["b"]}', b'{"a":"b"}x', b'{"a":"b"}\x00', b'{"a":"b",}',
+    b'{"a","b"}', b'{"a"}', b'{"a":}', b'{:"b"}', b'{"a":"b"', b'{"a":"b', b'{"a":"b\\',
+    b'{"a":"b\\"}', b'{"a":"\\ud800"}', b'{"a":"\\udc00"}', b'{"a":"\\ud800\\u0041"}',
+    b'{"a":"\\ud800\\n"}', b'{"a":"\\ud800"', b'{"a":"\\x41"}', b'{"a":"\\u12"}',
+    b'{"a":"\\u12g4"}', b'{"a":"\\U0041"}', b'{"a":"\\a"}', b'{"a":"\xff"}', b'{"a":"\xc0\xaf"}',
+    b'{"a":"\xe0\x80\xaf"}', b'{"a":"\xed\xa0\x80"}', b'{"a":"\xf4\x90\x80\x80"}',
+    b'{"a":"\xf0\x80\x80\xaf"}',
+    b'{"a":"\xe2\x82"}', b'{"a":"\x01"}', b'{"a":"\x1f"}', b'{"\n":"b"}', b'{a:"b"}', b"{'a':'b'}",
+    "{\"a\":\"b\"}", bytearray(b'{"a":"\xff"}'), 7,
+]  # fmt: skip
+# Valid JSON that C does not take (whitespace, a name twice, not bytes, too many labels): the
+# Python path encodes them from the decoded labels.
+_DECLINED_LABELS: list[Any] = [
+    b' {"a":"b"}', b'{"a":"b"} ', b'{ "a":"b"}', b'{"a" : "b"}', b'{"a":"b", "c":"d"}', b"{ }",
+    b'{"a":"1","a":"2","b":"3"}', b'{"a":"1","\\u0061":"2"}', b'{"\\/":"1","/":"2"}',
+    bytearray(b'{"a":"b"}'), memoryview(b'{"x":"y"}'),
+    orjson.dumps({f"n{i}": str(i) for i in range(257)}),
+]  # fmt: skip
+
+
+def test_hostile_serialized_labels_go_to_python_and_are_counted_not_crashed() -> None:
+    good = [sip_record(i) for i in range(3)]
+    for hostile in _HOSTILE_LABELS + _DECLINED_LABELS:
+        record = _with_labels_json(sip_record(9), hostile)
+        assert not _c_takes_all([record]), hostile
+        try:
+            decoded = orjson.loads(hostile)
+        except (orjson.JSONDecodeError, TypeError):
+            decoded = None
+        valid = type(hostile) is not str and (
+            type(decoded) is dict and all(type(v) is str for v in decoded.values())
+        )
+        assert valid == (hostile in _DECLINED_LABELS), hostile
+        messages, stats = _both([good[0], record, *good[1:]], topic="t")
+        assert stats["dropped.encode_error"] == (0 if valid else 1), hostile
+        assert len(messages) == (4 if valid else 3)
+        if valid:  # the headers are the decoded labels'
+            headers = _split_body(messages[1].body)[2]
+            assert headers[8:] == [(b"l." + k.encode(), v.encode()) for k, v in decoded.items()]
+
+
+def test_serialized_labels_of_every_size_and_at_every_offset() -> None:
+    """The C parser reads plain text eight bytes at a time: an escape, a multi-byte character
+    or the closing quote at each offset, and empty names and values."""
+    specials = ['"', "\\", "/", "\x00", "\x1f", "\n", "\x7f", "é", "東", "\U0001f600", "\u2028"]
+    records = []
+    rnd = random.Random(7)
+    for k, special in enumerate(specials):
+        for pos in range(18):
+            labels = {"a" * pos + special: "b" * pos + special + "c" * (17 - pos), "": "", "e": ""}
+            base = sip_record(k * 18 + pos)
+            base.labels = labels
+            records.append(base)
+            records.append(_with_labels_json(base, orjson.dumps(labels)))
+            records.append(_with_labels_json(base, labels_json_variant(labels, rnd)))
+    messages, stats = _both(records, topic="t")
+    assert stats["dropped.encode_error"] == 0
+    assert _c_takes_all(records)
+    for i in range(0, len(records), 3):
+        bodies = [_split_body(m.body) for m in messages[i : i + 3]]
+        assert bodies[0] == bodies[1]
+        assert bodies[0][2] == bodies[2][2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.dictionaries(_text, _text, max_size=8),
+    rnd=st.randoms(use_true_random=False),
+    edits=st.integers(1, 3),
+)
+def test_corrupted_serialized_labels_c_and_python_agree(
+    labels: dict[str, str], rnd: random.Random, edits: int
+) -> None:
+    data = orjson.dumps(labels) if rnd.random() < 0.5 else labels_json_variant(labels, rnd)
+    for _ in range(edits):
+        data = corrupt(data, rnd)
+    record = _with_labels_json(sip_record(1), data)
+    messages, stats = _both([record, sip_record(2)], topic="t")
+    assert len(messages) + stats["dropped.encode_error"] == 2
+
+
+def test_subclasses_hand_serialized_labels_through_the_method() -> None:
+    class Serialized(Record):
+        __slots__ = ()
+
+        def serialized_labels(self) -> bytes | None:
+            return b'{"sub.json":"yes\\n"}'
+
+    class Refuses(Record):
+        __slots__ = ()
+
+        def serialized_labels(self) -> bytes | None:
+            raise RuntimeError("no")
+
+    base = sip_record(1)
+    sub = _with_labels_json(base, None)
+    sub.__class__ = Serialized
+    messages, _ = _both([base, sub, base], topic="t")
+    assert b'"labels":{"sub.json":"yes\\n"}' in messages[1].body
+    assert _split_body(messages[1].body)[2][8:] == [(b"l.sub.json", b"yes\n")]
+    refuses = _with_labels_json(base, b'{"a":"b"}')
+    refuses.__class__ = Refuses
+    for native in (True, False):  # C leaves it to Python, whose error passes through
+        with pytest.raises(RuntimeError):
+            _reporter(native, topic="t").report([base, refuses])
+
+
+def test_the_c_path_holds_no_references_to_serialized_labels() -> None:
+    records = [
+        _with_labels_json(sip_record(i), orjson.dumps(sip_record(i).labels)) for i in range(50)
+    ]
+    before = [sys.getrefcount(r) + sys.getrefcount(r.serialized_labels()) for r in records]
+    out: list[Message] = []
+    stop, _ = BodyEncoder(JsonEncoder()).encode_run(records, 0, out, None, "", True, 10**6, 128)
+    assert stop == len(records)
+    del out
+    assert [sys.getrefcount(r) + sys.getrefcount(r.serialized_labels()) for r in records] == before

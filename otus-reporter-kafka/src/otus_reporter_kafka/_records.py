@@ -28,6 +28,7 @@ from otus_reporter_kafka.encoding import (
     encode_key,
     json_flow_parts,
     json_value,
+    label_items,
 )
 from otus_reporter_kafka.partitioner import key_hash
 
@@ -149,7 +150,7 @@ class BodyEncoder:
 
     def _assemble(self, record: Record, flow: FlowParts, value: bytes, stamp: bytes) -> bytes:
         """Key, value and the headers (flow ones, ``timestamp``, ``l.{label}``)."""
-        labels = record.labels
+        labels = label_items(record)
         parts = [
             flow[0],
             varint(len(value)),

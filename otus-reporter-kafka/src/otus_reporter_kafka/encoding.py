@@ -11,7 +11,7 @@ from __future__ import annotations
 from binascii import b2a_base64
 from typing import Any, Protocol
 
-from orjson import dumps
+from orjson import dumps, loads
 
 from otus import Record, record_to_dict
 
@@ -22,6 +22,7 @@ __all__ = [
     "encode_key",
     "json_flow_parts",
     "json_value",
+    "label_items",
     "make_encoder",
 ]
 
@@ -85,12 +86,13 @@ def json_value(record: Record, head: bytes, middle: bytes, stamp: bytes) -> byte
     millisecond timestamp as decimal ``stamp``."""
     raw = record.raw_payload
     payload = record.serialized_payload()  # the parser's own JSON: no second serialisation
+    labels = record.serialized_labels()  # likewise, and record.labels stays undecoded
     return b"".join(
         [
             head,
             stamp,
             middle,
-            dumps(record.labels),
+            labels if labels is not None else dumps(record.labels),
             b',"raw_payload_len":%d,"raw_payload":"' % len(raw),
             b2a_base64(raw, newline=False),
             b'","payload":',
@@ -134,7 +136,8 @@ def _with_raw(record: Record, raw: bytes) -> Record:
         raw_payload=raw,
         payload=None if record.serialized_payload() is not None else record.payload,
         payload_json=record.serialized_payload(),
-        labels=record.labels,
+        labels=None if record.serialized_labels() is not None else record.labels,
+        labels_json=record.serialized_labels(),
         task_id=record.task_id,
         agent_id=record.agent_id,
         pipeline_id=record.pipeline_id,
@@ -172,6 +175,21 @@ def _flow_headers(record: Record) -> Headers:
 
 def _own_headers(record: Record) -> Headers:
     stamp = (("timestamp", b"%d" % (record.ts_ns // 1_000_000)),)
-    if not record.labels:
+    labels = label_items(record)
+    if not labels:
         return stamp
-    return stamp + tuple([("l." + name, value.encode()) for name, value in record.labels.items()])
+    return stamp + tuple([("l." + name, value.encode()) for name, value in labels.items()])
+
+
+def label_items(record: Record) -> dict[str, str]:
+    """The labels for the ``l.{label}`` headers: the parser's serialised labels decoded into a
+    dict of their own (``record.labels`` is left undecoded), else ``record.labels``. Serialised
+    labels that are not a JSON object of strings are a ``ValueError`` (the record is dropped
+    and counted as an encode error)."""
+    raw = record.serialized_labels()
+    if raw is None:
+        return record.labels
+    labels = loads(raw)
+    if type(labels) is not dict or not all(type(value) is str for value in labels.values()):
+        raise ValueError("serialized labels are not a JSON object of strings")
+    return labels

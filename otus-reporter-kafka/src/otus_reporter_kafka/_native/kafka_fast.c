@@ -3,11 +3,13 @@
  *
  * encode_bodies() turns a run of otus.Record objects into Messages (topic, key hash, body,
  * timestamp ms, held size, record) reading the records' str/dict/bytes fields directly: flow
- * look-up, JSON value (labels escaped as orjson escapes them, base64 of the raw payload, the
- * parser's serialised payload spliced), key, headers with their varints. A record it does not
- * handle plainly (a field of an unusual type, an oversized body, text that is not valid UTF-8,
- * a payload orjson refuses) stops the run: the caller encodes that one in Python, with the
- * Python path's errors and counters, and calls again from the next record.
+ * look-up, JSON value (labels escaped as orjson escapes them, or the parser's serialised labels
+ * spliced; base64 of the raw payload; the parser's serialised payload spliced), key, headers
+ * with their varints (from serialised labels: parsed here, strictly, without Python objects).
+ * A record it does not handle plainly (a field of an unusual type, an oversized body, text that
+ * is not valid UTF-8, a payload orjson refuses, serialised labels that are not a compact JSON
+ * object of strings) stops the run: the caller encodes that one in Python, with the Python
+ * path's errors and counters, and calls again from the next record.
  *
  * records_section() is the uncompressed records of a batch from its messages' bodies; batch() puts
  * the RecordBatch header with its CRC-32C (SSE4.2 when the CPU has it) in front of a section.
@@ -18,7 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *s_payload, *s_serialized_payload;
+static PyObject *s_payload, *s_serialized_payload, *s_serialized_labels;
 
 /* -- varints (Kafka: zigzag, 7 bits a byte, least significant first) ---------------------- */
 
@@ -179,6 +181,7 @@ typedef struct {
     const unsigned char *name, *value;
     Py_ssize_t name_len, value_len;
     Py_ssize_t name_json, value_json; /* their lengths as JSON strings, quotes included */
+    uint64_t print;                   /* serialised labels: the name's fingerprint */
 } label_t;
 
 static label_t *labels_buf = NULL;
@@ -194,6 +197,226 @@ static int labels_reserve(Py_ssize_t n) {
     return 0;
 }
 
+/* -- labels handed as JSON bytes (Record.serialized_labels()): parsed for the headers ------ */
+
+/* The decoded text of names and values that have escapes (the others point into the JSON):
+ * never longer than the JSON itself, since no escape decodes to more bytes than it takes. */
+static unsigned char *scratch_buf = NULL;
+static Py_ssize_t scratch_cap = 0;
+
+static int scratch_reserve(Py_ssize_t n) {
+    if (n <= scratch_cap) return 0;
+    Py_ssize_t cap = n < 4096 ? 4096 : n * 2;
+    unsigned char *buf = PyMem_Realloc(scratch_buf, (size_t)cap);
+    if (buf == NULL) return -1;
+    scratch_buf = buf;
+    scratch_cap = cap;
+    return 0;
+}
+
+/* The length of the well-formed UTF-8 sequence (2-4 bytes, no overlong forms, no surrogates,
+ * at most U+10FFFF) that starts at s, before end; 0 when there is none. */
+static inline int utf8_seq(const unsigned char *s, const unsigned char *end) {
+    unsigned char c = s[0];
+    Py_ssize_t left = end - s;
+    if (c >= 0xC2 && c <= 0xDF) return left >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0;  /* overlong */
+        if (c == 0xED && s[1] >= 0xA0) return 0; /* a surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0;  /* overlong */
+        if (c == 0xF4 && s[1] >= 0x90) return 0; /* past U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* Four hex digits (either case) at s into *out; 0 when they are not. */
+static inline int hex4(const unsigned char *s, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = s[i];
+        uint32_t d;
+        if (c >= '0' && c <= '9') d = (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (uint32_t)(c - 'A' + 10);
+        else return 0;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 1;
+}
+
+static inline unsigned char *utf8_put(unsigned char *o, uint32_t cp) {
+    if (cp < 0x80) {
+        *o++ = (unsigned char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (unsigned char)(0xC0 | cp >> 6);
+        *o++ = (unsigned char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (unsigned char)(0xE0 | cp >> 12);
+        *o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        *o++ = (unsigned char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (unsigned char)(0xF0 | cp >> 18);
+        *o++ = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+        *o++ = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+        *o++ = (unsigned char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* One JSON string whose opening quote is before *pp: its text (*out, *out_len; into the JSON
+ * when it has no escapes, else decoded into the scratch at *sp, which advances) and *pp past
+ * its closing quote. 0, or -1 for anything but a well-formed string of valid UTF-8 (an escape
+ * JSON does not have, a lone surrogate, a raw control character, the end of the input). */
+static int json_str_parse(const unsigned char **pp, const unsigned char *end, unsigned char **sp,
+                          const unsigned char **out, Py_ssize_t *out_len) {
+    const unsigned char *p = *pp, *start = p;
+    for (;;) { /* plain text: no copy */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (word_needs_escape(w) || (w & 0x8080808080808080ull)) break;
+            p += 8;
+        }
+        if (p >= end) return -1;
+        unsigned char c = *p;
+        if (c == '"') {
+            *out = start;
+            *out_len = p - start;
+            *pp = p + 1;
+            return 0;
+        }
+        if (c == '\\') break;
+        if (c < 0x20) return -1;
+        if (c < 0x80) {
+            p++;
+        } else {
+            int k = utf8_seq(p, end);
+            if (k == 0) return -1;
+            p += k;
+        }
+    }
+    unsigned char *o0 = *sp, *o = o0; /* escapes: decoded into the scratch */
+    memcpy(o, start, (size_t)(p - start));
+    o += p - start;
+    for (;;) {
+        if (p >= end) return -1;
+        unsigned char c = *p;
+        if (c == '"') {
+            *out = o0;
+            *out_len = o - o0;
+            *sp = o;
+            *pp = p + 1;
+            return 0;
+        }
+        if (c == '\\') {
+            if (end - p < 2) return -1;
+            switch (p[1]) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '/': *o++ = '/'; break;
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'n': *o++ = '\n'; break;
+            case 'r': *o++ = '\r'; break;
+            case 't': *o++ = '\t'; break;
+            case 'u': {
+                uint32_t cp, low;
+                if (end - p < 6 || !hex4(p + 2, &cp)) return -1;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) return -1; /* a low surrogate first */
+                if (cp >= 0xD800 && cp <= 0xDBFF) {          /* a high one: its low one next */
+                    if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8, &low)
+                        || low < 0xDC00 || low > 0xDFFF)
+                        return -1;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    p += 6;
+                }
+                o = utf8_put(o, cp);
+                p += 4; /* and 2 below */
+                break;
+            }
+            default: return -1;
+            }
+            p += 2;
+        } else if (c < 0x20) {
+            return -1;
+        } else if (c < 0x80) {
+            *o++ = c;
+            p++;
+        } else {
+            int k = utf8_seq(p, end);
+            if (k == 0) return -1;
+            memcpy(o, p, (size_t)k);
+            o += k;
+            p += k;
+        }
+    }
+}
+
+/* A cheap fingerprint of a label name (length, first and last 8 bytes), to find duplicates. */
+static inline uint64_t name_print(const unsigned char *s, Py_ssize_t n) {
+    uint64_t a = 0, b = 0;
+    memcpy(&a, s, (size_t)(n < 8 ? n : 8));
+    if (n > 8) memcpy(&b, s + n - 8, 8);
+    return (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (uint64_t)n;
+}
+
+/* More serialised labels than this go to the Python path (the duplicate check is quadratic). */
+#define LABELS_MAX 256
+
+/* The labels of serialised labels ``{"name":"value",...}`` (compact: no whitespace; string
+ * values only; no name twice, since the Python path's dict keeps one; at most LABELS_MAX) into
+ * labels_buf, and the bytes of their headers into *headers: their count; -1 when the JSON is
+ * anything else (no error set: the record goes to the Python path); -2 out of memory (error
+ * set). */
+static Py_ssize_t labels_parse(const unsigned char *s, Py_ssize_t n, Py_ssize_t *headers) {
+    if (scratch_reserve(n) < 0) return -2;
+    const unsigned char *p = s, *end = s + n;
+    unsigned char *sp = scratch_buf;
+    Py_ssize_t count = 0, total = 0;
+    uint64_t seen = 0; /* a bit per name fingerprint's top 6 bits: set means "compare" */
+    if (n < 2 || *p++ != '{') return -1;
+    if (*p == '}') return p + 1 == end ? 0 : -1;
+    for (;;) {
+        if (count >= LABELS_MAX) return -1;
+        if (labels_reserve(count + 1) < 0) return -2;
+        label_t *l = &labels_buf[count];
+        if (p >= end || *p++ != '"' || json_str_parse(&p, end, &sp, &l->name, &l->name_len) < 0)
+            return -1;
+        if (p >= end || *p++ != ':') return -1;
+        if (p >= end || *p++ != '"' || json_str_parse(&p, end, &sp, &l->value, &l->value_len) < 0)
+            return -1;
+        uint64_t print = l->print = name_print(l->name, l->name_len), bit = 1ull << (print >> 58);
+        if (seen & bit) {
+            for (Py_ssize_t j = 0; j < count; j++) {
+                const label_t *m = &labels_buf[j];
+                if (m->print == print && m->name_len == l->name_len
+                    && memcmp(m->name, l->name, (size_t)l->name_len) == 0)
+                    return -1; /* a name twice */
+            }
+        }
+        seen |= bit;
+        total += len_varint_len(l->name_len + 2) + 2 + l->name_len + len_varint_len(l->value_len)
+                 + l->value_len;
+        count++;
+        if (p >= end) return -1;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p++ != '}' || p != end) return -1;
+        *headers = total;
+        return count;
+    }
+}
+
 static const char TS_HEADER[] = "\x12timestamp"; /* varint(9) + name */
 static const char RAW_LEN[] = ",\"raw_payload_len\":";
 static const char RAW[] = ",\"raw_payload\":\"";
@@ -204,17 +427,23 @@ static const char PAYLOAD[] = "\",\"payload\":";
 /* -- record fields: slot reads for otus.Record itself, getattr for anything else ----------- */
 
 enum { F_TASK_ID, F_AGENT_ID, F_PIPELINE_ID, F_SRC_IP, F_DST_IP, F_SRC_PORT, F_DST_PORT,
-       F_PROTOCOL, F_PAYLOAD_TYPE, F_TS_NS, F_LABELS, F_RAW_PAYLOAD, F_PAYLOAD_JSON, F_COUNT };
+       F_PROTOCOL, F_PAYLOAD_TYPE, F_TS_NS, F_LABELS, F_LABELS_JSON, F_RAW_PAYLOAD, F_PAYLOAD_JSON,
+       F_COUNT };
 
+/* Slot names of otus.Record; the getattr path reads ``labels`` for ``_labels`` and calls
+ * serialized_labels() / serialized_payload() for the other two private ones. */
 static const char *const field_names[F_COUNT] = {
     "task_id", "agent_id", "pipeline_id", "src_ip", "dst_ip", "src_port", "dst_port",
-    "protocol", "payload_type", "ts_ns", "labels", "raw_payload", "_payload_json"};
-static PyObject *field_attr[F_COUNT];      /* interned names (getattr path) */
+    "protocol", "payload_type", "ts_ns", "_labels", "_labels_json", "raw_payload",
+    "_payload_json"};
+static PyObject *field_attr[F_COUNT];      /* interned slot names */
+static PyObject *s_labels;                 /* "labels" (getattr path) */
 static PyTypeObject *record_type = NULL;   /* otus.Record, once set_record_type() was called */
 static Py_ssize_t field_offset[F_COUNT];   /* its __slots__ member offsets */
 
-/* A new reference to a record field, or NULL with an error (AttributeError when unset). For
- * ``_payload_json`` the getattr path calls serialized_payload() (what the method returns). */
+/* A new reference to a record field, or NULL with an error (AttributeError when unset). The
+ * getattr path reads ``labels`` for ``_labels`` and calls serialized_labels() for
+ * ``_labels_json`` and serialized_payload() for ``_payload_json`` (what the methods return). */
 static PyObject *field(PyObject *record, int f) {
     if (Py_TYPE(record) == record_type) {
         PyObject *v = *(PyObject **)((char *)record + field_offset[f]);
@@ -224,8 +453,12 @@ static PyObject *field(PyObject *record, int f) {
         }
         return Py_NewRef(v);
     }
-    if (f == F_PAYLOAD_JSON) return PyObject_CallMethodNoArgs(record, s_serialized_payload);
-    return PyObject_GetAttr(record, field_attr[f]);
+    switch (f) {
+    case F_PAYLOAD_JSON: return PyObject_CallMethodNoArgs(record, s_serialized_payload);
+    case F_LABELS_JSON: return PyObject_CallMethodNoArgs(record, s_serialized_labels);
+    case F_LABELS: return PyObject_GetAttr(record, s_labels);
+    default: return PyObject_GetAttr(record, field_attr[f]);
+    }
 }
 
 PyDoc_STRVAR(set_record_type_doc,
@@ -331,16 +564,43 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
         if (payload == NULL) goto reject_no_payload;
     }
     if (!PyBytes_CheckExact(payload)) goto reject;
-    /* labels (borrowed UTF-8 pointers: valid while no Python code runs) */
-    labels = field(record, F_LABELS);
-    if (labels == NULL || !PyDict_CheckExact(labels)) goto reject;
-    Py_ssize_t nl = PyDict_GET_SIZE(labels);
-    if (labels_reserve(nl) < 0) {
-        result = -1;
-        goto done;
-    }
-    Py_ssize_t labels_json = 2 + (nl > 0 ? nl - 1 : 0), label_headers = 0;
-    {
+    /* labels: the parser's serialised ones (spliced into the value, parsed here for the
+     * headers: pointers into those bytes, which we hold, and into the scratch), else the dict
+     * (borrowed UTF-8 pointers: valid while no Python code runs). Serialised labels of a
+     * subclass come from its serialized_labels(), which runs Python code: before the dict. */
+    labels = field(record, F_LABELS_JSON);
+    if (labels == NULL) goto reject;
+    int spliced = labels != Py_None;
+    Py_ssize_t nl = 0, labels_json = 2, label_headers = 0;
+    if (spliced) {
+        if (!PyBytes_CheckExact(labels)) goto reject;
+        nl = labels_parse((const unsigned char *)PyBytes_AS_STRING(labels),
+                          PyBytes_GET_SIZE(labels), &label_headers);
+        if (nl == -2) {
+            result = -1;
+            goto done;
+        }
+        if (nl < 0) goto reject;
+        labels_json = PyBytes_GET_SIZE(labels);
+    } else {
+        Py_DECREF(labels);
+        labels = field(record, F_LABELS);
+        if (labels == NULL) goto reject;
+        /* otus.Record's ``_labels`` is None for no labels; a ``labels`` property must be a dict */
+        if (labels == Py_None && Py_TYPE(record) == record_type) {
+            Py_SETREF(labels, PyDict_New());
+            if (labels == NULL) {
+                result = -1;
+                goto done;
+            }
+        }
+        if (!PyDict_CheckExact(labels)) goto reject;
+        nl = PyDict_GET_SIZE(labels);
+        if (labels_reserve(nl) < 0) {
+            result = -1;
+            goto done;
+        }
+        labels_json = 2 + (nl > 0 ? nl - 1 : 0);
         Py_ssize_t pos = 0, i = 0;
         PyObject *k, *v;
         while (PyDict_Next(labels, &pos, &k, &v)) {
@@ -387,16 +647,20 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     PUT_BYTES(f_head);
     PUT(stamp, stamp_len);
     PUT_BYTES(f_middle);
-    *p++ = '{';
-    for (Py_ssize_t i = 0; i < nl; i++) {
-        if (i) *p++ = ',';
-        p = json_str_put_known(p, labels_buf[i].name, labels_buf[i].name_len,
-                               labels_buf[i].name_json);
-        *p++ = ':';
-        p = json_str_put_known(p, labels_buf[i].value, labels_buf[i].value_len,
-                               labels_buf[i].value_json);
+    if (spliced) {
+        PUT_BYTES(labels);
+    } else {
+        *p++ = '{';
+        for (Py_ssize_t i = 0; i < nl; i++) {
+            if (i) *p++ = ',';
+            p = json_str_put_known(p, labels_buf[i].name, labels_buf[i].name_len,
+                                   labels_buf[i].name_json);
+            *p++ = ':';
+            p = json_str_put_known(p, labels_buf[i].value, labels_buf[i].value_len,
+                                   labels_buf[i].value_json);
+        }
+        *p++ = '}';
     }
-    *p++ = '}';
     PUT(RAW_LEN, CLEN(RAW_LEN));
     PUT(raw_len_txt, raw_len_len);
     PUT(RAW, CLEN(RAW));
@@ -742,6 +1006,8 @@ PyMODINIT_FUNC PyInit__kafka_fast(void) {
     if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
     INTERN(s_payload, "payload");
     INTERN(s_serialized_payload, "serialized_payload");
+    INTERN(s_serialized_labels, "serialized_labels");
+    INTERN(s_labels, "labels");
 #undef INTERN
     for (int f = 0; f < F_COUNT; f++)
         if ((field_attr[f] = PyUnicode_InternFromString(field_names[f])) == NULL) return NULL;
