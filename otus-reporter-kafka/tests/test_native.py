@@ -5,6 +5,7 @@ so the hand-over of oversized or unusual records from C to Python is covered too
 
 from __future__ import annotations
 
+import gc
 import random
 import sys
 from typing import Any
@@ -195,6 +196,19 @@ def test_the_c_path_holds_no_references() -> None:
         assert all((m.record is r) == keep for m, r in zip(out, records, strict=True))
         del out
     assert [sys.getrefcount(r) + sys.getrefcount(r.labels) for r in records] == before
+
+
+def test_messages_without_a_record_are_not_tracked_by_the_collector() -> None:
+    """Queued Messages hold only str, int and bytes unless a fallback keeps the record: C
+    untracks those, so collections do not rescan a full buffer (a tuple subclass is never
+    untracked by CPython itself)."""
+    need(FAST is not None, "the _kafka_fast extension is not built")
+    records = [sip_record(i) for i in range(20)]
+    for keep in (False, True):
+        out: list[Message] = []
+        BodyEncoder(JsonEncoder()).encode_run(records, 0, out, None, "", keep, 10**6, 128)
+        assert len(out) == len(records)
+        assert [gc.is_tracked(m) for m in out] == [keep] * len(records)
 
 
 @settings(max_examples=200, deadline=None)
