@@ -1,7 +1,8 @@
 """Otus: a passive SIP and network capture agent built from plugins.
 
 This module is the public facade for plugin authors: everything a capturer, parser, processor
-or reporter needs is importable from ``otus``. Everything under ``otus._…`` is private.
+or reporter needs, and the metric specs a plugin declares, is importable from ``otus``.
+Everything under ``otus._…`` is private.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from otus.errors import (
     PluginError,
 )
 from otus.hookspecs import hookimpl
+from otus.metrics import (
+    HistogramSample,
+    MetricSample,
+    MetricSpec,
+    histogram_sample,
+    prefixed,
+)
 from otus.parsing import Datagram, Interest, Parser, StreamChunk
 from otus.processing import Processor
 from otus.records import Record, record_to_dict
@@ -35,7 +43,10 @@ __all__ = [
     "ConfigError",
     "ControlError",
     "Datagram",
+    "HistogramSample",
     "Interest",
+    "MetricSample",
+    "MetricSpec",
     "OtusError",
     "Parser",
     "ParserSpec",
@@ -53,5 +64,7 @@ __all__ = [
     "StreamChunk",
     "__version__",
     "hookimpl",
+    "histogram_sample",
+    "prefixed",
     "record_to_dict",
 ]

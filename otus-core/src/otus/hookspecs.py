@@ -11,6 +11,7 @@ from typing import Any
 
 import pluggy
 
+from otus.metrics import MetricSpec
 from otus.specs import CapturerSpec, ParserSpec, ProcessorSpec, ReporterSpec
 
 PROJECT = "otus"
@@ -38,6 +39,15 @@ def otus_processors() -> Iterable[ProcessorSpec]:  # type: ignore[empty-body]
 @hookspec
 def otus_reporters() -> Iterable[ReporterSpec]:  # type: ignore[empty-body]
     """Return the reporters this plugin provides."""
+
+
+@hookspec
+def otus_metrics() -> Iterable[MetricSpec]:  # type: ignore[empty-body]
+    """Return the Prometheus metric families this plugin derives from its statistics.
+
+    Each spec's ``collect(counters, gauges)`` runs at scrape time, once per task, with the
+    task's counters and gauges summed over its workers.
+    """
 
 
 # -- task lifecycle (called in the process that owns the task, never per packet) -----------------

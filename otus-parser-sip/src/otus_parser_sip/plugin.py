@@ -1,13 +1,15 @@
-"""Registration of the ``sip`` parser (entry point ``otus.plugins: sip``); imports stay light."""
+"""Registration of the ``sip`` parser and its metrics (entry point ``otus.plugins: sip``);
+imports stay light."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from otus import Parser, ParserSpec, PluginContext, hookimpl
+from otus import MetricSpec, Parser, ParserSpec, PluginContext, hookimpl
+from otus_parser_sip import metrics
 from otus_parser_sip._options import SipOptions
 
-__all__ = ["otus_parsers"]
+__all__ = ["otus_metrics", "otus_parsers"]
 
 
 def _make(options: SipOptions, context: PluginContext) -> Parser:
@@ -26,3 +28,8 @@ def otus_parsers() -> Iterable[ParserSpec]:
             summary="SIP over UDP/TCP/WebSocket: headers, SDP, dialogs, media flows",
         )
     ]
+
+
+@hookimpl
+def otus_metrics() -> Iterable[MetricSpec]:
+    return list(metrics.METRICS)

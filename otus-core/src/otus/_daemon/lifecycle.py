@@ -151,7 +151,10 @@ class Daemon:
                 from otus._metrics.server import MetricsServer
 
                 metrics = MetricsServer(
-                    self.settings.metrics.listen, self.settings.metrics.path, self.metric_rows
+                    self.settings.metrics.listen,
+                    self.settings.metrics.path,
+                    self.metric_rows,
+                    self.registry.metrics(),
                 )
                 metrics.start()
             if self.settings.command_channel.enabled:

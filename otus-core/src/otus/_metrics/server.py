@@ -13,22 +13,24 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
 from otus import __version__
-from otus._metrics.families import METRICS, task_families
+from otus._metrics.families import METRICS, PluginFamilies, task_families
 from otus.errors import OtusError
+from otus.metrics import MetricSpec
 
 TaskRows = Callable[[], Iterable[tuple[str, str, str, dict[int, dict[str, Any]], int]]]
 
 
 class _Collector:
-    def __init__(self, rows: TaskRows) -> None:
+    def __init__(self, rows: TaskRows, plugins: PluginFamilies) -> None:
         self._rows = rows
+        self._plugins = plugins
 
     def collect(self) -> Iterable[Metric]:
         info = GaugeMetricFamily("otus_build_info", METRICS["otus_build_info"][1],
                                  labels=["version", "python"])  # fmt: skip
         info.add_metric([__version__, platform.python_version()], 1)
         yield info
-        yield from task_families(self._rows())
+        yield from task_families(self._rows(), self._plugins)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -40,11 +42,18 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class MetricsServer:
-    """Serves the registry on ``listen`` at ``path`` in a background thread."""
+    """Serves the registry on ``listen`` at ``path`` in a background thread.
 
-    def __init__(self, listen: str, path: str, rows: TaskRows) -> None:
+    ``metrics`` are the plugins' metric specs (the daemon passes its plugin registry's);
+    ``None`` loads those of the installed plugins.
+    """
+
+    def __init__(
+        self, listen: str, path: str, rows: TaskRows, metrics: Iterable[MetricSpec] | None = None
+    ) -> None:
+        plugins = PluginFamilies.installed() if metrics is None else PluginFamilies(metrics)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(rows))
+        self.registry.register(_Collector(rows, plugins))
         host, port = parse_listen(listen)
         handler = MetricsHandler.factory(self.registry)
         wanted = path

@@ -1,9 +1,12 @@
-"""The plugin registry: every loaded spec by kind and name, plus what failed and why.
+"""The plugin registry: every loaded spec by kind and name, the plugins' metric specs, plus what
+failed and why.
 
 :func:`load_registry` imports the entry points (:mod:`otus._plugins.discovery`), registers each
 module with a pluggy ``PluginManager`` and calls its registration hooks one plugin at a time, so a
 hook that raises or a name that two plugins claim is recorded against the plugins concerned and
-everything else still loads. Nothing is cached: callers keep the registry they loaded.
+everything else still loads. Metric specs (``otus_metrics()``) whose series would collide with a
+core metric's or another plugin's are rejected the same way. Nothing is cached: callers keep the
+registry they loaded.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any, Literal, overload
 import pluggy
 
 from otus import hookspecs
+from otus._metrics.catalog import METRICS
 from otus._plugins.discovery import EntryPointOrigin, LoadedModule, describe_error, discover
 from otus.errors import PluginError
+from otus.metrics import MetricSpec, series_names
 from otus.specs import CapturerSpec, ParserSpec, PluginSpec, ProcessorSpec, ReporterSpec
 
 __all__ = ["KINDS", "PluginInfo", "PluginRegistry", "load_registry", "strict_from_env"]
@@ -31,6 +36,10 @@ KINDS: dict[str, tuple[str, type[PluginSpec[Any]]]] = {
     "processor": ("otus_processors", ProcessorSpec),
     "reporter": ("otus_reporters", ReporterSpec),
 }
+
+#: The registration hook of metric specs; failures of those are recorded with this kind.
+METRIC_HOOK = "otus_metrics"
+METRIC_KIND = "metric"
 
 STRICT_ENV = "OTUS_STRICT_PLUGINS"
 
@@ -62,6 +71,12 @@ class _Provided:
     origin: EntryPointOrigin
 
 
+@dataclass(frozen=True)
+class _ProvidedMetric:
+    spec: MetricSpec
+    origin: EntryPointOrigin
+
+
 class PluginRegistry:
     """Loaded specs by kind and name; the failures; the pluggy hook relay for lifecycle hooks."""
 
@@ -70,9 +85,11 @@ class PluginRegistry:
         manager: pluggy.PluginManager,
         specs: dict[str, dict[str, _Provided]],
         failures: list[PluginInfo],
+        metrics: list[_ProvidedMetric] | None = None,
     ) -> None:
         self.manager = manager
         self._specs = specs
+        self._metrics = sorted(metrics or [], key=lambda p: p.spec.name)
         self.failures: list[PluginInfo] = failures
         self._failed_by_name = {(f.kind, f.name): f for f in failures if f.kind is not None}
 
@@ -106,6 +123,17 @@ class PluginRegistry:
     def names(self, kind: str) -> list[str]:
         """Sorted names of the loaded plugins of ``kind``."""
         return sorted(self._kind(kind))
+
+    def metrics(self) -> list[MetricSpec]:
+        """The metric specs that loaded, by name (the daemon's ``/metrics`` serves them)."""
+        return [p.spec for p in self._metrics]
+
+    def metrics_by_distribution(self) -> dict[str, list[MetricSpec]]:
+        """The metric specs that loaded, grouped by the distribution providing them."""
+        out: dict[str, list[MetricSpec]] = {}
+        for p in self._metrics:
+            out.setdefault(p.origin.distribution, []).append(p.spec)
+        return dict(sorted(out.items()))
 
     def entries(self) -> list[PluginInfo]:
         """Every loaded spec and every failure, ordered by kind then name."""
@@ -180,10 +208,63 @@ def load_registry(strict: bool | None = None) -> PluginRegistry:
         error = f"name clash: {kind} {name!r} is provided by {who}; uninstall one of them"
         failures.extend(_failure(p.origin, kind, error, p.spec) for p in provided)
 
+    metrics = _load_metrics(manager, origins, failures)
     if strict and failures:
         details = "; ".join(f"{f.kind or 'plugin'} {f.name!r}: {f.error}" for f in failures)
         raise PluginError(f"plugins failed to load ({STRICT_ENV}=1): {details}")
-    return PluginRegistry(manager, specs_by_kind, failures)
+    return PluginRegistry(manager, specs_by_kind, failures, metrics)
+
+
+def _load_metrics(
+    manager: pluggy.PluginManager, origins: dict[str, EntryPointOrigin], failures: list[PluginInfo]
+) -> list[_ProvidedMetric]:
+    """Every plugin's metric specs, less those colliding with a core metric or each other
+    (both sides of a plugin/plugin collision are rejected, as for plugin names)."""
+    candidates: list[_ProvidedMetric] = []
+    for impl in getattr(manager.hook, METRIC_HOOK).get_hookimpls():
+        origin = origins[impl.plugin_name]
+        try:
+            specs = _collect(impl.function(), MetricSpec, METRIC_HOOK)
+        except Exception as err:  # a plugin's bug must not stop the others loading
+            failures.append(
+                _failure(origin, METRIC_KIND, f"{METRIC_HOOK}(): {describe_error(err)}")
+            )
+            continue
+        candidates.extend(_ProvidedMetric(spec, origin) for spec in specs)
+
+    core = {s: name for name, (kind, _, _) in METRICS.items() for s in series_names(name, kind)}
+    by_series: dict[str, list[_ProvidedMetric]] = {}
+    for p in candidates:
+        for s in series_names(p.spec.name, p.spec.kind):
+            by_series.setdefault(s, []).append(p)
+
+    accepted: list[_ProvidedMetric] = []
+    for p in candidates:
+        exposed = series_names(p.spec.name, p.spec.kind)
+        core_hits = sorted({core[s] for s in exposed if s in core})
+        others = [o for s in sorted(exposed) for o in by_series[s] if o is not p]
+        if core_hits:
+            error = (
+                f"name clash: metric {p.spec.name!r} collides with the core metric "
+                f"{core_hits[0]!r}; name plugin metrics otus_<plugin>_…"
+            )
+        elif others:
+            who = " and ".join(sorted({f"{o.spec.name!r} of {_who(o.origin)}" for o in others}))
+            error = (
+                f"name clash: metric {p.spec.name!r} of {_who(p.origin)} collides with {who}; "
+                "uninstall one of them"
+            )
+        else:
+            accepted.append(p)
+            continue
+        failures.append(
+            _failure(p.origin, METRIC_KIND, error, name=p.spec.name, summary=p.spec.help)
+        )
+    return accepted
+
+
+def _who(origin: EntryPointOrigin) -> str:
+    return f"{origin.distribution} (entry point {origin.name!r})"
 
 
 def _register(manager: pluggy.PluginManager, item: LoadedModule) -> str | None:
@@ -208,9 +289,7 @@ def _register(manager: pluggy.PluginManager, item: LoadedModule) -> str | None:
     return None
 
 
-def _collect(
-    result: Iterable[Any] | None, spec_class: type[PluginSpec[Any]], hook_name: str
-) -> list[PluginSpec[Any]]:
+def _collect(result: Iterable[Any] | None, spec_class: type[Any], hook_name: str) -> list[Any]:
     specs = list(result or ())
     for spec in specs:
         if not isinstance(spec, spec_class):
@@ -220,14 +299,22 @@ def _collect(
 
 
 def _failure(
-    origin: EntryPointOrigin, kind: str | None, error: str, spec: PluginSpec[Any] | None = None
+    origin: EntryPointOrigin,
+    kind: str | None,
+    error: str,
+    spec: PluginSpec[Any] | None = None,
+    *,
+    name: str | None = None,
+    summary: str = "",
 ) -> PluginInfo:
+    if spec is not None:
+        name, summary = spec.name, spec.summary
     return PluginInfo(
-        name=spec.name if spec is not None else origin.name,
+        name=name or origin.name,
         kind=kind,
         distribution=origin.distribution,
         version=origin.version,
-        summary=spec.summary if spec is not None else "",
+        summary=summary,
         status="failed",
         error=error,
         entry_point=origin.name,
