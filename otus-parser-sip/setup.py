@@ -85,6 +85,7 @@ setup(
                 f"{NATIVE}/sip_sdp.c",
                 f"{NATIVE}/sip_batch.c",
                 f"{NATIVE}/sip_dialog.c",
+                f"{NATIVE}/sip_media.c",
                 f"{NATIVE}/sip_scan.c",
             ],
             depends=[

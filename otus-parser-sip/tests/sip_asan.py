@@ -14,7 +14,8 @@ from otus.testing.sanitizers import build_extension
 
 NATIVE = Path(__file__).resolve().parents[1] / "src" / "otus_parser_sip" / "_native"
 FAST_SOURCES = (
-    "sip_fast.c", "sip_json.c", "sip_sdp.c", "sip_batch.c", "sip_dialog.c", "sip_scan.c",
+    "sip_fast.c", "sip_json.c", "sip_sdp.c", "sip_batch.c", "sip_dialog.c", "sip_media.c",
+    "sip_scan.c",
 )  # fmt: skip
 
 

@@ -12,7 +12,14 @@ from otus_parser_sip._body import media_of
 from otus_parser_sip._dialogs import Dialog, DialogTable
 from otus_parser_sip._message import FastResult, Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
-from otus_parser_sip._scan import BatchFn, JsonFn, MediaSummary, batch_parser, json_parser
+from otus_parser_sip._scan import (
+    BatchFn,
+    JsonFn,
+    MediaSummary,
+    batch_parser,
+    json_parser,
+    media_applier,
+)
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -124,6 +131,13 @@ class SipParser(Parser):
             self.dialogs.calls, self.dialogs.by_outcome, options.max_dialogs, Dialog,
             options.include_dialog_labels, self.media is not None,
         )  # fmt: skip
+        #: ``cfg`` of ``media_apply`` (``sip_media.c``).
+        self._media_cfg: tuple[Any, ...] = ()
+        if self.media is not None:
+            self._media_cfg = (
+                self.media._flows, self.media._by_call, self.media.max_flows, MediaFlow,
+                self._media_ttl_ns, int(options.dialog_linger_s * _NS),
+            )  # fmt: skip
         self.framer = StreamFramer(
             self.errors,
             max_message_size=options.max_message_size,
@@ -356,18 +370,16 @@ class SipParser(Parser):
                 if dialogs.ended:
                     self._calls_ended(ts_ns)
 
-    def _media_ops(self, ops: Sequence[Any]) -> None:
+    def _media_ops(self, ops: list[Any]) -> None:
         """The media registry's share of a ``parse_batch`` run (``is_end, dialog, ts_ns, media``
-        quadruples in message order): what ``_follow`` does after each ``DialogTable.update``."""
+        quadruples in message order): what ``_follow`` does after each ``DialogTable.update``
+        (``_register_media``, ``MediaFlowRegistry.end_call``), in C on the registry's own
+        objects (``sip_media.c``)."""
         registry = self.media
         assert registry is not None
-        linger_ns = int(self.options.dialog_linger_s * _NS)
-        it = iter(ops)
-        for is_end, dialog, ts_ns, media in zip(it, it, it, it, strict=True):
-            if is_end:
-                registry.end_call(dialog.call_id, ts_ns + linger_ns)
-            else:
-                self._register_media(media, dialog, ts_ns)
+        registered, evicted = media_applier()(ops, self._media_cfg)
+        registry.registered += registered
+        registry.evicted += evicted
 
     def _register_media(self, media: list[MediaSummary], dialog: Dialog, ts_ns: int) -> None:
         """SDP offer or answer (``media``: ``_body.media_of`` of the body): each side announces

@@ -2,7 +2,8 @@
  * C writers share (sip_json.c, sip_sdp.c).
  *
  * parse_json (sip_json.c) frames a message and writes its payload as JSON; parse_batch
- * (sip_batch.c, sip_dialog.c) does SipParser.parse for a run of datagrams. Whatever they
+ * (sip_batch.c, sip_dialog.c) does SipParser.parse for a run of datagrams, and media_apply
+ * (sip_media.c) the media registry's share of it. Whatever they
  * decline runs through the pure-Python reference (_message.py, _headers.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -71,6 +72,8 @@ static PyMethodDef methods[] = {
      "status, trailing, body, content_type, media) | None"},
     {"parse_batch", (PyCFunction)(void (*)(void))otus_sip_parse_batch, METH_FASTCALL,
      "parse_batch(datagrams, start, out, cfg, table) -> (next, pending, counts)"},
+    {"media_apply", (PyCFunction)(void (*)(void))otus_sip_media_apply, METH_FASTCALL,
+     "media_apply(ops, cfg) -> (registered, evicted)"},
     {NULL, NULL, 0, NULL},
 };
 

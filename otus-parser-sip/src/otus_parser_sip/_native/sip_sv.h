@@ -209,6 +209,8 @@ struct jb;
  * of a dict in r->labels. */
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
                        int datagram, int parse_sdp, int partial, sip_jres *r, struct jb *lab);
+/* _sip_fast.media_apply (defined in sip_media.c). */
+PyObject *otus_sip_media_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 /* _sip_fast.parse_batch (defined in sip_batch.c). */
 PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 

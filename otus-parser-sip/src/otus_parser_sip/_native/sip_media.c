@@ -1,0 +1,277 @@
+/* The media registry's share of a parse_batch run (SipParser._media_ops), line for line.
+ *
+ * media_apply(ops, cfg) runs the operations parse_batch handed back, in order, on the
+ * registry's own Python objects, as SipParser._media_ops would with MediaFlowRegistry
+ * (media.py): ops is [is_end, dialog, ts_ns, media, ...]; is_end: end_call(dialog.call_id,
+ * ts_ns + linger_ns), else one MediaFlow per announced endpoint registered (RTP, and RTCP
+ * unless rtcp-mux) with expires_ns = ts_ns + ttl_ns. cfg is (registry._flows (an OrderedDict
+ * of (ip, port) to MediaFlow), registry._by_call (dict of Call-ID to a set of keys),
+ * max_flows, MediaFlow, ttl_ns, linger_ns). Returns (registered, evicted) for Python to add
+ * to the registry's counters.
+ *
+ * The OrderedDict is only used through the mapping protocol and its own methods (pop,
+ * popitem), never through the dict C API, which would bypass its order. MediaFlow objects are
+ * built by writing their slots when MediaFlow's __slots__ are exactly the ones known here,
+ * else by calling the class.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "sip_dialog.h"
+
+enum { M_IP, M_PORT, M_KIND, M_CALL_ID, M_MEDIA, M_CODECS, M_EXPIRES, M_N };
+static const char *const M_NAMES[M_N] = {"ip",    "port",   "kind",      "call_id",
+                                         "media", "codecs", "expires_ns"};
+static PyTypeObject *m_type;
+static Py_ssize_t m_off[M_N];
+static int m_direct;
+static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_pop, *s_popitem, *s_call_id, *s_expires;
+
+#define MSLOT(o, k) (*(PyObject **)((char *)(o) + m_off[k]))
+
+static int setup(PyTypeObject *t) {
+    if (s_rtp == NULL) {
+        s_rtp = PyUnicode_InternFromString("rtp");
+        s_rtcp = PyUnicode_InternFromString("rtcp");
+        s_rtp_rtcp = PyUnicode_InternFromString("rtp+rtcp");
+        s_pop = PyUnicode_InternFromString("pop");
+        s_popitem = PyUnicode_InternFromString("popitem");
+        s_call_id = PyUnicode_InternFromString("call_id");
+        s_expires = PyUnicode_InternFromString("expires_ns");
+        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_pop || !s_popitem || !s_call_id || !s_expires)
+            return -1;
+    }
+    if (t == m_type)
+        return 0;
+    m_direct = t->tp_base == &PyBaseObject_Type && t->tp_dictoffset == 0;
+    PyObject *slots = m_direct ? PyObject_GetAttrString((PyObject *)t, "__slots__") : NULL;
+    if (slots == NULL || PySequence_Size(slots) != M_N)
+        m_direct = 0;
+    Py_XDECREF(slots);
+    PyErr_Clear();
+    for (int k = 0; m_direct && k < M_N; k++)
+        if ((m_off[k] = otus_sip_slot_offset(t, M_NAMES[k])) < 0)
+            m_direct = 0;
+    Py_INCREF(t);
+    Py_XSETREF(m_type, t);
+    return 0;
+}
+
+/* MediaFlow(ip, port, kind, call_id, media, codecs, expires_ns); v borrowed. */
+static PyObject *new_flow(PyObject *const *v) {
+    if (!m_direct)
+        return PyObject_Vectorcall((PyObject *)m_type, v, M_N, NULL);
+    PyObject *f = m_type->tp_alloc(m_type, 0);
+    if (f == NULL)
+        return NULL;
+    for (int k = 0; k < M_N; k++)
+        MSLOT(f, k) = Py_NewRef(v[k]);
+    return f;
+}
+
+typedef struct {
+    PyObject *flows, *by_call;
+    Py_ssize_t max_flows;
+    long long registered, evicted;
+} mstate;
+
+/* MediaFlowRegistry._unlink */
+static int unlink_key(mstate *s, PyObject *call_id, PyObject *key) {
+    PyObject *keys = PyDict_GetItemWithError(s->by_call, call_id);
+    if (keys == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PySet_Check(keys)) {
+        PyErr_SetString(PyExc_TypeError, "media_apply: _by_call holds a non-set");
+        return -1;
+    }
+    if (PySet_Discard(keys, key) < 0)
+        return -1;
+    if (PySet_GET_SIZE(keys) == 0 && PyDict_DelItem(s->by_call, call_id) < 0)
+        return -1;
+    return 0;
+}
+
+/* An attribute of a flow (a new reference). */
+static PyObject *flow_attr(PyObject *flow, int k, PyObject *name) {
+    if (m_direct && Py_IS_TYPE(flow, m_type)) {
+        PyObject *v = MSLOT(flow, k);
+        if (v == NULL) {
+            PyErr_SetObject(PyExc_AttributeError, name);
+            return NULL;
+        }
+        return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(flow, name);
+}
+
+/* MediaFlowRegistry.register(flow) */
+static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject *call_id) {
+    PyObject *key = PyTuple_Pack(2, ip, port);
+    if (key == NULL)
+        return -1;
+    int rc = -1;
+    PyObject *old = PyObject_CallMethodObjArgs(s->flows, s_pop, key, Py_None, NULL);
+    if (old == NULL)
+        goto done;
+    if (old != Py_None) {
+        PyObject *old_cid = flow_attr(old, M_CALL_ID, s_call_id);
+        int same = old_cid == NULL ? -1 : PyObject_RichCompareBool(old_cid, call_id, Py_EQ);
+        int bad = same < 0 || (!same && unlink_key(s, old_cid, key) < 0);
+        Py_XDECREF(old_cid);
+        Py_DECREF(old);
+        if (bad)
+            goto done;
+    } else {
+        Py_DECREF(old);
+    }
+    if (PyObject_SetItem(s->flows, key, flow) < 0)
+        goto done;
+    PyObject *keys = PyDict_GetItemWithError(s->by_call, call_id);
+    if (keys == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        PyObject *set = PySet_New(NULL);
+        int bad = set == NULL || PySet_Add(set, key) < 0 ||
+                  PyDict_SetItem(s->by_call, call_id, set) < 0;
+        Py_XDECREF(set);
+        if (bad)
+            goto done;
+    } else if (!PySet_Check(keys) || PySet_Add(keys, key) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "media_apply: _by_call holds a non-set");
+        goto done;
+    }
+    s->registered++;
+    while (PyObject_Length(s->flows) > s->max_flows) {
+        PyObject *pair = PyObject_CallMethodObjArgs(s->flows, s_popitem, Py_False, NULL);
+        if (pair == NULL)
+            goto done;
+        int bad = !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2;
+        PyObject *victim_cid = bad ? NULL
+                                   : flow_attr(PyTuple_GET_ITEM(pair, 1), M_CALL_ID, s_call_id);
+        bad = bad || victim_cid == NULL ||
+              unlink_key(s, victim_cid, PyTuple_GET_ITEM(pair, 0)) < 0;
+        Py_XDECREF(victim_cid);
+        Py_DECREF(pair);
+        if (bad) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "media_apply: popitem() gave no pair");
+            goto done;
+        }
+        s->evicted++;
+    }
+    if (PyObject_Length(s->flows) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_DECREF(key);
+    return rc;
+}
+
+/* SipParser._register_media: media is a list of (addr, port, kind, mux, rtcp_addr,
+ * rtcp_port, codecs) summaries. */
+static int register_media(mstate *s, PyObject *media, PyObject *call_id, PyObject *expires) {
+    PyObject *seq = PySequence_Fast(media, "media_apply: media is not a sequence");
+    if (seq == NULL)
+        return -1;
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *m = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 7) {
+            PyErr_SetString(PyExc_TypeError, "media_apply: a media summary is not a 7-tuple");
+            rc = -1;
+            break;
+        }
+        Py_INCREF(m); /* held while Python code (a MediaFlow subclass, __eq__) may run */
+        PyObject *addr = PyTuple_GET_ITEM(m, 0), *port = PyTuple_GET_ITEM(m, 1);
+        PyObject *kind = PyTuple_GET_ITEM(m, 2), *codecs = PyTuple_GET_ITEM(m, 6);
+        int mux = PyObject_IsTrue(PyTuple_GET_ITEM(m, 3));
+        if (mux < 0) {
+            rc = -1;
+        } else {
+            PyObject *v[M_N] = {addr, port, mux ? s_rtp_rtcp : s_rtp, call_id, kind, codecs,
+                                expires};
+            PyObject *flow = new_flow(v);
+            rc = flow == NULL ? -1 : reg(s, flow, addr, port, call_id);
+            Py_XDECREF(flow);
+            if (rc == 0 && !mux) {
+                PyObject *raddr = PyTuple_GET_ITEM(m, 4), *rport = PyTuple_GET_ITEM(m, 5);
+                PyObject *w[M_N] = {raddr, rport, s_rtcp, call_id, kind, codecs, expires};
+                flow = new_flow(w);
+                rc = flow == NULL ? -1 : reg(s, flow, raddr, rport, call_id);
+                Py_XDECREF(flow);
+            }
+        }
+        Py_DECREF(m);
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* MediaFlowRegistry.end_call(call_id, expires) */
+static int end_call(mstate *s, PyObject *call_id, PyObject *expires) {
+    PyObject *keys = PyDict_GetItemWithError(s->by_call, call_id);
+    if (keys == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *list = PySequence_List(keys); /* a snapshot: Python code may run below */
+    if (list == NULL)
+        return -1;
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(list); i++) {
+        PyObject *flow = PyObject_GetItem(s->flows, PyList_GET_ITEM(list, i));
+        if (flow == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_KeyError))
+                PyErr_Clear();
+            else
+                rc = -1;
+            continue;
+        }
+        PyObject *cur = flow_attr(flow, M_EXPIRES, s_expires);
+        int less = cur == NULL ? -1 : PyObject_RichCompareBool(expires, cur, Py_LT);
+        if (less < 0 || (less && PyObject_SetAttr(flow, s_expires, expires) < 0))
+            rc = -1;
+        Py_XDECREF(cur);
+        Py_DECREF(flow);
+    }
+    Py_DECREF(list);
+    return rc;
+}
+
+PyObject *otus_sip_media_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        PyTuple_GET_SIZE(args[1]) != 6 || !PyDict_Check(PyTuple_GET_ITEM(args[1], 0)) ||
+        !PyDict_Check(PyTuple_GET_ITEM(args[1], 1)) ||
+        !PyType_Check(PyTuple_GET_ITEM(args[1], 3)) || PyList_GET_SIZE(args[0]) % 4 != 0) {
+        PyErr_SetString(PyExc_TypeError, "media_apply(ops: list, cfg: tuple)");
+        return NULL;
+    }
+    PyObject *cfg = args[1];
+    mstate s = {PyTuple_GET_ITEM(cfg, 0), PyTuple_GET_ITEM(cfg, 1),
+                PyLong_AsSsize_t(PyTuple_GET_ITEM(cfg, 2)), 0, 0};
+    PyObject *ttl = PyTuple_GET_ITEM(cfg, 4), *linger = PyTuple_GET_ITEM(cfg, 5);
+    if (PyErr_Occurred() || setup((PyTypeObject *)PyTuple_GET_ITEM(cfg, 3)) < 0)
+        return NULL;
+    PyObject *ops = PyList_GetSlice(args[0], 0, PyList_GET_SIZE(args[0])); /* a snapshot */
+    if (ops == NULL)
+        return NULL;
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i + 3 < PyList_GET_SIZE(ops); i += 4) {
+        PyObject *dialog = PyList_GET_ITEM(ops, i + 1), *ts = PyList_GET_ITEM(ops, i + 2);
+        int is_end = PyObject_IsTrue(PyList_GET_ITEM(ops, i));
+        PyObject *cid = is_end < 0 ? NULL : PyObject_GetAttr(dialog, s_call_id);
+        PyObject *at = cid == NULL ? NULL : PyNumber_Add(ts, is_end ? linger : ttl);
+        if (at == NULL)
+            rc = -1;
+        else if (is_end)
+            rc = end_call(&s, cid, at);
+        else
+            rc = register_media(&s, PyList_GET_ITEM(ops, i + 3), cid, at);
+        Py_XDECREF(cid);
+        Py_XDECREF(at);
+    }
+    Py_DECREF(ops);
+    if (rc < 0)
+        return NULL;
+    return Py_BuildValue("(LL)", s.registered, s.evicted);
+}
