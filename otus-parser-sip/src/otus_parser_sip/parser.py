@@ -131,13 +131,6 @@ class SipParser(Parser):
             self.dialogs.calls, self.dialogs.by_outcome, options.max_dialogs, Dialog,
             options.include_dialog_labels, self.media is not None,
         )  # fmt: skip
-        #: ``cfg`` of ``media_apply`` (``sip_media.c``).
-        self._media_cfg: tuple[Any, ...] = ()
-        if self.media is not None:
-            self._media_cfg = (
-                self.media._flows, self.media._by_call, self.media.max_flows, MediaFlow,
-                self._media_ttl_ns, int(options.dialog_linger_s * _NS),
-            )  # fmt: skip
         self.framer = StreamFramer(
             self.errors,
             max_message_size=options.max_message_size,
@@ -377,7 +370,11 @@ class SipParser(Parser):
         objects (``sip_media.c``)."""
         registry = self.media
         assert registry is not None
-        registered, evicted = media_applier()(ops, self._media_cfg)
+        cfg = (
+            registry._flows, registry._by_call, registry.max_flows, MediaFlow,
+            self._media_ttl_ns, int(self.options.dialog_linger_s * _NS),
+        )  # fmt: skip
+        registered, evicted = media_applier()(ops, cfg)
         registry.registered += registered
         registry.evicted += evicted
 
