@@ -17,7 +17,8 @@ __all__ = ["StreamFramer", "find_start_line", "looks_like_tls"]
 
 FlowKey = tuple[str, int, str, int]
 _SIP20 = b"SIP/2.0"
-_TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~")
+#: RFC 3261 ``token`` characters (deleted by ``bytes.translate``: a token leaves nothing).
+_TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~"
 
 MODE_SIP = 0
 MODE_WS = 1
@@ -31,7 +32,11 @@ def looks_like_tls(data: bytes | bytearray) -> bool:
 
 def _is_request_line(line: bytes | bytearray) -> bool:
     sp = line.find(b" ")
-    return sp > 0 and all(c in _TOKEN for c in line[:sp]) and line.rstrip().endswith(b" " + _SIP20)
+    return (
+        sp > 0
+        and not line[:sp].translate(None, _TOKEN)
+        and line.rstrip().endswith(b" " + _SIP20)
+    )
 
 
 def find_start_line(buf: bytes | bytearray) -> int:
