@@ -33,9 +33,7 @@ def looks_like_tls(data: bytes | bytearray) -> bool:
 def _is_request_line(line: bytes | bytearray) -> bool:
     sp = line.find(b" ")
     return (
-        sp > 0
-        and not line[:sp].translate(None, _TOKEN)
-        and line.rstrip().endswith(b" " + _SIP20)
+        sp > 0 and not line[:sp].translate(None, _TOKEN) and line.rstrip().endswith(b" " + _SIP20)
     )
 
 
