@@ -30,6 +30,7 @@ FAST = load_extension("otus_reporter_kafka._native._kafka_fast", sys.argv[1])
 
 from aiokafka.record.util import calc_crc32c  # noqa: E402
 from kafka_helpers import corrupt, labels_json_variant  # noqa: E402
+from kafka_hostile import VICTIMS, LabelThief, ListThief, Shifty, fresh_labels  # noqa: E402
 from orjson import dumps  # noqa: E402
 
 from otus import PluginContext, Record  # noqa: E402
@@ -53,26 +54,6 @@ class Int(int):
 
 
 # -- hostile records ---------------------------------------------------------------------------
-
-
-def fresh_labels(n: int, seed: int) -> dict[str, str]:
-    """Labels whose strings only the dict holds (freed when it is cleared)."""
-    return {f"sip.k{seed}-{i}-" + "x" * 40: "é" * (i + 30) + str(seed) for i in range(n)}
-
-
-class LabelThief(Record):
-    """``raw_payload`` (read by C after the labels) clears and refills the labels dict."""
-
-    @property  # type: ignore[override]
-    def raw_payload(self) -> bytes:
-        labels = Record.labels.__get__(self)  # type: ignore[attr-defined]
-        labels.clear()
-        labels.update(fresh_labels(3, 99))
-        return b"raw"
-
-    @raw_payload.setter
-    def raw_payload(self, value: bytes) -> None:
-        pass
 
 
 class PayloadThief(Record):
@@ -108,35 +89,6 @@ class JsonSwap(Record):
     @raw_payload.setter
     def raw_payload(self, value: bytes) -> None:
         pass
-
-
-VICTIMS: list[Any] = []
-
-
-class ListThief(Record):
-    """Reading ``task_id`` empties (or shrinks) the records list being reported."""
-
-    @property  # type: ignore[override]
-    def task_id(self) -> str:
-        del VICTIMS[1:]
-        return "t"
-
-    @task_id.setter
-    def task_id(self, value: str) -> None:
-        pass
-
-
-class Shifty:
-    """A timestamp whose ``__index__`` mutates the messages list and changes its value."""
-
-    def __init__(self, messages: list[Any]) -> None:
-        self.messages = messages
-        self.calls = 0
-
-    def __index__(self) -> int:
-        self.calls += 1
-        self.messages.clear()
-        return (1 << 62) if self.calls % 2 else -(1 << 62)
 
 
 def base_record(seq: int, cls: type[Record] = Record, **over: Any) -> Record:

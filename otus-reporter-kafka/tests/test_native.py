@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka_helpers import corrupt, labels_json_variant, sip_record
+from kafka_hostile import VICTIMS, LabelThief, ListThief, Shifty, fresh_labels
 
 from otus import PluginContext, Record, record_to_dict
 from otus.testing import need
@@ -231,26 +232,6 @@ def test_records_section_past_64_bits_falls_back() -> None:
 # -- regressions found by the sanitizer run (test_kafka_sanitizers.py) ---------------------------
 
 
-def _fresh_labels(n: int, seed: int) -> dict[str, str]:
-    """Labels whose strings only the dict holds (freed when it is cleared)."""
-    return {f"sip.k{seed}-{i}-" + "x" * 40: "é" * (i + 30) + str(seed) for i in range(n)}
-
-
-class _LabelThief(Record):
-    """Reading ``raw_payload`` replaces every label (and frees the old strings)."""
-
-    @property
-    def raw_payload(self) -> bytes:
-        labels: dict[str, str] = Record.labels.__get__(self)
-        labels.clear()
-        labels.update(_fresh_labels(3, 99))
-        return b"raw"
-
-    @raw_payload.setter
-    def raw_payload(self, value: bytes) -> None:
-        pass
-
-
 def test_labels_are_read_after_any_python_code_of_the_record() -> None:
     """C used to keep pointers into the label strings while it read ``raw_payload``; a
     property that changes the labels freed them under it (use after free). Now the labels are
@@ -260,32 +241,16 @@ def test_labels_are_read_after_any_python_code_of_the_record() -> None:
         "ts_ns": base.ts_ns, "src_ip": base.src_ip, "dst_ip": base.dst_ip, "src_port": 1,
         "dst_port": 2, "protocol": 17, "payload_type": "sip", "payload_json": b'{"a":1}',
     }  # fmt: skip
-    thieves = [_LabelThief(**fields, labels=_fresh_labels(5, i)) for i in range(20)]
+    thieves = [LabelThief(**fields, labels=fresh_labels(5, i)) for i in range(20)]
     reporter = _reporter(True, topic="t")
     reporter.report(thieves)
     messages = reporter._buffer.take_all()
     assert len(messages) == len(thieves)
     plain = BodyEncoder(JsonEncoder(), native=False)
     for thief, message in zip(thieves, messages, strict=True):
-        same = Record(**fields, raw_payload=b"raw", labels=_fresh_labels(3, 99))
+        same = Record(**fields, raw_payload=b"raw", labels=fresh_labels(3, 99))
         assert thief.labels == same.labels
         assert message.body == plain.encode(same)[0]
-
-
-_VICTIMS: list[Record] = []
-
-
-class _ListThief(Record):
-    """Reading ``task_id`` drops every record after the first from the list being reported."""
-
-    @property
-    def task_id(self) -> str:
-        del _VICTIMS[1:]
-        return "t"
-
-    @task_id.setter
-    def task_id(self, value: str) -> None:
-        pass
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -293,27 +258,14 @@ def test_a_records_list_that_shrinks_during_report_is_not_read_past_its_end(nati
     """C used to keep the list's length from before the call and read freed records past the
     new end; ``_encode_native`` raised IndexError. Now both stop at the list's end."""
     base = sip_record(0)
-    thief = _ListThief(
+    thief = ListThief(
         ts_ns=base.ts_ns, src_ip=base.src_ip, dst_ip=base.dst_ip, src_port=1, dst_port=2,
         protocol=17, payload_type="sip", payload_json=b'{"a":1}',
     )  # fmt: skip
-    _VICTIMS[:] = [thief] + [sip_record(i) for i in range(50)]
+    VICTIMS[:] = [thief] + [sip_record(i) for i in range(50)]
     reporter = _reporter(native, topic="t")
-    reporter.report(_VICTIMS)
-    assert len(reporter._buffer.take_all()) == len(_VICTIMS) == 1
-
-
-class _Shifty:
-    """A timestamp whose ``__index__`` empties the messages list and changes its value."""
-
-    def __init__(self, messages: list[Message]) -> None:
-        self.messages = messages
-        self.calls = 0
-
-    def __index__(self) -> int:
-        self.calls += 1
-        self.messages.clear()
-        return (1 << 62) if self.calls % 2 else -(1 << 62)
+    reporter.report(VICTIMS)
+    assert len(reporter._buffer.take_all()) == len(VICTIMS) == 1
 
 
 def test_records_section_takes_only_int_timestamps_and_a_snapshot_of_the_list() -> None:
@@ -323,7 +275,7 @@ def test_records_section_takes_only_int_timestamps_and_a_snapshot_of_the_list() 
     read as their value."""
     assert FAST is not None
     messages = [Message("t", 0, b"b" * i * 50, i, 0, None) for i in range(40)]
-    shifty = _Shifty(messages)
+    shifty = Shifty(messages)
     messages.append(Message("t", 0, b"x" * 1000, shifty, 0, None))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         FAST.records_section(messages, 0)
