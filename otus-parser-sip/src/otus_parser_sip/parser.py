@@ -230,19 +230,20 @@ class SipParser(Parser):
                     run.append(Datagram(ts, src, dst, sport, dport, PROTO_TCP, msg))
                     continue
                 if run:
-                    self._stream_run(run, out, fast)
+                    self._stream_run(run, out, fast, batch)
                     run = []
                 self._one(
                     msg, ws, c.ts_ns, c.src_ip, c.dst_ip, c.src_port, c.dst_port, PROTO_TCP, out,
                     fast,
                 )  # fmt: skip
         if run:
-            self._stream_run(run, out, fast)
+            self._stream_run(run, out, fast, batch)
         return out
 
-    def _stream_run(self, run: list[Datagram], out: list[Record], fast: JsonFn) -> None:
-        batch = batch_parser()
-        assert batch is not None
+    def _stream_run(
+        self, run: list[Datagram], out: list[Record], fast: JsonFn, batch: BatchFn | None
+    ) -> None:
+        assert batch is not None  # runs are collected only when the batch path is there
         self._batch(run, out, fast, batch, self._stream_cfg, self._stream_message)
 
     def _stream_message(self, d: Datagram, out: list[Record], fast: JsonFn) -> None:
