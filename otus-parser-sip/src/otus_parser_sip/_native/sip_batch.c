@@ -164,8 +164,9 @@ static int fields(PyObject *d, PyObject **f) {
 }
 
 static int method_index(sv m) {
+    static const unsigned char LENS[NMETHODS] = {6, 3, 3, 6, 8, 7, 5, 9, 6, 7, 4, 5, 7, 6};
     for (int k = 0; k < NMETHODS; k++)
-        if ((size_t)m.n == strlen(KNOWN[k]) && memcmp(m.p, KNOWN[k], (size_t)m.n) == 0)
+        if ((size_t)m.n == LENS[k] && memcmp(m.p, KNOWN[k], (size_t)m.n) == 0)
             return k;
     return NMETHODS;
 }

@@ -34,6 +34,7 @@ enum { K_STATE, K_CALLER, K_CALLEE, K_RING, K_ANSWER, K_FINAL, K_DURATION, K_N }
 static const char *const K_NAMES[K_N] = {
     ",\"sip.call_state\":", ",\"sip.caller\":", ",\"sip.callee\":", ",\"sip.ring_ms\":\"",
     ",\"sip.answer_ms\":\"", ",\"sip.final_status\":", ",\"sip.duration_ms\":\""};
+static size_t K_LENS[K_N]; /* strlen of K_NAMES, set up once */
 static PyObject *s_move_to_end, *s_popitem, *s_blank;
 
 #define GSLOT(o, k) (*(PyObject **)((char *)(o) + g_off[k]))
@@ -57,6 +58,8 @@ Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name) {
 
 int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
     if (s_move_to_end == NULL) {
+        for (int k = 0; k < K_N; k++)
+            K_LENS[k] = strlen(K_NAMES[k]);
         s_move_to_end = PyUnicode_InternFromString("move_to_end");
         s_popitem = PyUnicode_InternFromString("popitem");
         s_blank = PyUnicode_InternFromString("");
@@ -226,7 +229,7 @@ static int put_str(jb *l, int k, PyObject *v) {
             PyErr_SetString(PyExc_TypeError, "parse_batch: a dialog label is not a str");
         return -1;
     }
-    jb_put(l, K_NAMES[k], strlen(K_NAMES[k]));
+    jb_put(l, K_NAMES[k], K_LENS[k]);
     jb_str(l, (sv){p, n});
     return 0;
 }
@@ -236,7 +239,7 @@ static int put_ms(jb *l, int k, PyObject *a, PyObject *b) {
     long long q;
     if (ms_of(a, b, &q) < 0)
         return -1;
-    jb_put(l, K_NAMES[k], strlen(K_NAMES[k]));
+    jb_put(l, K_NAMES[k], K_LENS[k]);
     jb_int(l, q);
     LIT(l, "\"");
     return 0;

@@ -7,11 +7,14 @@
 #include <emmintrin.h>
 #endif
 
-/* A growing output buffer; oom set once an allocation failed. */
+/* A growing output buffer; oom set once an allocation failed. [rd_lo, rd_hi) is memory known
+ * to be readable (the message at hand): jb_chars may load whole 16-byte blocks there past the
+ * end of a string it escapes (the bytes beyond are loaded, never used). */
 typedef struct jb {
     char *p;
     size_t n, cap;
     int oom;
+    uintptr_t rd_lo, rd_hi;
     char stack[6144];
 } jb;
 
@@ -20,6 +23,13 @@ static inline void jb_init(jb *b) {
     b->n = 0;
     b->cap = sizeof(b->stack);
     b->oom = 0;
+    b->rd_lo = b->rd_hi = 0;
+}
+
+/* Marks [p, p + n) readable for jb_chars's block loads. */
+static inline void jb_readable(jb *b, const char *p, Py_ssize_t n) {
+    b->rd_lo = (uintptr_t)p;
+    b->rd_hi = (uintptr_t)p + (uintptr_t)n;
 }
 
 static inline void jb_free(jb *b) {
@@ -90,29 +100,36 @@ static inline char *esc1(char *d, unsigned char c) {
 /* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input).
  * Runs of plain characters are copied at once. */
 static inline void jb_chars(jb *b, sv s, int cas) {
-    if (!jb_reserve(b, (size_t)s.n * 6))
+    /* 16 spare bytes: the SSE2 loop stores whole blocks and then keeps only their first bytes */
+    if (!jb_reserve(b, (size_t)s.n * 6 + 16))
         return;
     char *d = b->p + b->n;
     const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
     if (cas == 0) {
 #ifdef __SSE2__
-        /* 16 bytes at a time (the reserve above leaves room for whole blocks): a block without
-         * a byte to escape is stored as is; else up to the first flagged byte (signed compare:
-         * non-ASCII is flagged too and then copied as is by the ESC check). */
+        /* 16 bytes at a time: a block without a byte to escape is stored as is; else up to the
+         * first flagged byte (signed compare: non-ASCII is flagged too and then copied as is
+         * by the ESC check). Within the readable range of b, the last (short) block of s is
+         * loaded whole too and only its first bytes kept; a string shorter than a block is
+         * then one load and one store instead of a byte loop. */
         const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
-        while (p + 16 <= e) {
+        int wide = (uintptr_t)p >= b->rd_lo && (uintptr_t)e + 16 <= b->rd_hi;
+        while (p + 16 <= e || (wide && p < e)) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
             __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
                                      _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
             unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            size_t left = (size_t)(e - p);
+            if (left < 16)
+                mask &= (1u << left) - 1;
+            _mm_storeu_si128((__m128i *)(void *)d, v);
             if (!mask) {
-                _mm_storeu_si128((__m128i *)(void *)d, v);
-                d += 16;
-                p += 16;
+                size_t k = left < 16 ? left : 16;
+                d += k;
+                p += k;
                 continue;
             }
             size_t k = (size_t)__builtin_ctz(mask);
-            memcpy(d, p, k);
             d += k;
             p += k;
             if (ESC[*p])
@@ -149,10 +166,13 @@ static inline void jb_chars(jb *b, sv s, int cas) {
     b->n = (size_t)(d - b->p);
 }
 
+/* s as a JSON string (quotes included). */
 static inline void jb_str(jb *b, sv s) {
-    LIT(b, "\"");
+    if (!jb_reserve(b, (size_t)s.n * 6 + 18))
+        return;
+    b->p[b->n++] = '"';
     jb_chars(b, s, 0);
-    LIT(b, "\"");
+    b->p[b->n++] = '"';
 }
 
 static inline void jb_int(jb *b, long long v) {

@@ -580,6 +580,13 @@ static const char *const LB_NAMES[LB_N] = {
     "sip.method",    "sip.request_uri", "sip.status_code", "sip.from_user", "sip.to_user",
     "sip.from_tag",  "sip.to_tag",      "sip.via",       "sip.via_branch", "sip.user_agent"};
 static PyObject *lb_key[LB_N];
+/* The JSON member openings of the labels ("sip.call_id": ...) and their lengths. */
+#define LBJ(s) {"\"" s "\":", sizeof("\"" s "\":") - 1}
+static const sv LB_JSON[LB_N] = {
+    LBJ("sip.call_id"),   LBJ("sip.from_uri"),    LBJ("sip.to_uri"),      LBJ("sip.cseq"),
+    LBJ("sip.cseq_method"), LBJ("sip.method"),    LBJ("sip.request_uri"), LBJ("sip.status_code"),
+    LBJ("sip.from_user"), LBJ("sip.to_user"),     LBJ("sip.from_tag"),    LBJ("sip.to_tag"),
+    LBJ("sip.via"),       LBJ("sip.via_branch"),  LBJ("sip.user_agent")};
 
 /* Where the labels go: a dict of str (parse_json) or JSON members appended to a buffer (the
  * batch path: the record's labels_json). */
@@ -594,9 +601,11 @@ typedef struct {
 static int lput(lsink *k, int key, sv s, int unique) {
     if (k->json != NULL) {
         jb *b = k->json;
-        jb_put(b, k->n++ ? ",\"" : "{\"", 2);
-        jb_put(b, LB_NAMES[key], strlen(LB_NAMES[key]));
-        LIT(b, "\":");
+        if (!jb_reserve(b, (size_t)LB_JSON[key].n + 1))
+            return -1;
+        b->p[b->n++] = k->n++ ? ',' : '{';
+        memcpy(b->p + b->n, LB_JSON[key].p, (size_t)LB_JSON[key].n);
+        b->n += (size_t)LB_JSON[key].n;
         jb_str(b, s);
         return b->oom ? -1 : 0;
     }
@@ -733,13 +742,16 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
     const char *eol = memchr(buf, '\n', (size_t)hend);
     if (h.n < 0 || eol == NULL)
         return BAIL;
-    memset(h.first, 0, sizeof(h.first));
+    /* h.first[id] is read only where h.count[id] > 0 */
     memset(h.count, 0, sizeof(h.count));
     sv line = {buf, (eol - buf) - 1};
     minfo m;
     long long cl;
     jb b;
     jb_init(&b);
+    jb_readable(&b, buf, size);
+    if (lab != NULL)
+        jb_readable(lab, buf, size);
     int rc = head_json(&b, &h, line, &m, &cl);
     /* Framing, as _message.parse_message: Content-Length against what the data carries. */
     Py_ssize_t body_start = hend + 4, body_len = size - body_start, trailing = 0;

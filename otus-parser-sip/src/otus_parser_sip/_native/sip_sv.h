@@ -48,7 +48,13 @@ static inline sv trim(sv s) {
 }
 
 static inline Py_ssize_t find(sv s, char c) {
-    const char *q = s.n > 0 ? memchr(s.p, c, (size_t)s.n) : NULL;
+    if (s.n <= 24) { /* the usual short value: a loop costs less than the call */
+        for (Py_ssize_t i = 0; i < s.n; i++)
+            if (s.p[i] == c)
+                return i;
+        return -1;
+    }
+    const char *q = memchr(s.p, c, (size_t)s.n);
     return q == NULL ? -1 : q - s.p;
 }
 
