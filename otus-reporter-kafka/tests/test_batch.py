@@ -37,13 +37,18 @@ class _Fixed:
         return b"<%d>" % record.src_port
 
 
-def _ours(records: list[Record], codec: str, encoder: Encoder | None = None) -> PrebuiltBatch:
+def _ours(
+    records: list[Record],
+    codec: str,
+    encoder: Encoder | None = None,
+    scratch: bytearray | None = None,
+) -> PrebuiltBatch:
     bodies_of = BodyEncoder(encoder or JsonEncoder(), max_cached=4)
     messages = []
     for record in records:
         body, hashed = bodies_of.encode(record)
         messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
-    return PrebuiltBatch.build(messages, codec, compressor(codec))
+    return PrebuiltBatch.build(messages, codec, compressor(codec), scratch)
 
 
 def _aiokafka(records: list[Record], codec: str, encoder: Encoder | None = None) -> bytes:
@@ -70,10 +75,14 @@ def test_other_value_encoders_go_in_as_they_are() -> None:
     assert _ours(records, "none", _Fixed())._build() == _aiokafka(records, "none", _Fixed())
 
 
+@pytest.mark.parametrize("scratch", [False, True], ids=["own-section", "scratch"])
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_batch_reads_back_as_aiokafkas(codec: str) -> None:
+def test_compressed_batch_reads_back_as_aiokafkas(codec: str, scratch: bool) -> None:
+    """Also with the section written into the sender's reused scratch (the C path): a
+    smaller batch after a larger one reads only its own part of the scratch."""
     records = _records()
-    ours = DefaultRecordBatch(_ours(records, codec)._build())
+    reused = bytearray(b"stale" * 100_000) if scratch else None
+    ours = DefaultRecordBatch(_ours(records, codec, scratch=reused)._build())
     theirs = DefaultRecordBatch(_aiokafka(records, codec))
     assert ours.validate_crc()
     assert ours.compression_type == CODECS[codec]
@@ -147,9 +156,10 @@ def test_lz4_frames_are_what_kafka_reads() -> None:
         assert bd >> 4 == 6  # 1 MiB
 
 
+@pytest.mark.parametrize("scratch", [False, True], ids=["own-section", "scratch"])
 @pytest.mark.parametrize("codec", ["lz4", "zstd"])
 def test_cramjam_compression_when_lz4_or_zstandard_is_missing(
-    codec: str, monkeypatch: pytest.MonkeyPatch
+    codec: str, scratch: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the ``lz4``/``zstandard`` packages the sender compresses with cramjam: the
     batch still reads back with every record."""
@@ -159,12 +169,39 @@ def test_cramjam_compression_when_lz4_or_zstandard_is_missing(
     monkeypatch.setitem(sys.modules, "lz4", None)
     monkeypatch.setitem(sys.modules, "zstandard", None)
     records = _records()
-    ours = DefaultRecordBatch(_ours(records, codec)._build())
+    ours = DefaultRecordBatch(
+        _ours(records, codec, scratch=bytearray() if scratch else None)._build()
+    )
     assert ours.compression_type == CODECS[codec]
     theirs = DefaultRecordBatch(_aiokafka(records, codec))
     assert [(r.key, r.value, list(r.headers)) for r in ours] == [
         (r.key, r.value, list(r.headers)) for r in theirs
     ]
+
+
+@pytest.mark.parametrize("scratch", [False, True], ids=["own-section", "scratch"])
+def test_a_section_compression_does_not_shrink_goes_uncompressed(scratch: bool) -> None:
+    """When the compressed section is not smaller the batch carries the section as it is:
+    the same bytes as an uncompressed batch of the same records (also from the scratch,
+    and with the compressor handed a view of the scratch, not a copy)."""
+    records = _records()[:5]
+    bodies_of = BodyEncoder(JsonEncoder())
+    messages = []
+    for record in records:
+        body, hashed = bodies_of.encode(record)
+        messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
+    seen: list[type] = []
+
+    def inflate(section: bytes) -> bytes:
+        seen.append(type(section))
+        return bytes(section) + b"more"
+
+    reused = bytearray(b"stale" * 10_000) if scratch else None
+    batch = PrebuiltBatch.build(messages, "lz4", inflate, reused)
+    assert batch._attributes == 0
+    assert batch._build() == _ours(records, "none")._build()
+    native = scratch and FAST is not None
+    assert seen == [memoryview if native else bytes]
 
 
 def test_many_records_need_long_offset_varints() -> None:

@@ -224,6 +224,48 @@ def test_records_section_in_c_is_the_python_one(parts: list[tuple[bytes, int]], 
     assert records_section(messages, first) == records_section_py(messages, first)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    sections=st.lists(
+        st.lists(
+            st.tuples(st.binary(max_size=300), st.integers(0, 2**40)), min_size=1, max_size=30
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_records_section_into_a_reused_scratch_is_the_python_one(
+    sections: list[list[tuple[bytes, int]]],
+) -> None:
+    """Sections of all sizes written one after the other into one bytearray: each is the
+    Python section at the start of the scratch, which grows but never shrinks."""
+    need(FAST is not None, "the _kafka_fast extension is not built")
+    scratch = bytearray()
+    for parts in sections:
+        messages = [Message("t", 0, body, stamp, 0, None) for body, stamp in parts]
+        before = len(scratch)
+        length, max_ts = FAST.records_section_into(scratch, messages, parts[0][1])
+        expected, expected_max = records_section_py(messages, parts[0][1])
+        assert bytes(scratch[:length]) == expected
+        assert max_ts == expected_max
+        assert len(scratch) == max(before, length)
+
+
+def test_records_section_into_refuses_what_it_cannot_write() -> None:
+    """A scratch that is exported (a live memoryview) cannot grow: BufferError, nothing
+    written; a scratch that is not a bytearray or messages that are not Messages: TypeError."""
+    need(FAST is not None, "the _kafka_fast extension is not built")
+    messages = [Message("t", 0, b"x" * 100, 5, 0, None)]
+    scratch = bytearray(b"keep")
+    with memoryview(scratch), pytest.raises(BufferError):
+        FAST.records_section_into(scratch, messages, 0)
+    assert scratch == b"keep"
+    with pytest.raises(TypeError):
+        FAST.records_section_into(bytes(10), messages, 0)
+    with pytest.raises(TypeError):
+        FAST.records_section_into(bytearray(), [("t", 0, b"x")], 0)
+
+
 def test_records_section_past_64_bits_falls_back() -> None:
     messages = [Message("t", 0, b"x", 2**63 - 1, 0, None)]
     assert records_section(messages, -(2**63)) == records_section_py(messages, -(2**63))

@@ -144,7 +144,7 @@ def _lz4() -> Callable[[bytes], bytes]:
 
         def frame(data: bytes) -> bytes:
             out = cramjam.lz4.Compressor(level=1, content_checksum=False, block_linked=False)
-            out.compress(data)
+            out.compress(bytes(data))  # it takes bytes only, not a view of the scratch
             return bytes(out.finish())
 
         return frame
@@ -201,9 +201,32 @@ class PrebuiltBatch:
         messages: Sequence[Message],
         codec: str,
         compress: Callable[[bytes], bytes] | None,
+        scratch: bytearray | None = None,
     ) -> PrebuiltBatch:
-        """A batch of these messages' records, compressed when that makes it smaller."""
+        """A batch of these messages' records, compressed when that makes it smaller.
+
+        ``scratch``: a bytearray the caller keeps for all its batches; with the C path and a
+        codec, the uncompressed section is written there instead of into a new ~1 MiB
+        object each batch (whose fresh pages cost ~0.8 µs a record in faults and cache
+        misses), and the compressor reads it from there."""
         first = messages[0].timestamp_ms
+        if (
+            compress is not None
+            and scratch is not None
+            and FAST is not None
+            and type(messages) is list
+        ):
+            try:
+                length, max_ts = FAST.records_section_into(scratch, messages, first)
+            except OverflowError:  # timestamps beyond 64 bits: Python's ints take them
+                pass
+            else:
+                with memoryview(scratch) as view:
+                    written = view[:length]
+                    packed = compress(written)  # type: ignore[arg-type]  # takes any buffer
+                    if len(packed) < length:
+                        return cls(packed, len(messages), first, max_ts, CODECS[codec])
+                    return cls(written.tobytes(), len(messages), first, max_ts, 0)
         section, max_ts = records_section(messages, first)
         attributes = 0
         if compress is not None:

@@ -70,6 +70,7 @@ class KafkaReporter(Reporter):
         self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
         self._bodies = BodyEncoder(self._encoder, native=native)
         self._compress = compressor(options.compression)
+        self._scratch = bytearray()  # the sender thread's uncompressed records sections
         self._max_size = options.max_message_bytes
         # counters written by the pipeline thread
         self._reported = 0
@@ -397,7 +398,7 @@ class KafkaReporter(Reporter):
     ) -> None:
         from aiokafka.errors import KafkaTimeoutError
 
-        batch = PrebuiltBatch.build(chunk, self.options.compression, self._compress)
+        batch = PrebuiltBatch.build(chunk, self.options.compression, self._compress, self._scratch)
         try:
             future = await producer.send_batch(batch, topic, partition=part)
         except KafkaTimeoutError as err:  # the partition's queue did not drain in time

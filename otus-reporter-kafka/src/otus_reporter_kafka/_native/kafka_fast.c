@@ -11,7 +11,8 @@
  * object of strings) stops the run: the caller encodes that one in Python, with the Python
  * path's errors and counters, and calls again from the next record.
  *
- * records_section() is the uncompressed records of a batch from its messages' bodies; batch() puts
+ * records_section() is the uncompressed records of a batch from its messages' bodies
+ * (records_section_into() writes them into a reused bytearray instead); batch() puts
  * the RecordBatch header with its CRC-32C (SSE4.2 when the CPU has it) in front of a section.
  */
 #define PY_SSIZE_T_CLEAN
@@ -810,6 +811,50 @@ static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t
     return Py_BuildValue("nn", i, held);
 }
 
+/* The sizing pass of a records section over a snapshot of the messages: its length and the
+ * largest timestamp; -1 with an exception on a message that is not a Message of int timestamp. */
+static Py_ssize_t section_size(PyObject *messages, long long first, long long *max_ts) {
+    Py_ssize_t n = PyTuple_GET_SIZE(messages), total = 0;
+    *max_ts = first;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyTuple_GET_ITEM(messages, i);
+        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))
+            || !PyLong_Check(PyTuple_GET_ITEM(m, 3))) {
+            PyErr_SetString(PyExc_TypeError, "records_section(): not a Message");
+            return -1;
+        }
+        long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
+        if (stamp == -1 && PyErr_Occurred()) return -1;
+        long long delta;
+        if (__builtin_sub_overflow(stamp, first, &delta)) {
+            PyErr_SetString(PyExc_OverflowError, "records_section(): timestamp delta");
+            return -1;
+        }
+        Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(i))
+                          + PyBytes_GET_SIZE(PyTuple_GET_ITEM(m, 2));
+        total += uvarint_len(zigzag(size)) + size;
+        if (stamp > *max_ts) *max_ts = stamp;
+    }
+    return total;
+}
+
+/* The writing pass: exactly section_size() bytes from p on. */
+static void section_write(PyObject *messages, long long first, char *p) {
+    Py_ssize_t n = PyTuple_GET_SIZE(messages);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyTuple_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
+        long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
+        uint64_t delta = zigzag(stamp - first), offset = zigzag(i);
+        Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + PyBytes_GET_SIZE(body);
+        p = uvarint_put(p, zigzag(size));
+        *p++ = 0;
+        p = uvarint_put(p, delta);
+        p = uvarint_put(p, offset);
+        memcpy(p, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+        p += PyBytes_GET_SIZE(body);
+    }
+}
+
 PyDoc_STRVAR(records_section_doc,
              "records_section(messages, first_ts) -> (bytes, max_ts)\n\n"
              "The uncompressed records of a batch: per message its body with length, attributes "
@@ -828,47 +873,39 @@ static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize
      * passes see the same messages, bodies and timestamps. */
     PyObject *messages = PyList_AsTuple(args[0]);
     if (messages == NULL) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(messages), total = 0;
-    long long max_ts = first;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *m = PyTuple_GET_ITEM(messages, i);
-        if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))
-            || !PyLong_Check(PyTuple_GET_ITEM(m, 3))) {
-            PyErr_SetString(PyExc_TypeError, "records_section(): not a Message");
-            goto fail;
-        }
-        long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
-        if (stamp == -1 && PyErr_Occurred()) goto fail;
-        long long delta;
-        if (__builtin_sub_overflow(stamp, first, &delta)) {
-            PyErr_SetString(PyExc_OverflowError, "records_section(): timestamp delta");
-            goto fail;
-        }
-        Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(i))
-                          + PyBytes_GET_SIZE(PyTuple_GET_ITEM(m, 2));
-        total += uvarint_len(zigzag(size)) + size;
-        if (stamp > max_ts) max_ts = stamp;
-    }
-    PyObject *section = PyBytes_FromStringAndSize(NULL, total);
-    if (section == NULL) goto fail;
-    char *p = PyBytes_AS_STRING(section);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *m = PyTuple_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
-        long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
-        uint64_t delta = zigzag(stamp - first), offset = zigzag(i);
-        Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + PyBytes_GET_SIZE(body);
-        p = uvarint_put(p, zigzag(size));
-        *p++ = 0;
-        p = uvarint_put(p, delta);
-        p = uvarint_put(p, offset);
-        memcpy(p, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
-        p += PyBytes_GET_SIZE(body);
-    }
+    long long max_ts;
+    Py_ssize_t total = section_size(messages, first, &max_ts);
+    PyObject *section = total < 0 ? NULL : PyBytes_FromStringAndSize(NULL, total);
+    if (section != NULL) section_write(messages, first, PyBytes_AS_STRING(section));
     Py_DECREF(messages);
-    return Py_BuildValue("NL", section, max_ts);
-fail:
+    return section == NULL ? NULL : Py_BuildValue("NL", section, max_ts);
+}
+
+PyDoc_STRVAR(records_section_into_doc,
+             "records_section_into(scratch, messages, first_ts) -> (length, max_ts)\n\n"
+             "records_section() written at the start of the bytearray ``scratch`` (grown when "
+             "too small, never shrunk: the sender reuses it for every batch, so a section costs "
+             "no allocation and stays in the cache for the compressor); its length.");
+
+static PyObject *records_section_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyByteArray_CheckExact(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "records_section_into(scratch: bytearray, messages: list, first_ts: int)");
+        return NULL;
+    }
+    long long first = PyLong_AsLongLong(args[2]);
+    if (first == -1 && PyErr_Occurred()) return NULL;
+    PyObject *messages = PyList_AsTuple(args[1]); /* a snapshot, as in records_section() */
+    if (messages == NULL) return NULL;
+    long long max_ts;
+    Py_ssize_t total = section_size(messages, first, &max_ts);
+    if (total >= 0 && PyByteArray_GET_SIZE(args[0]) < total
+        && PyByteArray_Resize(args[0], total) < 0) /* BufferError while exported */
+        total = -1;
+    if (total >= 0) section_write(messages, first, PyByteArray_AS_STRING(args[0]));
     Py_DECREF(messages);
-    return NULL;
+    return total < 0 ? NULL : Py_BuildValue("nL", total, max_ts);
 }
 
 
@@ -992,6 +1029,8 @@ static PyMethodDef methods[] = {
      encode_bodies_doc},
     {"records_section", (PyCFunction)(void (*)(void))records_section, METH_FASTCALL,
      records_section_doc},
+    {"records_section_into", (PyCFunction)(void (*)(void))records_section_into, METH_FASTCALL,
+     records_section_into_doc},
     {"set_record_type", set_record_type, METH_O, set_record_type_doc},
     {"crc32c", py_crc32c, METH_O, crc32c_doc},
     {"batch", (PyCFunction)(void (*)(void))batch, METH_FASTCALL, batch_doc},
