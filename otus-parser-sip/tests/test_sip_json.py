@@ -184,3 +184,27 @@ def test_escapes_at_every_offset_of_a_value() -> None:
                 subject = "s" * k + ch + "t" * (n - k - 1)
                 taken += _check(sip(extra=f"Subject: {subject}\r\n"))
     assert taken > 2000, taken
+
+
+def test_split_values_at_every_offset_and_length() -> None:
+    """URIs, parameters and comma lists at every offset and length around the 16-byte blocks
+    of the SSE2 searches (jb_find_any), also as the last header of a message without a body
+    (the whole-block loads must stay inside the message: these take the byte loop)."""
+    taken = 0
+    for pad in range(17):
+        for n in range(0, 34, 3):
+            v = "p" * n
+            extra = (
+                f"Subject: {'x' * (pad + 1)}\r\n"
+                f'Route: "R {v}" <sip:u{v}@h{v}.example:5060;lr;x={v}>;y="{v} ;q", <sip:r@h>\r\n'
+                f"Record-Route: <sip:c{v}@d;t={v}>;expires={n}, <sip:e@f?h={v}>\r\n"
+            )
+            taken += _check(sip(extra=extra, via_branch=f"z9hG4bK{v}", from_tag=f"f{v}"))
+            head = sip(extra=extra).split(b"Content-Length")[0]
+            for last in (
+                f"Contact: <sip:u{v}@h;x={v}>;tag={v}q, <sip:w@z>",
+                f"P-Asserted-Identity: sip:u{v}@h{v};user=phone",
+                f"Via: SIP/2.0/TCP h{v}:5061;branch=z{v};rport",
+            ):
+                taken += _check(head + last.encode() + b"\r\n\r\n")
+    assert taken == 17 * 12 * 4, taken

@@ -175,6 +175,37 @@ static inline void jb_str(jb *b, sv s) {
     b->p[b->n++] = '"';
 }
 
+/* Index of the first byte of s that is one of set[0..nset), or -1: 16 bytes at a
+ * time inside the readable range of b (the last block loaded whole, its bytes past s masked
+ * off), else byte by byte. The parsers' find and splitting loops on header values. */
+static inline Py_ssize_t jb_find_any(const jb *b, sv s, const char *set, int nset) {
+#ifdef __SSE2__
+    uintptr_t lo = (uintptr_t)s.p, last = lo + (((uintptr_t)s.n + 15) & ~(uintptr_t)15);
+    if (lo >= b->rd_lo && last <= b->rd_hi) {
+        for (Py_ssize_t i = 0; i < s.n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s.p + i));
+            __m128i m = _mm_cmpeq_epi8(v, _mm_set1_epi8(set[0]));
+            for (int k = 1; k < nset; k++)
+                m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(set[k])));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            if (s.n - i < 16)
+                mask &= (1u << (s.n - i)) - 1;
+            if (mask)
+                return i + __builtin_ctz(mask);
+        }
+        return -1;
+    }
+#endif
+    for (Py_ssize_t i = 0; i < s.n; i++)
+        for (int k = 0; k < nset; k++)
+            if (s.p[i] == set[k])
+                return i;
+    return -1;
+}
+
+/* find(s, c) with jb_find_any. */
+static inline Py_ssize_t jb_find(const jb *b, sv s, char c) { return jb_find_any(b, s, &c, 1); }
+
 static inline void jb_int(jb *b, long long v) {
     char tmp[24];
     int i = (int)sizeof(tmp);

@@ -64,7 +64,12 @@ static int params_json(jb *b, sv s, pinfo *pi) {
     memset(pi, 0, sizeof(*pi));
     LIT(b, "{");
     Py_ssize_t start = 0, i = 0;
+    static const char PSTOP[6] = {'"', '<', '\\', ';', ' ', '\t'};
     while (i <= s.n) {
+        if (i < s.n) { /* to the next byte that is not plain: quote, '<', '\\', ';', space */
+            Py_ssize_t j = jb_find_any(b, sub(s, i, s.n), PSTOP, 6);
+            i = j < 0 ? s.n : i + j;
+        }
         if (i < s.n) {
             char c = s.p[i];
             if (c == '"') {
@@ -83,7 +88,7 @@ static int params_json(jb *b, sv s, pinfo *pi) {
         }
         sv part = sub(s, start, i);
         if (part.n > 0) {
-            Py_ssize_t e = find(part, '=');
+            Py_ssize_t e = jb_find(b, part, '=');
             sv name = e < 0 ? part : sub(part, 0, e);
             sv value = e < 0 ? sub(part, 0, 0) : sub(part, e + 1, part.n);
             if (value.n >= 2 && value.p[0] == '"' && value.p[value.n - 1] == '"')
@@ -128,7 +133,7 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
     *has_headers = 0;
     LIT(b, "{\"raw\":");
     jb_str(b, raw);
-    Py_ssize_t colon = find(raw, ':');
+    Py_ssize_t colon = jb_find(b, raw, ':');
     if (colon <= 0) {
         LIT(b, ",\"scheme\":\"\"}");
         return OK;
@@ -142,11 +147,11 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
     LIT(b, "\"");
     sv rest = sub(raw, colon + 1, raw.n);
     if (kind == 1) {
-        Py_ssize_t at = find(rest, '@');
+        Py_ssize_t at = jb_find(b, rest, '@');
         if (at >= 0) {
             sv u = sub(rest, 0, at);
             rest = sub(rest, at + 1, rest.n);
-            Py_ssize_t pc = find(u, ':');
+            Py_ssize_t pc = jb_find(b, u, ':');
             ui->has_user = 1;
             ui->user = pc >= 0 ? sub(u, 0, pc) : u;
             LIT(b, ",\"user\":");
@@ -156,14 +161,14 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
                 jb_str(b, sub(u, pc + 1, u.n));
             }
         }
-        Py_ssize_t q = find(rest, '?');
+        Py_ssize_t q = jb_find(b, rest, '?');
         if (q >= 0) {
             *has_headers = 1;
             LIT(b, ",\"headers\":");
             jb_str(b, sub(rest, q + 1, rest.n));
             rest = sub(rest, 0, q);
         }
-        Py_ssize_t semi = find(rest, ';');
+        Py_ssize_t semi = jb_find(b, rest, ';');
         sv host;
         long port;
         split_hostport(semi < 0 ? rest : sub(rest, 0, semi), &host, &port);
@@ -178,7 +183,7 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
             TRY(params_json(b, sub(rest, semi + 1, rest.n), &pi));
         }
     } else if (kind == 2) {
-        Py_ssize_t semi = find(rest, ';');
+        Py_ssize_t semi = jb_find(b, rest, ';');
         ui->has_user = 1;
         ui->user = semi < 0 ? rest : sub(rest, 0, semi);
         LIT(b, ",\"user\":");
@@ -212,14 +217,14 @@ static int name_addr_json(jb *b, sv s, ninfo *ni) {
             return BAIL;
         display = sub(s, 1, j);
         rest = sub(s, j + 1, s.n);
-        lt = find(rest, '<');
+        lt = jb_find(b, rest, '<');
         if (lt < 0)
             return BAIL;
     } else {
-        lt = find(rest, '<');
+        lt = jb_find(b, rest, '<');
     }
     if (lt >= 0) {
-        Py_ssize_t gt = find(sub(rest, lt, rest.n), '>');
+        Py_ssize_t gt = jb_find(b, sub(rest, lt, rest.n), '>');
         if (gt < 0)
             return BAIL;
         gt += lt;
@@ -228,7 +233,7 @@ static int name_addr_json(jb *b, sv s, ninfo *ni) {
         uri = sub(rest, lt + 1, gt);
         params = sub(rest, gt + 1, rest.n);
     } else {
-        Py_ssize_t semi = find(rest, ';');
+        Py_ssize_t semi = jb_find(b, rest, ';');
         uri = trim(semi < 0 ? rest : sub(rest, 0, semi));
         params = semi < 0 ? sub(rest, rest.n, rest.n) : sub(rest, semi, rest.n);
     }
@@ -259,6 +264,38 @@ static int name_addr_json(jb *b, sv s, ninfo *ni) {
     return OK;
 }
 
+/* next_part (sip_sv.h: _text.split_quoted(s, ",")) with the plain bytes skipped by
+ * jb_find_any. */
+static int next_part_b(const jb *b, sv s, Py_ssize_t *pos, sv *part) {
+    static const char STOP[3] = {'"', '<', ','};
+    Py_ssize_t i = *pos, start = *pos;
+    while (i < s.n) {
+        Py_ssize_t j = jb_find_any(b, sub(s, i, s.n), STOP, 3);
+        if (j < 0) {
+            i = s.n;
+            break;
+        }
+        i += j;
+        char c = s.p[i];
+        if (c == '"') {
+            Py_ssize_t q = close_quote(s, i);
+            if (q < 0)
+                return BAIL;
+            i = q + 1;
+            continue;
+        }
+        if (c == '<') {
+            Py_ssize_t k = jb_find(b, sub(s, i, s.n), '>');
+            i = k < 0 ? s.n : i + k + 1;
+            continue;
+        }
+        break; /* ',' */
+    }
+    *part = sub(s, start, i);
+    *pos = i + 1;
+    return OK;
+}
+
 /* _headers.parse_name_addr_list: the entries of one header value, each preceded by a comma unless
  * it is the first of the list (*first). */
 static int name_addr_list_json(jb *b, sv value, int *first) {
@@ -274,7 +311,7 @@ static int name_addr_list_json(jb *b, sv value, int *first) {
     Py_ssize_t pos = 0;
     while (pos <= value.n) {
         sv part;
-        TRY(next_part(value, &pos, &part));
+        TRY(next_part_b(b, value, &pos, &part));
         part = trim(part);
         if (part.n == 0)
             continue;
@@ -298,7 +335,7 @@ typedef struct {
 
 /* _headers.parse_via of one comma-separated part, as a JSON object. */
 static int via_json(jb *b, sv v, vinfo *vi) {
-    Py_ssize_t semi = find(v, ';');
+    Py_ssize_t semi = jb_find(b, v, ';');
     sv head = semi < 0 ? v : sub(v, 0, semi);
     Py_ssize_t slash = rfind(head, '/');
     if (slash < 0)
@@ -386,10 +423,10 @@ static int start_line_json(jb *b, sv line, minfo *m) {
         jb_str(b, line.n > 12 ? sub(line, 12, line.n) : sub(line, 0, 0));
         return OK;
     }
-    Py_ssize_t s1 = find(line, ' ');
+    Py_ssize_t s1 = jb_find(b, line, ' ');
     if (s1 <= 0)
         return BAIL;
-    Py_ssize_t s2 = find(sub(line, s1 + 1, line.n), ' ');
+    Py_ssize_t s2 = jb_find(b, sub(line, s1 + 1, line.n), ' ');
     if (s2 <= 0)
         return BAIL;
     s2 += s1 + 1;
@@ -494,7 +531,7 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
         Py_ssize_t pos = 0;
         while (pos <= v.n) {
             sv part;
-            TRY(next_part(v, &pos, &part));
+            TRY(next_part_b(b, v, &pos, &part));
             if (trim(part).n == 0)
                 continue;
             vinfo other;
@@ -517,7 +554,7 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
             if (id_of(h, k) != id)
                 continue;
             sv v = span(h, k, 2);
-            if (id == ID_CONTACT && find(v, '<') < 0 && find(v, '?') >= 0)
+            if (id == ID_CONTACT && jb_find(b, v, '<') < 0 && jb_find(b, v, '?') >= 0)
                 return BAIL;
             TRY(name_addr_list_json(b, v, &first));
         }

@@ -177,7 +177,24 @@ static int sdp_lines(sdp_desc *d, sv body) {
     memset(&d->lv[0], 0, sizeof(sdp_level));
     sdp_level *cur = &d->lv[0];
     const unsigned char *p = (const unsigned char *)body.p;
-    for (Py_ssize_t i = 0; i < body.n; i++) {
+    Py_ssize_t i = 0;
+#ifdef __SSE2__
+    /* 16 bytes at a time: only control, DEL and non-ASCII bytes (signed compare: negative)
+     * are looked at one by one (in an SDP, the CR LF line ends) */
+    for (; i + 16 <= body.n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f))));
+        for (; mask; mask &= mask - 1) {
+            Py_ssize_t j = i + __builtin_ctz(mask);
+            unsigned char c = p[j];
+            if (c >= 0x7f || (c != '\t' && c != '\n' &&
+                              !(c == '\r' && j + 1 < body.n && p[j + 1] == '\n')))
+                return BAIL;
+        }
+    }
+#endif
+    for (; i < body.n; i++) {
         unsigned char c = p[i];
         if (c >= 0x7f || (c < 0x20 && c != '\t' && c != '\n' &&
                           !(c == '\r' && i + 1 < body.n && p[i + 1] == '\n')))
