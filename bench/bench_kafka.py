@@ -5,7 +5,9 @@ Rows: the reporter (batch API) with lz4 and with zstd, beside aiokafka's per-mes
 encoding is built, the reporter with its Python encoding (``native=False``, what runs without a
 C compiler), interleaved with the C runs. Rates are records per CPU
 second of this process (all its threads: the caller of ``report()`` and the sender), i.e. per
-core; the wall-clock rate is in the note. The broker runs in its own process.
+core; the wall-clock rate is in the note. The broker runs in its own process; with two or
+more CPUs this process is pinned to one of them and the broker to the others
+(:mod:`pinning`), so the wall-clock rate is one core's too.
 
 Everything runs under the pipeline run loop's GC settings (``tuned_gc()``: start-up objects
 frozen, a higher gen-0 threshold), as ``report()`` does in a real run.
@@ -33,6 +35,7 @@ from otus_reporter_kafka.reporter import KafkaReporter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sip import call_mix
+from pinning import pinned_apart
 
 
 def sip_mix(n: int) -> list[Record]:
@@ -139,7 +142,7 @@ def run(quick: bool) -> list[dict[str, object]]:
     bodies = BodyEncoder(JsonEncoder(), native=False)
     body_size = sum(len(bodies.encode(r)[0]) for r in records[:1000]) // min(n, 1000)
     rows: list[dict[str, object]] = []
-    with TansuBroker() as broker, tuned_gc():
+    with TansuBroker() as broker, tuned_gc(), pinned_apart(broker.pid) as pinning:
         for codec in ("lz4", "zstd"):
             _REPORT_CPU.clear()
             ours: list[tuple[float, float]] = []
@@ -164,7 +167,7 @@ def run(quick: bool) -> list[dict[str, object]]:
                     "note": f"{n} SIP records (~{mean_size} B raw, ~{body_size} B record) to "
                     f"tansu, per CPU-second; {what}; report() {caller:.2f} us/rec of "
                     f"{cpu / n * 1e6:.2f} (the rest: the sender thread); wall "
-                    f"{n / wall:,.0f} rec/s; median of {repeats}",
+                    f"{n / wall:,.0f} rec/s; median of {repeats}; {pinning}",
                 }
             )
             if pure:

@@ -4,6 +4,7 @@ headers and every compression codec, with aiokafka as the client."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -104,12 +105,16 @@ def test_consumer_group_commits_and_resumes(tansu_broker: TansuBroker) -> None:
 
 def test_kill_and_restart_on_the_same_port(tansu_broker: TansuBroker) -> None:
     tansu_broker.create_topic("survivor", partitions=2)
-    port = tansu_broker.port
+    port, pid = tansu_broker.port, tansu_broker.pid
+    assert pid is not None
+    assert Path(f"/proc/{pid}/exe").resolve().name.startswith("tansu")
     tansu_broker.kill()
     assert not tansu_broker.running
+    assert tansu_broker.pid is None
     tansu_broker.restart()
     assert tansu_broker.running
     assert tansu_broker.port == port
+    assert tansu_broker.pid not in (None, pid)
     # storage is memory-only: the topic is re-created empty with its partitions
     asyncio.run(_produce(tansu_broker, "survivor", 10))
     got = asyncio.run(_consume(tansu_broker, "survivor", 10))

@@ -127,6 +127,11 @@ class TansuBroker:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (benchmarks pin it to its own CPUs)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def log_path(self) -> Path:
         """The broker's stdout and stderr of all its starts (handy when a test fails)."""
         return Path(self._workdir.name) / "tansu.log"
@@ -258,6 +263,11 @@ class TansuProxy:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (benchmarks pin it to its own CPUs)."""
+        return self._proc.pid if self.running and self._proc is not None else None
 
     def start(self) -> TansuProxy:
         if self.running:
