@@ -287,3 +287,45 @@ def test_dialog_table_in_c_with_odd_timestamps(
             _scan.set_enabled(True)
     assert views[0] == views[1]
     assert dict(views[0][1])["dialogs.created"] == 6
+
+
+def _top_via_message(via: str, call_id: str, ua: str, start: str) -> bytes:
+    head = (
+        f'{start}\r\nVia: {via}\r\nFrom: <sip:a"@h>;tag=f1\r\nTo: <tel:+49"1>;tag=t\r\n'
+        f"Call-ID: {call_id}\r\nCSeq: 0042 INVITE\r\nUser-Agent: {ua}\r\nContent-Length: 0\r\n\r\n"
+    )
+    return head.encode()
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/udp h.example.com:5060;branch=z9",
+        "SIP / 2.0 / tcp [2001:db8::1];received=x",
+        'SIP/2.0/Ws h:0;branch="q;b"',
+        "SIP/2.0/TLS h\\o:65535;rport",
+        "SIP/2.0/UDP 10.0.0.1:99999;branch=b" + "x" * 40,
+    ],
+)
+@pytest.mark.parametrize("start", ["INVITE sip:b@h SIP/2.0", 'SIP/2.0 183 Session "P"'])
+def test_batch_labels_json_equals_labels_of(via: str, start: str) -> None:
+    """The labels the batch path writes as JSON (labels_json in sip_json.c) are orjson.dumps of
+    labels_of of the reference payload: escaping, the composed sip.via and sip.cseq values,
+    the status code and the method after it, in labels_of's order."""
+    from otus_parser_sip._message import Limits, parse_message
+    from otus_parser_sip.parser import labels_of
+
+    taken = 0
+    for call_id, ua in (('c"1\\x@h', 'UA "1"\t2'), ("plain@h", "x")):
+        data = _top_via_message(via, call_id, ua, start)
+        _scan.set_enabled(False)
+        try:
+            ref = parse_message(data, Limits(), datagram=True).payload
+        finally:
+            _scan.set_enabled(True)
+        parser = SipParser(SipOptions(include_dialog_labels=False))
+        (rec,) = parser.parse([Datagram(1, "192.0.2.1", "192.0.2.2", 5060, 5060, 17, data)])
+        assert ref is not None
+        assert _labels_json(rec) == orjson.dumps(labels_of(ref)), (via, start, call_id)
+        taken += rec.serialized_labels() is not None
+    assert taken == 2  # the batch path wrote them

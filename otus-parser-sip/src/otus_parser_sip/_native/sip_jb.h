@@ -97,60 +97,83 @@ static inline char *esc1(char *d, unsigned char c) {
     return d;
 }
 
-/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input).
- * Runs of plain characters are copied at once. */
+/* The characters of s as orjson escapes them, written at d (room for 6 bytes per character
+ * plus 16 reserved by the caller); returns the new end. Runs of plain characters are copied
+ * at once. The cursor stays in a register: nothing here writes through a pointer into a jb.
+ * [lo, hi) is the readable range of the jb (jb_readable). */
+static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
+    const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
+#ifdef __SSE2__
+    /* 16 bytes at a time: a block without a byte to escape is stored as is; else up to the
+     * first flagged byte (signed compare: non-ASCII is flagged too and then copied as is by
+     * the ESC check). Within the readable range, the last (short) block of s is loaded whole
+     * too and only its first bytes kept; a string shorter than a block is then one load and
+     * one store instead of a byte loop. */
+    const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+    int wide = (uintptr_t)p >= lo && (uintptr_t)e + 16 <= hi;
+    while (p + 16 <= e || (wide && p < e)) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        size_t left = (size_t)(e - p);
+        if (left < 16)
+            mask &= (1u << left) - 1;
+        _mm_storeu_si128((__m128i *)(void *)d, v);
+        if (!mask) {
+            size_t k = left < 16 ? left : 16;
+            d += k;
+            p += k;
+            continue;
+        }
+        size_t k = (size_t)__builtin_ctz(mask);
+        d += k;
+        p += k;
+        if (ESC[*p])
+            d = esc1(d, *p);
+        else
+            *d++ = (char)*p;
+        p++;
+    }
+#else
+    (void)lo;
+    (void)hi;
+#endif
+    while (p < e) {
+        const unsigned char *r = p;
+        while (r < e && !ESC[*r])
+            r++;
+        memcpy(d, p, (size_t)(r - p));
+        d += r - p;
+        if (r == e)
+            break;
+        d = esc1(d, *r);
+        p = r + 1;
+    }
+    return d;
+}
+
+/* s as a JSON string at d (room for 6 bytes per character plus 18); returns the new end. */
+static inline char *w_str(char *d, sv s, uintptr_t lo, uintptr_t hi) {
+    *d++ = '"';
+    d = w_esc(d, s, lo, hi);
+    *d++ = '"';
+    return d;
+}
+
+/* A literal at d (room reserved); returns the new end. */
+#define WLIT(d, s) (memcpy((d), "" s, sizeof("" s) - 1), (d) + sizeof("" s) - 1)
+
+/* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input). */
 static inline void jb_chars(jb *b, sv s, int cas) {
-    /* 16 spare bytes: the SSE2 loop stores whole blocks and then keeps only their first bytes */
+    /* 16 spare bytes: w_esc stores whole blocks and then keeps only their first bytes */
     if (!jb_reserve(b, (size_t)s.n * 6 + 16))
         return;
     char *d = b->p + b->n;
-    const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
     if (cas == 0) {
-#ifdef __SSE2__
-        /* 16 bytes at a time: a block without a byte to escape is stored as is; else up to the
-         * first flagged byte (signed compare: non-ASCII is flagged too and then copied as is
-         * by the ESC check). Within the readable range of b, the last (short) block of s is
-         * loaded whole too and only its first bytes kept; a string shorter than a block is
-         * then one load and one store instead of a byte loop. */
-        const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
-        int wide = (uintptr_t)p >= b->rd_lo && (uintptr_t)e + 16 <= b->rd_hi;
-        while (p + 16 <= e || (wide && p < e)) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-            __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
-                                     _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
-            unsigned mask = (unsigned)_mm_movemask_epi8(m);
-            size_t left = (size_t)(e - p);
-            if (left < 16)
-                mask &= (1u << left) - 1;
-            _mm_storeu_si128((__m128i *)(void *)d, v);
-            if (!mask) {
-                size_t k = left < 16 ? left : 16;
-                d += k;
-                p += k;
-                continue;
-            }
-            size_t k = (size_t)__builtin_ctz(mask);
-            d += k;
-            p += k;
-            if (ESC[*p])
-                d = esc1(d, *p);
-            else
-                *d++ = (char)*p;
-            p++;
-        }
-#endif
-        while (p < e) {
-            const unsigned char *r = p;
-            while (r < e && !ESC[*r])
-                r++;
-            memcpy(d, p, (size_t)(r - p));
-            d += r - p;
-            if (r == e)
-                break;
-            d = esc1(d, *r);
-            p = r + 1;
-        }
+        d = w_esc(d, s, b->rd_lo, b->rd_hi);
     } else {
+        const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
         for (; p < e; p++) {
             unsigned char c = *p;
             if (cas == 1 && c >= 'A' && c <= 'Z')
@@ -170,9 +193,7 @@ static inline void jb_chars(jb *b, sv s, int cas) {
 static inline void jb_str(jb *b, sv s) {
     if (!jb_reserve(b, (size_t)s.n * 6 + 18))
         return;
-    b->p[b->n++] = '"';
-    jb_chars(b, s, 0);
-    b->p[b->n++] = '"';
+    b->n = (size_t)(w_str(b->p + b->n, s, b->rd_lo, b->rd_hi) - b->p);
 }
 
 /* Index of the first byte of s that is one of set[0..nset), or -1: 16 bytes at a
