@@ -164,6 +164,50 @@ static inline char *w_str(char *d, sv s, uintptr_t lo, uintptr_t hi) {
 /* A literal at d (room reserved); returns the new end. */
 #define WLIT(d, s) (memcpy((d), "" s, sizeof("" s) - 1), (d) + sizeof("" s) - 1)
 
+/* s lower-cased (case 1) or upper-cased (case 2) and escaped, at d (room for 6 bytes per
+ * character); returns the new end. */
+static inline char *w_case(char *d, sv s, int cas) {
+    const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
+    for (; p < e; p++) {
+        unsigned char c = *p;
+        if (cas == 1 && c >= 'A' && c <= 'Z')
+            c |= 0x20;
+        else if (cas == 2 && c >= 'a' && c <= 'z')
+            c -= 32;
+        if (ESC[c])
+            d = esc1(d, c);
+        else
+            *d++ = (char)c;
+    }
+    return d;
+}
+
+/* v in decimal at d (room for 20 bytes); returns the new end. */
+static inline char *w_int(char *d, long long v) {
+    char tmp[24];
+    int i = (int)sizeof(tmp);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    memcpy(d, tmp + i, sizeof(tmp) - (size_t)i);
+    return d + (sizeof(tmp) - (size_t)i);
+}
+
+/* Cursor writing inside a function: W_OPEN reserves room for `need` more bytes and loads the
+ * cursor d (on failure b->oom is set and the function returns OK: its caller fails the whole
+ * message), W_SYNC stores it back before b is used by another function, W_LOAD reloads it. */
+#define W_OPEN(b, need)                                                                       \
+    do {                                                                                      \
+        if (!jb_reserve((b), (need)))                                                         \
+            return OK;                                                                        \
+        d = (b)->p + (b)->n;                                                                  \
+    } while (0)
+#define W_SYNC(b) ((b)->n = (size_t)(d - (b)->p))
+
 /* The characters of s as orjson escapes them (case: 0 as is, 1 lower, 2 upper; ASCII input). */
 static inline void jb_chars(jb *b, sv s, int cas) {
     /* 16 spare bytes: w_esc stores whole blocks and then keeps only their first bytes */

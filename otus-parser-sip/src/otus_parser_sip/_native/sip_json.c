@@ -62,7 +62,12 @@ static int params_json(jb *b, sv s, pinfo *pi) {
     sv names[MAX_PARAMS];
     int nn = 0;
     memset(pi, 0, sizeof(*pi));
-    LIT(b, "{");
+    /* room: the names and values are in s (6 bytes per byte escaped), 6 bytes of punctuation
+     * per parameter (at most one per byte of s, plus one) */
+    char *d;
+    W_OPEN(b, (size_t)s.n * 12 + 40);
+    uintptr_t lo = b->rd_lo, hi = b->rd_hi;
+    *d++ = '{';
     Py_ssize_t start = 0, i = 0;
     static const char PSTOP[6] = {'"', '<', '\\', ';', ' ', '\t'};
     while (i <= s.n) {
@@ -100,11 +105,12 @@ static int params_json(jb *b, sv s, pinfo *pi) {
                     return BAIL;
             names[nn++] = name;
             if (nn > 1)
-                LIT(b, ",");
-            LIT(b, "\"");
-            jb_chars(b, name, 1);
-            LIT(b, "\":");
-            jb_str(b, value);
+                *d++ = ',';
+            *d++ = '"';
+            d = w_case(d, name, 1);
+            *d++ = '"';
+            *d++ = ':';
+            d = w_str(d, value, lo, hi);
             for (int k = 0; k < N_P; k++) {
                 if (name.n == P_LENS[k] && eq_nocase(name, (sv){P_NAMES[k], P_LENS[k]})) {
                     pi->v[k] = value;
@@ -115,7 +121,8 @@ static int params_json(jb *b, sv s, pinfo *pi) {
         start = i + 1;
         i++;
     }
-    LIT(b, "}");
+    *d++ = '}';
+    W_SYNC(b);
     return OK;
 }
 
@@ -131,20 +138,26 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
     ui->raw = raw;
     ui->has_user = 0;
     *has_headers = 0;
-    LIT(b, "{\"raw\":");
-    jb_str(b, raw);
+    /* room: raw twice (itself and its parts, 6 bytes per byte escaped) and the keys; params
+     * reserve their own */
+    char *d;
+    W_OPEN(b, (size_t)raw.n * 12 + 160);
+    uintptr_t lo = b->rd_lo, hi = b->rd_hi;
+    d = WLIT(d, "{\"raw\":");
+    d = w_str(d, raw, lo, hi);
     Py_ssize_t colon = jb_find(b, raw, ':');
     if (colon <= 0) {
-        LIT(b, ",\"scheme\":\"\"}");
+        d = WLIT(d, ",\"scheme\":\"\"}");
+        W_SYNC(b);
         return OK;
     }
     sv scheme = sub(raw, 0, colon);
     int kind = eq_lit_nocase(scheme, "sip") || eq_lit_nocase(scheme, "sips") ? 1
                : eq_lit_nocase(scheme, "tel")                               ? 2
                                                                              : 0;
-    LIT(b, ",\"scheme\":\"");
-    jb_chars(b, scheme, 1);
-    LIT(b, "\"");
+    d = WLIT(d, ",\"scheme\":\"");
+    d = w_case(d, scheme, 1);
+    *d++ = '"';
     sv rest = sub(raw, colon + 1, raw.n);
     if (kind == 1) {
         Py_ssize_t at = jb_find(b, rest, '@');
@@ -154,49 +167,54 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
             Py_ssize_t pc = jb_find(b, u, ':');
             ui->has_user = 1;
             ui->user = pc >= 0 ? sub(u, 0, pc) : u;
-            LIT(b, ",\"user\":");
-            jb_str(b, ui->user);
+            d = WLIT(d, ",\"user\":");
+            d = w_str(d, ui->user, lo, hi);
             if (pc >= 0) {
-                LIT(b, ",\"password\":");
-                jb_str(b, sub(u, pc + 1, u.n));
+                d = WLIT(d, ",\"password\":");
+                d = w_str(d, sub(u, pc + 1, u.n), lo, hi);
             }
         }
         Py_ssize_t q = jb_find(b, rest, '?');
         if (q >= 0) {
             *has_headers = 1;
-            LIT(b, ",\"headers\":");
-            jb_str(b, sub(rest, q + 1, rest.n));
+            d = WLIT(d, ",\"headers\":");
+            d = w_str(d, sub(rest, q + 1, rest.n), lo, hi);
             rest = sub(rest, 0, q);
         }
         Py_ssize_t semi = jb_find(b, rest, ';');
         sv host;
         long port;
         split_hostport(semi < 0 ? rest : sub(rest, 0, semi), &host, &port);
-        LIT(b, ",\"host\":");
-        jb_str(b, host);
+        d = WLIT(d, ",\"host\":");
+        d = w_str(d, host, lo, hi);
         if (port >= 0) {
-            LIT(b, ",\"port\":");
-            jb_int(b, port);
+            d = WLIT(d, ",\"port\":");
+            d = w_int(d, port);
         }
         if (semi >= 0) {
-            LIT(b, ",\"params\":");
+            d = WLIT(d, ",\"params\":");
+            W_SYNC(b);
             TRY(params_json(b, sub(rest, semi + 1, rest.n), &pi));
+            W_OPEN(b, 1);
         }
     } else if (kind == 2) {
         Py_ssize_t semi = jb_find(b, rest, ';');
         ui->has_user = 1;
         ui->user = semi < 0 ? rest : sub(rest, 0, semi);
-        LIT(b, ",\"user\":");
-        jb_str(b, ui->user);
+        d = WLIT(d, ",\"user\":");
+        d = w_str(d, ui->user, lo, hi);
         if (semi >= 0) {
-            LIT(b, ",\"params\":");
+            d = WLIT(d, ",\"params\":");
+            W_SYNC(b);
             TRY(params_json(b, sub(rest, semi + 1, rest.n), &pi));
+            W_OPEN(b, 1);
         }
     } else {
-        LIT(b, ",\"opaque\":");
-        jb_str(b, rest);
+        d = WLIT(d, ",\"opaque\":");
+        d = w_str(d, rest, lo, hi);
     }
-    LIT(b, "}");
+    *d++ = '}';
+    W_SYNC(b);
     return OK;
 }
 
@@ -243,24 +261,31 @@ static int name_addr_json(jb *b, sv s, ninfo *ni) {
     if (params.n > 0 && params.p[0] != ';')
         return BAIL;
     int hh;
+    char *d;
     LIT(b, "{\"uri\":");
     TRY(uri_json(b, uri, &ni->u, &hh));
+    /* room: the display name and the tag (both in s, 6 bytes per byte escaped), the keys */
+    W_OPEN(b, (size_t)s.n * 12 + 64);
+    uintptr_t lo = b->rd_lo, hi = b->rd_hi;
     if (display.n > 0) {
-        LIT(b, ",\"display\":");
-        jb_str(b, display);
+        d = WLIT(d, ",\"display\":");
+        d = w_str(d, display, lo, hi);
     }
     if (params.n > 0) {
         pinfo pi;
-        LIT(b, ",\"params\":");
+        d = WLIT(d, ",\"params\":");
+        W_SYNC(b);
         TRY(params_json(b, sub(params, 1, params.n), &pi));
+        W_OPEN(b, (size_t)s.n * 6 + 40);
         if (pi.has[P_TAG]) {
             ni->has_tag = 1;
             ni->tag = pi.v[P_TAG];
-            LIT(b, ",\"tag\":");
-            jb_str(b, ni->tag);
+            d = WLIT(d, ",\"tag\":");
+            d = w_str(d, ni->tag, lo, hi);
         }
     }
-    LIT(b, "}");
+    *d++ = '}';
+    W_SYNC(b);
     return OK;
 }
 
@@ -358,32 +383,41 @@ static int via_json(jb *b, sv v, vinfo *vi) {
     vi->transport = transport;
     split_hostport(sentby, &vi->host, &vi->port);
     sv proto = {vi->proto, vi->pn};
-    LIT(b, "{\"protocol\":");
-    jb_str(b, proto);
-    LIT(b, ",\"transport\":\"");
-    jb_chars(b, transport, 2);
-    LIT(b, "\",\"host\":");
-    jb_str(b, vi->host);
+    /* room: the protocol (vi->proto), transport and host (in v), 6 bytes per byte escaped,
+     * and the keys; the params reserve their own, then the copied values (in v) */
+    char *d;
+    W_OPEN(b, ((size_t)vi->pn + (size_t)v.n) * 6 + 96);
+    uintptr_t lo = b->rd_lo, hi = b->rd_hi;
+    d = WLIT(d, "{\"protocol\":");
+    d = w_str(d, proto, lo, hi);
+    d = WLIT(d, ",\"transport\":\"");
+    d = w_case(d, transport, 2);
+    d = WLIT(d, "\",\"host\":");
+    d = w_str(d, vi->host, lo, hi);
     if (vi->port >= 0) {
-        LIT(b, ",\"port\":");
-        jb_int(b, vi->port);
+        d = WLIT(d, ",\"port\":");
+        d = w_int(d, vi->port);
     }
     vi->has_branch = 0;
     if (semi >= 0) {
         pinfo pi;
-        LIT(b, ",\"params\":");
+        d = WLIT(d, ",\"params\":");
+        W_SYNC(b);
         TRY(params_json(b, sub(v, semi + 1, v.n), &pi));
+        W_OPEN(b, (size_t)v.n * 6 + 80);
         static const sv keys[3] = {KL(",\"branch\":"), KL(",\"received\":"), KL(",\"rport\":")};
         for (int k = 0; k < 3; k++) {
             if (pi.has[P_BRANCH + k]) {
-                jb_put(b, keys[k].p, (size_t)keys[k].n);
-                jb_str(b, pi.v[P_BRANCH + k]);
+                memcpy(d, keys[k].p, (size_t)keys[k].n);
+                d += keys[k].n;
+                d = w_str(d, pi.v[P_BRANCH + k], lo, hi);
             }
         }
         vi->has_branch = pi.has[P_BRANCH];
         vi->branch = pi.v[P_BRANCH];
     }
-    LIT(b, "}");
+    *d++ = '}';
+    W_SYNC(b);
     return OK;
 }
 
