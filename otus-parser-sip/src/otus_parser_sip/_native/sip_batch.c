@@ -204,6 +204,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     if (setup((PyTypeObject *)PyTuple_GET_ITEM(cfg, 0), (PyTypeObject *)PyTuple_GET_ITEM(cfg, 1)))
         return NULL;
+    st.move_to_end = otus_sip_odict_move_to_end(st.od);
     PyObject *seq = PySequence_Fast(args[0], "datagrams must be a sequence");
     if (seq == NULL)
         return NULL;
@@ -273,10 +274,10 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 sip_jres_clear(&r);
                 rc = BAIL;
             }
-            PyObject *cid = NULL;
+            PyObject *cid = NULL, *found = NULL; /* found: the call's Dialog (borrowed) */
             if (rc == OK) {
                 cid = otus_sip_small_str(r.lv.call_id);
-                int chk = cid == NULL ? -1 : otus_sip_dialog_check(st.od, cid, f[D_TS]);
+                int chk = cid == NULL ? -1 : otus_sip_dialog_check(st.od, cid, f[D_TS], &found);
                 if (chk != 1) {
                     sip_jres_clear(&r);
                     rc = chk == 0 ? BAIL : ERR;
@@ -285,7 +286,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
             if (rc == OK) {
                 /* the dialog first: its labels close the record's labels JSON */
                 int ok = otus_sip_dialog_update(&st, &r.lv, &lab, cid, r.status, f[D_TS],
-                                                r.media) == 0;
+                                                r.media, found) == 0;
                 PyObject *raw = NULL, *labels = NULL, *rec = NULL;
                 if (ok) {
                     LIT(&lab, "}");

@@ -56,6 +56,20 @@ Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name) {
     return off;
 }
 
+/* OrderedDict.move_to_end (the method descriptor), looked up once. */
+static PyObject *odict_move_to_end;
+
+PyObject *otus_sip_odict_move_to_end(PyObject *od) {
+    if (!PyODict_CheckExact(od))
+        return NULL;
+    if (odict_move_to_end == NULL) {
+        odict_move_to_end = PyObject_GetAttr((PyObject *)&PyODict_Type, s_move_to_end);
+        if (odict_move_to_end == NULL)
+            PyErr_Clear();
+    }
+    return odict_move_to_end;
+}
+
 int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
     if (s_move_to_end == NULL) {
         for (int k = 0; k < K_N; k++)
@@ -115,13 +129,15 @@ static void set_slot(PyObject *d, int k, PyObject *v) {
     Py_XSETREF(GSLOT(d, k), v);
 }
 
-int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts) {
+int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts, PyObject **found) {
     long long v;
+    *found = NULL;
     if (!i64(ts, &v) || v > (1LL << 62) || v < -(1LL << 62))
         return 0;
     PyObject *d = PyDict_GetItemWithError(od, cid);
     if (d == NULL)
         return PyErr_Occurred() ? -1 : 1;
+    *found = d;
     if (!Py_IS_TYPE(d, g_type))
         return 0;
     static const int times[] = {G_INVITE, G_RING, G_ANSWER, G_END};
@@ -261,7 +277,15 @@ static int add_labels(PyObject *d, jb *l) {
         return -1;
     if (PyObject_IsTrue(ans) && put_ms(l, K_ANSWER, ans, inv) < 0)
         return -1;
-    if (PyObject_IsTrue(fin)) {
+    long long fv;
+    if (PyLong_CheckExact(fin) && i64(fin, &fv)) { /* str(int): its decimal digits */
+        if (fv) {
+            jb_put(l, K_NAMES[K_FINAL], K_LENS[K_FINAL]);
+            LIT(l, "\"");
+            jb_int(l, fv);
+            LIT(l, "\"");
+        }
+    } else if (PyObject_IsTrue(fin)) {
         PyObject *f = PyObject_Str(fin);
         int rc = f == NULL ? -1 : put_str(l, K_FINAL, f);
         Py_XDECREF(f);
@@ -279,11 +303,9 @@ static int str_eq(PyObject *s, const char *lit, Py_ssize_t n) {
 }
 
 int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObject *cid,
-                           long status, PyObject *ts, PyObject *media) {
+                           long status, PyObject *ts, PyObject *media, PyObject *found) {
     st->ops_mark = PyList_GET_SIZE(st->ops);
-    PyObject *d = PyDict_GetItemWithError(st->od, cid);
-    if (d == NULL && PyErr_Occurred())
-        return -1;
+    PyObject *d = found; /* otus_sip_dialog_check's lookup: nothing ran in between */
     Py_XINCREF(d);
     if (!status) {
         int invite = eq(lv->method, "INVITE");
@@ -362,8 +384,12 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
     }
     set_slot(d, G_LAST, ts);
     {
-        PyObject *r = PyObject_VectorcallMethod(s_move_to_end, (PyObject *[]){st->od, cid},
-                                                2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        /* OrderedDict.move_to_end looked up once (a plain OrderedDict), else by name */
+        PyObject *r = st->move_to_end != NULL
+                          ? PyObject_Vectorcall(st->move_to_end, (PyObject *[]){st->od, cid}, 2,
+                                                NULL)
+                          : PyObject_VectorcallMethod(s_move_to_end, (PyObject *[]){st->od, cid},
+                                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (r == NULL)
             goto fail;
         Py_DECREF(r);

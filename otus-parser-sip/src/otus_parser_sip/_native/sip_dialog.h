@@ -12,6 +12,7 @@ struct jb;
  * back ([is_end, dialog, ts_ns, media] per operation) and the counters Python adds afterwards. */
 typedef struct {
     PyObject *od, *by_outcome, *ops;
+    PyObject *move_to_end; /* OrderedDict.move_to_end when od is a plain OrderedDict, or NULL */
     Py_ssize_t max_dialogs, ops_mark;
     int labels_on, media_on;
     long long created, evicted, setup_count, setup_sum_ms, setup_buckets[8];
@@ -24,10 +25,13 @@ Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name);
 int otus_sip_dialog_setup(PyTypeObject *dialog_type);
 /* 1: update can run for a message of Call-ID cid at ts; 0: leave the datagram to Python;
  * -1: exception set. Changes nothing. */
-int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts);
+int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts, PyObject **found);
+/* OrderedDict.move_to_end (borrowed) when od is exactly an OrderedDict, else NULL (by name).
+ * Call after otus_sip_dialog_setup. */
+PyObject *otus_sip_odict_move_to_end(PyObject *od);
 /* DialogTable.update + what SipParser._follow does with its result; 0, or -1. */
 /* The message's labels are read from lv; its dialog labels (when on) are appended to lab, the
  * labels JSON otus_sip_json_core wrote. */
 int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, struct jb *lab, PyObject *cid,
-                           long status, PyObject *ts, PyObject *media);
+                           long status, PyObject *ts, PyObject *media, PyObject *found);
 #endif
