@@ -149,7 +149,9 @@ def hostile_cases() -> int:
         messages.append(Message("t", 0, b"x" * 1000, Shifty(messages), 0, None))  # type: ignore[arg-type]
         with contextlib.suppress(TypeError, OverflowError, ValueError):
             FAST.records_section(messages, 0)
-        n += 1
+        with contextlib.suppress(TypeError, OverflowError, ValueError):
+            FAST.records_section_into(bytearray(), messages, 0, 0, 1 << 20)
+        n += 2
     # odd arguments to every entry point
     encoder = BodyEncoder(JsonEncoder())
     good = [base_record(i) for i in range(3)]
@@ -304,6 +306,15 @@ def check_sections(messages: list[Message], rng: random.Random) -> None:
         return
     assert fast == records_section_py(messages, first)
     section = fast[0]
+    # the same section part by part into one reused scratch (at times a tiny one)
+    scratch, parts, start = bytearray(rng.randrange(64)), [], 0
+    limit = rng.choice((1, 100, 3000, 1 << 20))
+    while start < len(messages):
+        length, _, stop = FAST.records_section_into(scratch, messages, first, start, limit)
+        assert start < stop <= len(messages)
+        parts.append(bytes(scratch[:length]))
+        start = stop
+    assert b"".join(parts) == section
     fields = (section, rng.choice((0, 3, 4)), len(messages), first, fast[1], -1, -1, -1)
     try:
         built = FAST.batch(*fields)

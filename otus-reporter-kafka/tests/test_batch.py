@@ -8,14 +8,9 @@ from kafka_helpers import sip_record
 
 from otus import Record
 from otus.testing import need
-from otus_reporter_kafka._batch import (
-    CODECS,
-    PrebuiltBatch,
-    build_batch_py,
-    compressor,
-    varint,
-)
+from otus_reporter_kafka._batch import PART_BYTES, PrebuiltBatch, build_batch_py, varint
 from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._codecs import CODECS, Codec, codec
 from otus_reporter_kafka._native import FAST
 from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.encoding import Encoder, JsonEncoder, encode_headers
@@ -39,7 +34,7 @@ class _Fixed:
 
 def _ours(
     records: list[Record],
-    codec: str,
+    name: str,
     encoder: Encoder | None = None,
     scratch: bytearray | None = None,
 ) -> PrebuiltBatch:
@@ -48,11 +43,11 @@ def _ours(
     for record in records:
         body, hashed = bodies_of.encode(record)
         messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
-    return PrebuiltBatch.build(messages, codec, compressor(codec), scratch)
+    return PrebuiltBatch.build(messages, codec(name), scratch)
 
 
-def _aiokafka(records: list[Record], codec: str, encoder: Encoder | None = None) -> bytes:
-    builder = DefaultRecordBatchBuilder(2, CODECS[codec], 0, -1, -1, 0, 1 << 30)
+def _aiokafka(records: list[Record], name: str, encoder: Encoder | None = None) -> bytes:
+    builder = DefaultRecordBatchBuilder(2, CODECS[name], 0, -1, -1, 0, 1 << 30)
     values = encoder or JsonEncoder()
     for offset, record in enumerate(records):
         builder.append(
@@ -76,16 +71,16 @@ def test_other_value_encoders_go_in_as_they_are() -> None:
 
 
 @pytest.mark.parametrize("scratch", [False, True], ids=["own-section", "scratch"])
-@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_batch_reads_back_as_aiokafkas(codec: str, scratch: bool) -> None:
+@pytest.mark.parametrize("name", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batch_reads_back_as_aiokafkas(name: str, scratch: bool) -> None:
     """Also with the section written into the sender's reused scratch (the C path): a
     smaller batch after a larger one reads only its own part of the scratch."""
     records = _records()
     reused = bytearray(b"stale" * 100_000) if scratch else None
-    ours = DefaultRecordBatch(_ours(records, codec, scratch=reused)._build())
-    theirs = DefaultRecordBatch(_aiokafka(records, codec))
+    ours = DefaultRecordBatch(_ours(records, name, scratch=reused)._build())
+    theirs = DefaultRecordBatch(_aiokafka(records, name))
     assert ours.validate_crc()
-    assert ours.compression_type == CODECS[codec]
+    assert ours.compression_type == CODECS[name]
     for field in ("last_offset_delta", "first_timestamp", "max_timestamp", "producer_id"):
         assert getattr(ours, field) == getattr(theirs, field)
     got = [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in ours]
@@ -142,9 +137,9 @@ def test_lz4_frames_are_what_kafka_reads() -> None:
     checksums (cramjam's fallback frames carry them, as aiokafka's own do: Kafka reads both)."""
     import importlib.util
 
-    compress = compressor("lz4")
-    assert compress is not None
-    frame = compress(b"".join(b"record %d with some text; " % i for i in range(40_000)))
+    lz4 = codec("lz4")
+    assert lz4 is not None
+    frame = lz4.whole(b"".join(b"record %d with some text; " % i for i in range(40_000)))
     assert frame[:4] == b"\x04\x22\x4d\x18"  # magic
     flg, bd = frame[4], frame[5]
     assert flg >> 6 == 1  # version 01
@@ -157,9 +152,9 @@ def test_lz4_frames_are_what_kafka_reads() -> None:
 
 
 @pytest.mark.parametrize("scratch", [False, True], ids=["own-section", "scratch"])
-@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+@pytest.mark.parametrize("name", ["lz4", "zstd"])
 def test_cramjam_compression_when_lz4_or_zstandard_is_missing(
-    codec: str, scratch: bool, monkeypatch: pytest.MonkeyPatch
+    name: str, scratch: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the ``lz4``/``zstandard`` packages the sender compresses with cramjam: the
     batch still reads back with every record."""
@@ -170,10 +165,10 @@ def test_cramjam_compression_when_lz4_or_zstandard_is_missing(
     monkeypatch.setitem(sys.modules, "zstandard", None)
     records = _records()
     ours = DefaultRecordBatch(
-        _ours(records, codec, scratch=bytearray() if scratch else None)._build()
+        _ours(records, name, scratch=bytearray() if scratch else None)._build()
     )
-    assert ours.compression_type == CODECS[codec]
-    theirs = DefaultRecordBatch(_aiokafka(records, codec))
+    assert ours.compression_type == CODECS[name]
+    theirs = DefaultRecordBatch(_aiokafka(records, name))
     assert [(r.key, r.value, list(r.headers)) for r in ours] == [
         (r.key, r.value, list(r.headers)) for r in theirs
     ]
@@ -197,11 +192,28 @@ def test_a_section_compression_does_not_shrink_goes_uncompressed(scratch: bool) 
         return bytes(section) + b"more"
 
     reused = bytearray(b"stale" * 10_000) if scratch else None
-    batch = PrebuiltBatch.build(messages, "lz4", inflate, reused)
+    batch = PrebuiltBatch.build(messages, Codec("lz4", CODECS["lz4"], inflate), reused)
     assert batch._attributes == 0
     assert batch._build() == _ours(records, "none")._build()
     native = scratch and FAST is not None
     assert seen == [memoryview if native else bytes]
+
+
+@pytest.mark.parametrize("name", ["lz4", "zstd"])
+def test_a_section_of_many_parts_is_one_frame_with_every_record(name: str) -> None:
+    """Over :data:`PART_BYTES` of records: written and compressed part by part (when the
+    package streams), still one frame that reads back as aiokafka's batch of the same
+    records."""
+    records = [sip_record(i, raw=bytes(range(256)) * 12) for i in range(1000)]
+    ours = _ours(records, name, scratch=bytearray())
+    assert ours.raw_size > 2 * PART_BYTES
+    read = DefaultRecordBatch(ours._build())
+    assert read.validate_crc()
+    assert read.compression_type == CODECS[name]
+    theirs = DefaultRecordBatch(_aiokafka(records, name))
+    assert [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in read] == [
+        (r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in theirs
+    ]
 
 
 def test_many_records_need_long_offset_varints() -> None:

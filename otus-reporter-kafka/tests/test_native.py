@@ -233,37 +233,53 @@ def test_records_section_in_c_is_the_python_one(parts: list[tuple[bytes, int]], 
         min_size=1,
         max_size=4,
     ),
+    limit=st.integers(1, 4000),
 )
-def test_records_section_into_a_reused_scratch_is_the_python_one(
-    sections: list[list[tuple[bytes, int]]],
+def test_records_section_into_a_reused_scratch_is_the_python_one_part_by_part(
+    sections: list[list[tuple[bytes, int]]], limit: int
 ) -> None:
-    """Sections of all sizes written one after the other into one bytearray: each is the
-    Python section at the start of the scratch, which grows but never shrinks."""
+    """Sections written part by part (at most ``limit`` bytes, at least one record each) into
+    one bytearray: the parts joined are the Python section, with its largest timestamp; the
+    scratch grows but never shrinks."""
     need(FAST is not None, "the _kafka_fast extension is not built")
     scratch = bytearray()
     for parts in sections:
         messages = [Message("t", 0, body, stamp, 0, None) for body, stamp in parts]
-        before = len(scratch)
-        length, max_ts = FAST.records_section_into(scratch, messages, parts[0][1])
-        expected, expected_max = records_section_py(messages, parts[0][1])
-        assert bytes(scratch[:length]) == expected
-        assert max_ts == expected_max
-        assert len(scratch) == max(before, length)
+        first = parts[0][1]
+        expected, expected_max = records_section_py(messages, first)
+        got, got_max, start = b"", first, 0
+        while start < len(messages):
+            before = len(scratch)
+            length, part_max, stop = FAST.records_section_into(
+                scratch, messages, first, start, limit
+            )
+            assert stop > start
+            assert length <= limit or stop == start + 1
+            assert len(scratch) == max(before, length)
+            got += bytes(scratch[:length])
+            got_max = max(got_max, part_max)
+            start = stop
+        assert got == expected
+        assert got_max == expected_max
 
 
 def test_records_section_into_refuses_what_it_cannot_write() -> None:
     """A scratch that is exported (a live memoryview) cannot grow: BufferError, nothing
-    written; a scratch that is not a bytearray or messages that are not Messages: TypeError."""
+    written; a scratch that is not a bytearray or messages that are not Messages: TypeError;
+    a start outside the list: IndexError."""
     need(FAST is not None, "the _kafka_fast extension is not built")
     messages = [Message("t", 0, b"x" * 100, 5, 0, None)]
     scratch = bytearray(b"keep")
     with memoryview(scratch), pytest.raises(BufferError):
-        FAST.records_section_into(scratch, messages, 0)
+        FAST.records_section_into(scratch, messages, 0, 0, 1 << 20)
     assert scratch == b"keep"
     with pytest.raises(TypeError):
-        FAST.records_section_into(bytes(10), messages, 0)
+        FAST.records_section_into(bytes(10), messages, 0, 0, 1 << 20)
     with pytest.raises(TypeError):
-        FAST.records_section_into(bytearray(), [("t", 0, b"x")], 0)
+        FAST.records_section_into(bytearray(), [("t", 0, b"x")], 0, 0, 1 << 20)
+    for start in (-1, 1):
+        with pytest.raises(IndexError):
+            FAST.records_section_into(bytearray(), messages, 0, start, 1 << 20)
 
 
 def test_records_section_past_64_bits_falls_back() -> None:

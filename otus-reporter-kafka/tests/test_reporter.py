@@ -85,6 +85,41 @@ def test_every_compression(tansu_broker: TansuBroker, codec: str) -> None:
     )
 
 
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_compressed_batches_stretch_and_split_to_stay_within_batch_size(
+    tansu_broker: TansuBroker, codec: str
+) -> None:
+    """Records that compress well: batches hold more than ``batch_size`` before compression,
+    so fewer batches go out. Then records that barely compress: a batch that comes out
+    over ``batch_size`` is split in two (counted), and every record arrives once."""
+    import random
+
+    topic = f"stretch-{codec}"
+    line = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060\r\n"
+    easy = [sip_record(i, raw=line * 20) for i in range(1500)]
+    plain = make_reporter(tansu_broker.bootstrap, topic=f"{topic}-plain", batch_size="32KiB")
+    plain.report(easy)
+    assert plain.flush(15)
+    plain.close(5)
+    reporter = make_reporter(
+        tansu_broker.bootstrap, topic=topic, compression=codec, batch_size="32KiB"
+    )
+    reporter.report(easy)
+    assert reporter.flush(15)
+    stats = reporter.stats()
+    assert stats["batches"] < plain.stats()["batches"] * 0.75
+    assert stats["batches_split"] == 0
+    rng = random.Random(5)
+    hard = [sip_record(1500 + i, raw=rng.randbytes(3000)) for i in range(300)]
+    reporter.report(hard)
+    assert reporter.flush(15)
+    reporter.close(5)
+    stats = reporter.stats()
+    assert stats["batches_split"] >= 1
+    assert stats["records"] == 1800
+    assert sorted(seqs(consume(tansu_broker.bootstrap, topic, 1800))) == list(range(1800))
+
+
 def test_oversize_records_are_dropped_and_counted(tansu_broker: TansuBroker) -> None:
     reporter = make_reporter(tansu_broker.bootstrap, topic="big", max_message_bytes=4096)
     reporter.report([sip_record(0), sip_record(1, raw=b"x" * 5000), sip_record(2)])

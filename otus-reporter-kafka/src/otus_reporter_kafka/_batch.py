@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from aiokafka.codec import gzip_encode, snappy_encode
 from aiokafka.record.util import calc_crc32c
 
 from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._codecs import Codec
 from otus_reporter_kafka._native import FAST
 
 __all__ = [
-    "CODECS",
     "HEADER_SIZE",
+    "PART_BYTES",
     "PrebuiltBatch",
     "build_batch_py",
-    "compressor",
     "records_section",
     "records_section_py",
     "varint",
@@ -39,8 +38,10 @@ _CRC_OFFSET = 17  # after base offset, length, leader epoch, magic
 _ATTRIBUTES_OFFSET = 21  # the CRC covers everything from here on
 _LENGTH_BASE = 12  # the length field counts the bytes after itself
 
-#: Attribute bits of each codec (the timestamp type bit stays 0: CreateTime).
-CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+#: Uncompressed bytes of a section written into the scratch and compressed at a time, when the
+#: codec compresses part by part: ~1 MiB stays in this machine's per-core L2 cache between the
+#: two (and is one lz4 block).
+PART_BYTES = 1 << 20
 
 
 def _encode_varint(value: int) -> bytes:
@@ -103,78 +104,6 @@ def records_section_py(messages: Sequence[Message], first_ts: int) -> tuple[byte
     return b"".join(parts), max_ts
 
 
-def _gzip(data: bytes) -> bytes:
-    return bytes(gzip_encode(data))
-
-
-def _snappy(data: bytes) -> bytes:
-    return bytes(snappy_encode(data))
-
-
-def compressor(codec: str) -> Callable[[bytes], bytes] | None:
-    """The compression of the records section for ``codec`` (``None`` for "none").
-
-    lz4 runs at level 1 (aiokafka uses 9: ~12x slower for ~35 % smaller batches), as a frame of
-    independent blocks without content checksum (KIP-57); zstd at Kafka's default level 3."""
-    if codec == "none":
-        return None
-    if codec == "gzip":
-        return _gzip
-    if codec == "snappy":
-        return _snappy
-    if codec == "lz4":
-        return _lz4()
-    if codec == "zstd":
-        return _zstd()
-    raise ValueError(f"unknown compression {codec!r}")
-
-
-def _lz4() -> Callable[[bytes], bytes]:
-    """lz4 frames of independent blocks: from the ``lz4`` package when installed (~15 % less
-    CPU than cramjam's frame encoder on these sections), else cramjam's (64 KiB blocks).
-
-    With ``lz4``, blocks of up to 1 MiB: a batch of the default ``batch_size`` is one block,
-    ~1.5x smaller than in 64 KiB blocks at the same speed, so less goes through the socket
-    (~0.15-0.3 µs a record less here). Kafka's readers take all four frame block sizes
-    (64 KiB to 4 MiB); the Java consumer holds one block's buffer while reading a batch."""
-    try:
-        import lz4.frame  # type: ignore[import-untyped]
-    except ImportError:
-        import cramjam
-
-        def frame(data: bytes) -> bytes:
-            out = cramjam.lz4.Compressor(level=1, content_checksum=False, block_linked=False)
-            out.compress(bytes(data))  # it takes bytes only, not a view of the scratch
-            return bytes(out.finish())
-
-        return frame
-
-    compress = lz4.frame.compress
-    block_size = lz4.frame.BLOCKSIZE_MAX1MB
-
-    def lz4_frame(data: bytes) -> bytes:
-        out: bytes = compress(
-            data, compression_level=0, block_size=block_size, block_linked=False,
-            content_checksum=False, store_size=False,
-        )  # fmt: skip
-        return out
-
-    return lz4_frame
-
-
-def _zstd() -> Callable[[bytes], bytes]:
-    """zstd frames at level 3 (Kafka's default), from ``zstandard`` when installed (~15 % less
-    CPU than cramjam's), else cramjam's. One compressor object: only the sender thread uses it."""
-    try:
-        import zstandard
-    except ImportError:
-        import cramjam
-
-        return lambda data: bytes(cramjam.zstd.compress(data, level=3))
-    compress: Callable[[bytes], bytes] = zstandard.ZstdCompressor(level=3).compress
-    return compress
-
-
 class PrebuiltBatch:
     """A finished record batch with the interface aiokafka's producer uses of its
     ``BatchBuilder`` (``send_batch`` accepts it): count, size, producer state, bytes."""
@@ -186,12 +115,15 @@ class PrebuiltBatch:
         first_ts: int,
         max_ts: int,
         codec: int,
+        raw_size: int | None = None,
     ) -> None:
         self._records = records
         self._count = count
         self._first_ts = first_ts
         self._max_ts = max_ts
         self._attributes = codec
+        #: Length of the uncompressed records section (the sender's compression ratio).
+        self.raw_size = len(records) if raw_size is None else raw_size
         self._producer = (-1, -1, 0)  # no idempotence: id, epoch, base sequence unset
         self._buffer: bytes | None = None
 
@@ -199,41 +131,58 @@ class PrebuiltBatch:
     def build(
         cls,
         messages: Sequence[Message],
-        codec: str,
-        compress: Callable[[bytes], bytes] | None,
+        codec: Codec | None,
         scratch: bytearray | None = None,
     ) -> PrebuiltBatch:
         """A batch of these messages' records, compressed when that makes it smaller.
 
-        ``scratch``: a bytearray the caller keeps for all its batches; with the C path and a
-        codec, the uncompressed section is written there instead of into a new ~1 MiB
-        object each batch (whose fresh pages cost ~0.8 µs a record in faults and cache
-        misses), and the compressor reads it from there."""
+        ``scratch``: a bytearray the caller keeps for all its batches. With the C path and a
+        codec, the uncompressed section is written there instead of into a new object each
+        batch (fresh pages cost ~0.8 µs a record in faults and cache misses), and compressed
+        from there: part by part (:data:`PART_BYTES` each) when the codec can, so each part
+        is compressed while still in the cache, else whole."""
         first = messages[0].timestamp_ms
         if (
-            compress is not None
+            codec is not None
             and scratch is not None
             and FAST is not None
             and type(messages) is list
         ):
-            try:
-                length, max_ts = FAST.records_section_into(scratch, messages, first)
-            except OverflowError:  # timestamps beyond 64 bits: Python's ints take them
-                pass
-            else:
-                with memoryview(scratch) as view:
-                    written = view[:length]
-                    packed = compress(written)  # type: ignore[arg-type]  # takes any buffer
-                    if len(packed) < length:
-                        return cls(packed, len(messages), first, max_ts, CODECS[codec])
-                    return cls(written.tobytes(), len(messages), first, max_ts, 0)
+            with contextlib.suppress(OverflowError):  # beyond 64 bits: Python's ints below
+                return cls._from_scratch(messages, codec, scratch, first)
         section, max_ts = records_section(messages, first)
-        attributes = 0
-        if compress is not None:
-            packed = compress(section)
+        if codec is not None:
+            packed = codec.whole(section)
             if len(packed) < len(section):
-                section, attributes = packed, CODECS[codec]
-        return cls(section, len(messages), first, max_ts, attributes)
+                return cls(packed, len(messages), first, max_ts, codec.attribute, len(section))
+        return cls(section, len(messages), first, max_ts, 0)
+
+    @classmethod
+    def _from_scratch(
+        cls, messages: list[Message], codec: Codec, scratch: bytearray, first: int
+    ) -> PrebuiltBatch:
+        assert FAST is not None
+        sections_in = FAST.records_section_into
+        if codec.stream is None:
+            raw, max_ts, _ = sections_in(scratch, messages, first, 0, 1 << 62)
+            with memoryview(scratch) as view:
+                packed = codec.whole(view[:raw])
+        else:
+            frame = codec.stream()
+            parts: list[bytes] = []
+            raw, max_ts, start = 0, first, 0
+            while start < len(messages):
+                length, part_max, start = sections_in(scratch, messages, first, start, PART_BYTES)
+                with memoryview(scratch) as view:  # released before the scratch may grow
+                    parts.append(frame.compress(view[:length]))
+                raw += length
+                max_ts = max(max_ts, part_max)
+            parts.append(frame.flush())
+            packed = b"".join(parts)
+        if len(packed) < raw:
+            return cls(packed, len(messages), first, max_ts, codec.attribute, raw)
+        section, max_ts = records_section(messages, first)  # incompressible: as it is
+        return cls(section, len(messages), first, max_ts, 0)
 
     # -- what aiokafka's MessageBatch and accumulator call -----------------------------------
 

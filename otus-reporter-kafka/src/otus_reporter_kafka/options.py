@@ -81,7 +81,10 @@ class KafkaReporterOptions(BaseModel):
     )
     compression: Compression = Field("none", description="Batch compression codec.")
     batch_size: ByteSize = Field(
-        1024 * 1024, ge=1024, description="Largest record batch per partition."
+        1024 * 1024,
+        ge=1024,
+        description="Largest record batch per partition, as sent: compressed batches hold "
+        "up to twice as much before compression, as far as their compression allows.",
     )
     linger: Duration = Field(0.005, le=10, description="Wait this long to fill a batch.")
     max_message_bytes: ByteSize = Field(

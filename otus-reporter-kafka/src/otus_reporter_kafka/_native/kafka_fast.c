@@ -811,12 +811,16 @@ static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t
     return Py_BuildValue("nn", i, held);
 }
 
-/* The sizing pass of a records section over a snapshot of the messages: its length and the
- * largest timestamp; -1 with an exception on a message that is not a Message of int timestamp. */
-static Py_ssize_t section_size(PyObject *messages, long long first, long long *max_ts) {
-    Py_ssize_t n = PyTuple_GET_SIZE(messages), total = 0;
+/* The sizing pass of a records section over a snapshot of messages (a tuple) whose first one
+ * has offset delta ``base``: the length of its first *count messages (all of them, or as many
+ * as fit in ``limit`` bytes, at least one; *count is set to how many) and their largest
+ * timestamp (at least ``first``); -1 with an exception on a message that is not a Message of
+ * int timestamp. */
+static Py_ssize_t section_size(PyObject *messages, long long first, Py_ssize_t base,
+                               Py_ssize_t limit, Py_ssize_t *count, long long *max_ts) {
+    Py_ssize_t n = PyTuple_GET_SIZE(messages), total = 0, i = 0;
     *max_ts = first;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         PyObject *m = PyTuple_GET_ITEM(messages, i);
         if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) != 6 || !PyBytes_Check(PyTuple_GET_ITEM(m, 2))
             || !PyLong_Check(PyTuple_GET_ITEM(m, 3))) {
@@ -830,21 +834,24 @@ static Py_ssize_t section_size(PyObject *messages, long long first, long long *m
             PyErr_SetString(PyExc_OverflowError, "records_section(): timestamp delta");
             return -1;
         }
-        Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(i))
+        Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(base + i))
                           + PyBytes_GET_SIZE(PyTuple_GET_ITEM(m, 2));
-        total += uvarint_len(zigzag(size)) + size;
+        Py_ssize_t framed = uvarint_len(zigzag(size)) + size;
+        if (i > 0 && total + framed > limit) break;
+        total += framed;
         if (stamp > *max_ts) *max_ts = stamp;
     }
+    *count = i;
     return total;
 }
 
-/* The writing pass: exactly section_size() bytes from p on. */
-static void section_write(PyObject *messages, long long first, char *p) {
-    Py_ssize_t n = PyTuple_GET_SIZE(messages);
-    for (Py_ssize_t i = 0; i < n; i++) {
+/* The writing pass: exactly section_size() bytes from p on, for the first count messages. */
+static void section_write(PyObject *messages, long long first, Py_ssize_t base, Py_ssize_t count,
+                          char *p) {
+    for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *m = PyTuple_GET_ITEM(messages, i), *body = PyTuple_GET_ITEM(m, 2);
         long long stamp = PyLong_AsLongLong(PyTuple_GET_ITEM(m, 3));
-        uint64_t delta = zigzag(stamp - first), offset = zigzag(i);
+        uint64_t delta = zigzag(stamp - first), offset = zigzag(base + i);
         Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + PyBytes_GET_SIZE(body);
         p = uvarint_put(p, zigzag(size));
         *p++ = 0;
@@ -874,38 +881,57 @@ static PyObject *records_section(PyObject *self, PyObject *const *args, Py_ssize
     PyObject *messages = PyList_AsTuple(args[0]);
     if (messages == NULL) return NULL;
     long long max_ts;
-    Py_ssize_t total = section_size(messages, first, &max_ts);
+    Py_ssize_t count;
+    Py_ssize_t total = section_size(messages, first, 0, PY_SSIZE_T_MAX, &count, &max_ts);
     PyObject *section = total < 0 ? NULL : PyBytes_FromStringAndSize(NULL, total);
-    if (section != NULL) section_write(messages, first, PyBytes_AS_STRING(section));
+    if (section != NULL) section_write(messages, first, 0, count, PyBytes_AS_STRING(section));
     Py_DECREF(messages);
     return section == NULL ? NULL : Py_BuildValue("NL", section, max_ts);
 }
 
 PyDoc_STRVAR(records_section_into_doc,
-             "records_section_into(scratch, messages, first_ts) -> (length, max_ts)\n\n"
-             "records_section() written at the start of the bytearray ``scratch`` (grown when "
-             "too small, never shrunk: the sender reuses it for every batch, so a section costs "
-             "no allocation and stays in the cache for the compressor); its length.");
+             "records_section_into(scratch, messages, first_ts, start, limit) -> "
+             "(length, max_ts, stop)\n\n"
+             "Part of records_section(): the records of messages[start:stop] (offset deltas "
+             "from ``start`` on), as many as fit in ``limit`` bytes and at least one, written at "
+             "the start of the bytearray ``scratch`` (grown when too small, never shrunk: the "
+             "sender reuses it for every part, so a section costs no allocation and stays in "
+             "the cache for the compressor); their length and largest timestamp (at least "
+             "``first_ts``), and ``stop``. Parts written and compressed one after the other "
+             "make the whole section.");
 
 static PyObject *records_section_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 3 || !PyByteArray_CheckExact(args[0]) || !PyList_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "records_section_into(scratch: bytearray, messages: list, first_ts: int)");
+    if (nargs != 5 || !PyByteArray_CheckExact(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "records_section_into(scratch: bytearray, messages: "
+                                         "list, first_ts: int, start: int, limit: int)");
         return NULL;
     }
     long long first = PyLong_AsLongLong(args[2]);
     if (first == -1 && PyErr_Occurred()) return NULL;
-    PyObject *messages = PyList_AsTuple(args[1]); /* a snapshot, as in records_section() */
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (start < 0 || start >= PyList_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_IndexError, "records_section_into(): start out of range");
+        return NULL;
+    }
+    /* a snapshot of messages[start:], as in records_section() */
+    PyObject *messages = PyList_GetSlice(args[1], start, PY_SSIZE_T_MAX);
     if (messages == NULL) return NULL;
+    PyObject *snapshot = PyList_AsTuple(messages);
+    Py_DECREF(messages);
+    if (snapshot == NULL) return NULL;
     long long max_ts;
-    Py_ssize_t total = section_size(messages, first, &max_ts);
+    Py_ssize_t count;
+    Py_ssize_t total = section_size(snapshot, first, start, limit, &count, &max_ts);
     if (total >= 0 && PyByteArray_GET_SIZE(args[0]) < total
         && PyByteArray_Resize(args[0], total) < 0) /* BufferError while exported */
         total = -1;
-    if (total >= 0) section_write(messages, first, PyByteArray_AS_STRING(args[0]));
-    Py_DECREF(messages);
-    return total < 0 ? NULL : Py_BuildValue("nL", total, max_ts);
+    if (total >= 0) section_write(snapshot, first, start, count, PyByteArray_AS_STRING(args[0]));
+    Py_DECREF(snapshot);
+    return total < 0 ? NULL : Py_BuildValue("nLn", total, max_ts, start + count);
 }
 
 

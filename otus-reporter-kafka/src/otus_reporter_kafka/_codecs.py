@@ -1,0 +1,126 @@
+"""How each codec compresses a records section: whole, or part by part into one frame.
+
+lz4 runs at level 1 (aiokafka uses 9: ~12x slower for ~35 % smaller batches), as a frame of
+independent blocks without content checksum (KIP-57); zstd at Kafka's default level 3. The
+``lz4`` and ``zstandard`` packages are preferred (~15 % less CPU than cramjam's encoders on
+these sections) and also compress part by part (:attr:`Codec.stream`); without them cramjam
+compresses whole sections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka.codec import gzip_encode, snappy_encode
+
+__all__ = ["CODECS", "Codec", "StreamCompressor", "codec"]
+
+#: Attribute bits of each codec (the timestamp type bit stays 0: CreateTime).
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+class StreamCompressor(Protocol):
+    """One frame made of several parts: ``compress`` each, then ``flush`` (the frame's end)."""
+
+    def compress(self, data: Any) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A codec's compression of a records section (any bytes-like object, a view of the
+    sender's scratch too): ``whole`` in one call; ``stream`` (when not ``None``) makes a
+    compressor that takes the section part by part, so each part is compressed while it is
+    still in the cache it was just written to."""
+
+    name: str
+    attribute: int
+    whole: Callable[[Any], bytes]
+    stream: Callable[[], StreamCompressor] | None = None
+
+
+def codec(name: str) -> Codec | None:
+    """The compression of ``name`` (``None`` for "none"; ``ValueError`` for an unknown one)."""
+    if name == "none":
+        return None
+    if name == "gzip":
+        return Codec(name, CODECS[name], lambda data: bytes(gzip_encode(data)))
+    if name == "snappy":
+        return Codec(name, CODECS[name], lambda data: bytes(snappy_encode(data)))
+    if name == "lz4":
+        return _lz4()
+    if name == "zstd":
+        return _zstd()
+    raise ValueError(f"unknown compression {name!r}")
+
+
+def _lz4() -> Codec:
+    """lz4 frames of independent blocks of up to 1 MiB with ``lz4`` (~1.5x smaller than in
+    64 KiB blocks at the same speed, so less goes through the socket; Kafka's readers take all
+    four frame block sizes, 64 KiB to 4 MiB); cramjam's 64 KiB blocks without it."""
+    try:
+        import lz4.frame  # type: ignore[import-untyped]
+    except ImportError:
+        import cramjam
+
+        def frame(data: Any) -> bytes:
+            out = cramjam.lz4.Compressor(level=1, content_checksum=False, block_linked=False)
+            out.compress(bytes(data))  # it takes bytes only, not a view of the scratch
+            return bytes(out.finish())
+
+        return Codec("lz4", CODECS["lz4"], frame)
+
+    compress = lz4.frame.compress
+    block_size = lz4.frame.BLOCKSIZE_MAX1MB
+
+    def whole(data: Any) -> bytes:
+        out: bytes = compress(
+            data, compression_level=0, block_size=block_size, block_linked=False,
+            content_checksum=False, store_size=False,
+        )  # fmt: skip
+        return out
+
+    return Codec("lz4", CODECS["lz4"], whole, _Lz4Frame)
+
+
+class _Lz4Frame:
+    """One lz4 frame (the same header as :func:`_lz4`'s ``whole``), compressed part by part:
+    each part becomes its own blocks (``auto_flush``), so nothing is buffered in between."""
+
+    def __init__(self) -> None:
+        import lz4.frame
+
+        self._frame = lz4.frame.LZ4FrameCompressor(
+            block_size=lz4.frame.BLOCKSIZE_MAX1MB, block_linked=False, compression_level=0,
+            content_checksum=False, block_checksum=False, auto_flush=True,
+        )  # fmt: skip
+        self._head: bytes = self._frame.begin()
+
+    def compress(self, data: Any) -> bytes:
+        out: bytes = self._frame.compress(data)
+        if self._head:
+            out, self._head = self._head + out, b""
+        return out
+
+    def flush(self) -> bytes:
+        end: bytes = self._frame.flush()
+        return self._head + end
+
+
+def _zstd() -> Codec:
+    """zstd frames at level 3 (Kafka's default). One compressor object: only the sender thread
+    uses it."""
+    try:
+        import zstandard
+    except ImportError:
+        import cramjam
+
+        return Codec(
+            "zstd", CODECS["zstd"], lambda data: bytes(cramjam.zstd.compress(data, level=3))
+        )
+    compressor = zstandard.ZstdCompressor(level=3)
+    stream: Callable[[], StreamCompressor] = compressor.compressobj
+    return Codec("zstd", CODECS["zstd"], compressor.compress, stream)
