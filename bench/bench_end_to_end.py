@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import voip_mix
+from pinning import pinned_apart
 
 CODEC = "lz4"
 FILTER = {"rules": [{"match": {"field": "labels.sip.method", "equals": "ACK"}, "action": "drop"}]}
@@ -118,11 +119,17 @@ def _child(pcap: str, bootstrap: str, topic: str) -> None:
     )
 
 
-def _worker(pcap: Path, bootstrap: str, topic: str) -> dict[str, Any]:
-    """Run one worker process; its JSON result plus ``rss_mib`` (the child's peak RSS)."""
+def _worker(
+    pcap: Path, bootstrap: str, topic: str, broker_pid: int | None = None
+) -> dict[str, Any]:
+    """Run one worker process; its JSON result plus ``rss_mib`` (the child's peak RSS) and
+    ``pinning``. With a broker: the worker (all its threads) on one CPU and the broker on the
+    others, so the rate is one core's (:mod:`pinning`)."""
     cmd = [sys.executable, __file__, "--child", str(pcap), bootstrap, topic]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=1800)
+    # pinned right after the start: the child is still exec'ing, none of its threads exist yet
+    with pinned_apart(broker_pid, proc.pid) as pinning:
+        out, err = proc.communicate(timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"end-to-end worker failed ({proc.returncode}): {err[-2000:]}")
     res = dict(json.loads(out.strip().splitlines()[-1]))
@@ -132,6 +139,7 @@ def _worker(pcap: Path, bootstrap: str, topic: str) -> dict[str, Any]:
     if kafka["records"] != kafka["reported"] or kafka["reported"] == 0:
         raise RuntimeError(f"end-to-end worker: not everything delivered: {kafka}")
     res["rss_mib"] = res["maxrss_kib"] / 1024
+    res["pinning"] = pinning
     return res
 
 
@@ -159,7 +167,7 @@ def run(quick: bool) -> list[dict[str, object]]:
             for i in range(runs):
                 # the broker keeps records in memory: start each run on an empty one
                 broker.restart()
-                results.append(_worker(large, broker.bootstrap, f"e2e-{i}"))
+                results.append(_worker(large, broker.bootstrap, f"e2e-{i}", broker.pid))
         mem_small = [_worker(small, "null", "-") for _ in range(runs)]
         mem_large = [_worker(large, "null", "-") for _ in range(runs)]
         peer_rate = peer_note = None
@@ -185,8 +193,8 @@ def run(quick: bool) -> list[dict[str, object]]:
             "peer": "tshark -Y sip" if peer_rate else None,
             "peer_rate": peer_rate,
             "note": f"{desc}; until the broker acked every record; "
-            f"median of {runs}; {large_n / cpu:,.0f} pkt per CPU-second (all threads)"
-            + (f"; {peer_note}" if peer_note else ""),
+            f"median of {runs}; {large_n / cpu:,.0f} pkt per CPU-second (all threads); "
+            f"{results[0]['pinning']}" + (f"; {peer_note}" if peer_note else ""),
             "rss_mib": rss_e2e,
         },
         {

@@ -29,20 +29,30 @@ def _pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(tid, cpus)
 
 
-@contextlib.contextmanager
-def pinned_apart(peer_pid: int | None) -> Iterator[str]:
-    """This process on the last CPU it may use, ``peer_pid`` on the others, for the duration;
-    yields a note saying so (or why nothing was pinned). Threads started meanwhile inherit
-    the CPU of the thread that starts them."""
+def _cpu_split() -> tuple[int, set[int]] | None:
+    """The CPU for the process under test (the last one this process may use) and the others;
+    ``None`` with a single CPU."""
     cpus = sorted(os.sched_getaffinity(0))
-    if peer_pid is None or len(cpus) < 2:
+    return (cpus[-1], set(cpus[:-1])) if len(cpus) >= 2 else None
+
+
+@contextlib.contextmanager
+def pinned_apart(peer_pid: int | None, pid: int | None = None) -> Iterator[str]:
+    """Process ``pid`` (this one by default) on one CPU, ``peer_pid`` on the others, for the
+    duration; yields a note saying so (or why nothing was pinned). Threads started meanwhile
+    inherit the CPU of the thread that starts them."""
+    split = _cpu_split()
+    if peer_pid is None or split is None:
         yield "not pinned (one CPU, or no peer process)"
         return
-    mine, rest = cpus[-1], set(cpus[:-1])
+    mine, rest = split
+    everything = rest | {mine}
+    target = os.getpid() if pid is None else pid
     _pin(peer_pid, rest)
-    _pin(os.getpid(), {mine})
+    _pin(target, {mine})
     try:
-        yield f"pinned: this process on CPU {mine}, the broker on CPU {','.join(map(str, rest))}"
+        who = "this process" if pid is None else "the worker"
+        yield f"pinned: {who} on CPU {mine}, the broker on CPU {','.join(map(str, sorted(rest)))}"
     finally:
-        _pin(os.getpid(), set(cpus))
-        _pin(peer_pid, set(cpus))
+        _pin(target, everything)
+        _pin(peer_pid, everything)
