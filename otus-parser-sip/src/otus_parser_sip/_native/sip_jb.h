@@ -139,16 +139,12 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
     (void)lo;
     (void)hi;
 #endif
-    while (p < e) {
-        const unsigned char *r = p;
-        while (r < e && !ESC[*r])
-            r++;
-        memcpy(d, p, (size_t)(r - p));
-        d += r - p;
-        if (r == e)
-            break;
-        d = esc1(d, *r);
-        p = r + 1;
+    /* the tail (under 16 bytes with SSE2): byte by byte, no memcpy call */
+    for (; p < e; p++) {
+        if (ESC[*p])
+            d = esc1(d, *p);
+        else
+            *d++ = (char)*p;
     }
     return d;
 }
@@ -184,17 +180,17 @@ static inline char *w_case(char *d, sv s, int cas) {
 
 /* v in decimal at d (room for 20 bytes); returns the new end. */
 static inline char *w_int(char *d, long long v) {
-    char tmp[24];
-    int i = (int)sizeof(tmp);
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
     if (v < 0)
-        tmp[--i] = '-';
-    memcpy(d, tmp + i, sizeof(tmp) - (size_t)i);
-    return d + (sizeof(tmp) - (size_t)i);
+        *d++ = '-';
+    int n = 1;
+    for (unsigned long long t = u; t >= 10; t /= 10)
+        n++;
+    for (int i = n - 1; i >= 0; i--) { /* the digits straight into place, no memcpy call */
+        d[i] = (char)('0' + u % 10);
+        u /= 10;
+    }
+    return d + n;
 }
 
 /* Cursor writing inside a function: W_OPEN reserves room for `need` more bytes and loads the
@@ -272,16 +268,8 @@ static inline Py_ssize_t jb_find_any(const jb *b, sv s, const char *set, int nse
 static inline Py_ssize_t jb_find(const jb *b, sv s, char c) { return jb_find_any(b, s, &c, 1); }
 
 static inline void jb_int(jb *b, long long v) {
-    char tmp[24];
-    int i = (int)sizeof(tmp);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    jb_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+    if (jb_reserve(b, 24))
+        b->n = (size_t)(w_int(b->p + b->n, v) - b->p);
 }
 
 /* The body description of _body.parse_body as JSON, and the media summary (a list, or NULL when

@@ -676,8 +676,16 @@ static const char *const LB_NAMES[LB_N] = {
     "sip.method",    "sip.request_uri", "sip.status_code", "sip.from_user", "sip.to_user",
     "sip.from_tag",  "sip.to_tag",      "sip.via",       "sip.via_branch", "sip.user_agent"};
 static PyObject *lb_key[LB_N];
-/* The JSON member openings of the labels ("sip.call_id": ...) and their lengths. */
+/* The JSON member openings of the labels ("sip.call_id": ...) and their lengths; LB_PAD the
+ * same in 32-byte arrays (copied whole: a fixed-size copy, no memcpy call). */
 #define LBJ(s) {"\"" s "\":", sizeof("\"" s "\":") - 1}
+#define LBP(s) "\"" s "\":"
+static const char LB_PAD[][32] = {
+    LBP("sip.call_id"),   LBP("sip.from_uri"),    LBP("sip.to_uri"),      LBP("sip.cseq"),
+    LBP("sip.cseq_method"), LBP("sip.method"),    LBP("sip.request_uri"), LBP("sip.status_code"),
+    LBP("sip.from_user"), LBP("sip.to_user"),     LBP("sip.from_tag"),    LBP("sip.to_tag"),
+    LBP("sip.via"),       LBP("sip.via_branch"),  LBP("sip.user_agent")};
+_Static_assert(sizeof(LB_PAD) / sizeof(LB_PAD[0]) == LB_N, "one padded opening per label");
 static const sv LB_JSON[LB_N] = {
     LBJ("sip.call_id"),   LBJ("sip.from_uri"),    LBJ("sip.to_uri"),      LBJ("sip.cseq"),
     LBJ("sip.cseq_method"), LBJ("sip.method"),    LBJ("sip.request_uri"), LBJ("sip.status_code"),
@@ -809,7 +817,6 @@ static int labels_json(jb *lab, const minfo *m) {
     }
     uintptr_t lo = lab->rd_lo, hi = lab->rd_hi;
     char *d = lab->p + lab->n;
-    char num[24];
     for (int key = 0; key < LB_N; key++) {
         if (key != LB_CSEQ && key != LB_STATUS_CODE && key != LB_VIA && !((has >> key) & 1))
             continue;
@@ -819,18 +826,11 @@ static int labels_json(jb *lab, const minfo *m) {
         if (key == LB_METHOD && !m->request)
             continue;
         *d++ = key == LB_CALL_ID ? '{' : ',';
-        memcpy(d, LB_JSON[key].p, (size_t)LB_JSON[key].n);
+        memcpy(d, LB_PAD[key], sizeof(LB_PAD[key]));
         d += LB_JSON[key].n;
         if (key == LB_CSEQ || key == LB_STATUS_CODE) {
-            long long x = key == LB_CSEQ ? m->cseq : m->status;
-            int i = (int)sizeof(num);
-            do {
-                num[--i] = (char)('0' + x % 10);
-                x /= 10;
-            } while (x);
             *d++ = '"';
-            memcpy(d, num + i, sizeof(num) - (size_t)i);
-            d += sizeof(num) - (size_t)i;
+            d = w_int(d, key == LB_CSEQ ? m->cseq : m->status);
             if (key == LB_CSEQ) {
                 *d++ = ' ';
                 d = w_esc(d, m->cseq_method, lo, hi);
@@ -838,7 +838,7 @@ static int labels_json(jb *lab, const minfo *m) {
             *d++ = '"';
             if (key == LB_STATUS_CODE) { /* then "sip.method": the CSeq method */
                 *d++ = ',';
-                memcpy(d, LB_JSON[LB_METHOD].p, (size_t)LB_JSON[LB_METHOD].n);
+                memcpy(d, LB_PAD[LB_METHOD], sizeof(LB_PAD[LB_METHOD]));
                 d += LB_JSON[LB_METHOD].n;
                 d = w_str(d, m->cseq_method, lo, hi);
             }
@@ -858,15 +858,8 @@ static int labels_json(jb *lab, const minfo *m) {
             *d++ = ' ';
             d = w_esc(d, v->host, lo, hi);
             if (v->port >= 0) {
-                long long x = v->port;
-                int i = (int)sizeof(num);
-                do {
-                    num[--i] = (char)('0' + x % 10);
-                    x /= 10;
-                } while (x);
                 *d++ = ':';
-                memcpy(d, num + i, sizeof(num) - (size_t)i);
-                d += sizeof(num) - (size_t)i;
+                d = w_int(d, v->port);
             }
             *d++ = '"';
         } else {
