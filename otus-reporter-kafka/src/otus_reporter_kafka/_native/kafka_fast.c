@@ -20,6 +20,9 @@
 #include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static PyObject *s_payload, *s_serialized_payload, *s_serialized_labels;
 
@@ -280,6 +283,23 @@ static int json_str_parse(const unsigned char **pp, const unsigned char *end, un
                           const unsigned char **out, Py_ssize_t *out_len) {
     const unsigned char *p = *pp, *start = p;
     for (;;) { /* plain text: no copy */
+#if defined(__SSE2__)
+        /* 16 bytes at a time, straight to the first byte that is not plain ASCII text: the
+         * closing quote, usually (labels are short, so this is most of the scan) */
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            __m128i odd = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+            /* signed compare: below 0x20, and 0x80-0xFF (negative) */
+            odd = _mm_or_si128(odd, _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            int mask = _mm_movemask_epi8(odd);
+            if (mask) {
+                p += __builtin_ctz((unsigned)mask);
+                break;
+            }
+            p += 16;
+        }
+#endif
         while (end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
