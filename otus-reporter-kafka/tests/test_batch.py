@@ -32,18 +32,22 @@ class _Fixed:
         return b"<%d>" % record.src_port
 
 
+def _messages(records: list[Record], encoder: Encoder | None = None) -> list[Message]:
+    bodies_of = BodyEncoder(encoder or JsonEncoder(), max_cached=4)
+    messages = []
+    for record in records:
+        body, hashed = bodies_of.encode(record)
+        messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
+    return messages
+
+
 def _ours(
     records: list[Record],
     name: str,
     encoder: Encoder | None = None,
     scratch: bytearray | None = None,
 ) -> PrebuiltBatch:
-    bodies_of = BodyEncoder(encoder or JsonEncoder(), max_cached=4)
-    messages = []
-    for record in records:
-        body, hashed = bodies_of.encode(record)
-        messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
-    return PrebuiltBatch.build(messages, codec(name), scratch)
+    return PrebuiltBatch.build(_messages(records, encoder), codec(name), scratch)
 
 
 def _aiokafka(records: list[Record], name: str, encoder: Encoder | None = None) -> bytes:
@@ -180,11 +184,7 @@ def test_a_section_compression_does_not_shrink_goes_uncompressed(scratch: bool) 
     the same bytes as an uncompressed batch of the same records (also from the scratch,
     and with the compressor handed a view of the scratch, not a copy)."""
     records = _records()[:5]
-    bodies_of = BodyEncoder(JsonEncoder())
-    messages = []
-    for record in records:
-        body, hashed = bodies_of.encode(record)
-        messages.append(Message("t", hashed, body, record.ts_ns // 1_000_000, len(body), None))
+    messages = _messages(records)
     seen: list[type] = []
 
     def inflate(section: bytes) -> bytes:
@@ -214,6 +214,25 @@ def test_a_section_of_many_parts_is_one_frame_with_every_record(name: str) -> No
     assert [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in read] == [
         (r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in theirs
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "levels"), [("gzip", [1, 9]), ("lz4", [-64, -4, 0, 9, 16]), ("zstd", [-7, -1, 1, 19])]
+)
+def test_compression_levels_give_batches_that_read_back(name: str, levels: list[int]) -> None:
+    """Every level in range makes a batch with every record (part by part or whole); a
+    faster level does not make a smaller one here."""
+    records = [sip_record(i) for i in range(300)]
+    sizes = []
+    for level in levels:
+        batch = PrebuiltBatch.build(_messages(records), codec(name, level), bytearray())
+        read = DefaultRecordBatch(batch._build())
+        assert read.compression_type == CODECS[name]
+        assert [r.value for r in read] == [
+            r.value for r in DefaultRecordBatch(_aiokafka(records, name))
+        ]
+        sizes.append(batch.size())
+    assert sizes[0] >= sizes[-1]
 
 
 def test_many_records_need_long_offset_varints() -> None:

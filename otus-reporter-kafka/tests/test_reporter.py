@@ -70,14 +70,21 @@ def test_topic_prefix_routes_by_payload_type(tansu_broker: TansuBroker) -> None:
     assert {m.header("payload_type") for m in rtp} == {b"rtp"}
 
 
-@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
-def test_every_compression(tansu_broker: TansuBroker, codec: str) -> None:
-    reporter = make_reporter(tansu_broker.bootstrap, topic="c", compression=codec)
+@pytest.mark.parametrize(
+    ("codec", "level"),
+    [("none", None), ("gzip", None), ("gzip", 1), ("snappy", None), ("lz4", None),
+     ("lz4", -8), ("lz4", 9), ("zstd", None), ("zstd", -3)],
+)  # fmt: skip
+def test_every_compression(tansu_broker: TansuBroker, codec: str, level: int | None) -> None:
+    topic = f"c-{codec}-{level}"
+    reporter = make_reporter(
+        tansu_broker.bootstrap, topic=topic, compression=codec, compression_level=level
+    )
     records = [sip_record(i) for i in range(300)]
     reporter.report(records)
     assert reporter.flush(15)
     reporter.close(5)
-    got = consume(tansu_broker.bootstrap, "c", 300)
+    got = consume(tansu_broker.bootstrap, topic, 300)
     assert sorted(seqs(got)) == list(range(300))
     assert all(
         json.loads(m.value or b"") == record_to_dict(records[s])

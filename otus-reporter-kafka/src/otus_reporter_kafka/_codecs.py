@@ -1,7 +1,8 @@
 """How each codec compresses a records section: whole, or part by part into one frame.
 
-lz4 runs at level 1 (aiokafka uses 9: ~12x slower for ~35 % smaller batches), as a frame of
-independent blocks without content checksum (KIP-57); zstd at Kafka's default level 3. The
+By default lz4 runs in its fast mode (aiokafka uses level 9: ~12x slower for ~35 % smaller
+batches), as a frame of independent blocks without content checksum (KIP-57); zstd at Kafka's
+default level 3, gzip at 9; ``compression_level`` sets another (the option's ranges). The
 ``lz4`` and ``zstandard`` packages are preferred (~15 % less CPU than cramjam's encoders on
 these sections) and also compress part by part (:attr:`Codec.stream`); without them cramjam
 compresses whole sections.
@@ -42,22 +43,24 @@ class Codec:
     stream: Callable[[], StreamCompressor] | None = None
 
 
-def codec(name: str) -> Codec | None:
-    """The compression of ``name`` (``None`` for "none"; ``ValueError`` for an unknown one)."""
+def codec(name: str, level: int | None = None) -> Codec | None:
+    """The compression of ``name`` at ``level`` (``None``: the codec's default; the option
+    checks the ranges); ``None`` for "none"; ``ValueError`` for an unknown codec."""
     if name == "none":
         return None
     if name == "gzip":
-        return Codec(name, CODECS[name], lambda data: bytes(gzip_encode(data)))
+        gzip_level = 9 if level is None else level
+        return Codec(name, CODECS[name], lambda data: bytes(gzip_encode(data, gzip_level)))
     if name == "snappy":
         return Codec(name, CODECS[name], lambda data: bytes(snappy_encode(data)))
     if name == "lz4":
-        return _lz4()
+        return _lz4(0 if level is None else level)
     if name == "zstd":
-        return _zstd()
+        return _zstd(3 if level is None else level)
     raise ValueError(f"unknown compression {name!r}")
 
 
-def _lz4() -> Codec:
+def _lz4(level: int) -> Codec:
     """lz4 frames of independent blocks of up to 1 MiB with ``lz4`` (~1.5x smaller than in
     64 KiB blocks at the same speed, so less goes through the socket; Kafka's readers take all
     four frame block sizes, 64 KiB to 4 MiB); cramjam's 64 KiB blocks without it."""
@@ -67,7 +70,9 @@ def _lz4() -> Codec:
         import cramjam
 
         def frame(data: Any) -> bytes:
-            out = cramjam.lz4.Compressor(level=1, content_checksum=False, block_linked=False)
+            out = cramjam.lz4.Compressor(
+                level=max(level, 1), content_checksum=False, block_linked=False
+            )  # its fast mode is 1: no acceleration
             out.compress(bytes(data))  # it takes bytes only, not a view of the scratch
             return bytes(out.finish())
 
@@ -78,23 +83,23 @@ def _lz4() -> Codec:
 
     def whole(data: Any) -> bytes:
         out: bytes = compress(
-            data, compression_level=0, block_size=block_size, block_linked=False,
+            data, compression_level=level, block_size=block_size, block_linked=False,
             content_checksum=False, store_size=False,
         )  # fmt: skip
         return out
 
-    return Codec("lz4", CODECS["lz4"], whole, _Lz4Frame)
+    return Codec("lz4", CODECS["lz4"], whole, lambda: _Lz4Frame(level))
 
 
 class _Lz4Frame:
     """One lz4 frame (the same header as :func:`_lz4`'s ``whole``), compressed part by part:
     each part becomes its own blocks (``auto_flush``), so nothing is buffered in between."""
 
-    def __init__(self) -> None:
+    def __init__(self, level: int) -> None:
         import lz4.frame
 
         self._frame = lz4.frame.LZ4FrameCompressor(
-            block_size=lz4.frame.BLOCKSIZE_MAX1MB, block_linked=False, compression_level=0,
+            block_size=lz4.frame.BLOCKSIZE_MAX1MB, block_linked=False, compression_level=level,
             content_checksum=False, block_checksum=False, auto_flush=True,
         )  # fmt: skip
         self._head: bytes = self._frame.begin()
@@ -110,17 +115,16 @@ class _Lz4Frame:
         return self._head + end
 
 
-def _zstd() -> Codec:
-    """zstd frames at level 3 (Kafka's default). One compressor object: only the sender thread
-    uses it."""
+def _zstd(level: int) -> Codec:
+    """zstd frames. One compressor object: only the sender thread uses it."""
     try:
         import zstandard
     except ImportError:
         import cramjam
 
         return Codec(
-            "zstd", CODECS["zstd"], lambda data: bytes(cramjam.zstd.compress(data, level=3))
+            "zstd", CODECS["zstd"], lambda data: bytes(cramjam.zstd.compress(data, level=level))
         )
-    compressor = zstandard.ZstdCompressor(level=3)
+    compressor = zstandard.ZstdCompressor(level=level)
     stream: Callable[[], StreamCompressor] = compressor.compressobj
     return Codec("zstd", CODECS["zstd"], compressor.compress, stream)

@@ -9,9 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from otus import ByteSize, Duration
 
-__all__ = ["FallbackOptions", "KafkaReporterOptions", "SaslOptions", "TlsOptions"]
+__all__ = [
+    "COMPRESSION_LEVELS",
+    "FallbackOptions",
+    "KafkaReporterOptions",
+    "SaslOptions",
+    "TlsOptions",
+]
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+
+#: The levels each codec takes (Kafka's ``compression.<codec>.level``, KIP-390); lz4's below 0
+#: are its fast-acceleration modes, zstd's below 0 its ``--fast`` ones.
+COMPRESSION_LEVELS = {"gzip": (1, 9), "lz4": (-64, 16), "zstd": (-131072, 22)}
 
 #: aiokafka (>= 0.11) compresses snappy, lz4 and zstd with cramjam (extra ``compression``).
 _CODECS_NEEDING_CRAMJAM = frozenset({"snappy", "lz4", "zstd"})
@@ -80,6 +90,13 @@ class KafkaReporterOptions(BaseModel):
         "broker with InitProducerId; tansu has none).",
     )
     compression: Compression = Field("none", description="Batch compression codec.")
+    compression_level: int | None = Field(
+        None,
+        description="Level of the codec, as Kafka's compression.<codec>.level: gzip 1 to 9 "
+        "(default 9), lz4 -64 to 16 (default 0, lz4's fast mode; below 0 faster and larger, "
+        "3 to 16 high compression), zstd -131072 to 22 (default 3; below 0 faster and "
+        "larger). Not for none or snappy.",
+    )
     batch_size: ByteSize = Field(
         1024 * 1024,
         ge=1024,
@@ -129,6 +146,15 @@ class KafkaReporterOptions(BaseModel):
                 f"compression {self.compression!r} needs the 'cramjam' package: "
                 "pip install 'otus-reporter-kafka[compression]'"
             )
+        if self.compression_level is not None:
+            span = COMPRESSION_LEVELS.get(self.compression)
+            if span is None:
+                raise ValueError(f"compression_level does not apply to {self.compression!r}")
+            if not span[0] <= self.compression_level <= span[1]:
+                raise ValueError(
+                    f"compression_level of {self.compression} is {span[0]} to {span[1]}, "
+                    f"not {self.compression_level}"
+                )
         if self.fallback is not None and self.fallback.name == "kafka":
             raise ValueError("the fallback must be another kind of reporter than 'kafka'")
         return self

@@ -79,7 +79,7 @@ class KafkaReporter(Reporter):
         self._encoder = encoder or make_encoder(options.serialization)
         self._buffer = Buffer(options.buffer_records, options.buffer_bytes)
         self._bodies = BodyEncoder(self._encoder, native=native)
-        self._codec = codec(options.compression)
+        self._codec = codec(options.compression, options.compression_level)
         self._scratch = bytearray()  # the sender thread's uncompressed records sections
         self._stretch = 1.0  # uncompressed bytes per batch, in batch_size (sender thread)
         self._max_size = options.max_message_bytes
