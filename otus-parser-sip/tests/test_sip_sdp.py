@@ -208,3 +208,21 @@ def test_media_registration_from_c_summaries_equals_python(
     name: str, body: bytes, ctype: str
 ) -> None:
     assert _flows(True, body) == _flows(False, body)
+
+
+def test_escape_heavy_sdp_with_many_media_matches() -> None:
+    """The most output per body byte the C writer can meet (its room is reserved once from the
+    body's length, sip_sdp.c sdp_room): quotes, backslashes and tabs in every value, a long
+    session address and direction inherited by 16 media, one-byte formats, rtpmaps,
+    attributes; run as datagrams under the sanitizers by the fuzz driver too."""
+    q = '"\\"\\\t"'
+    addr = "a" + q * 12
+    lines = ["v=0", f"o=- {q} 0 IN IP4 {addr}", f"s={q * 8}", f"c=IN IP4 {addr}", "t=0 0"]
+    lines += ["a=sendonly", f"a={q * 6}"]
+    for k in range(16):
+        fmts = " ".join(str(n % 10) if n % 3 else q for n in range(40))
+        lines += [f"m=audio {10000 + 2 * k} RTP/AVP {fmts}", f"a=rtpmap:{k} {q}/8000/2"]
+        lines += [f"a={q}", f"a=x:{q * 4}"]
+    for eol in ("\r\n", "\n"):
+        body = _v(*lines, end=eol)
+        assert _check(sip(body=body)) is True

@@ -296,144 +296,164 @@ static int sdp_lines(sdp_desc *d, sv body) {
     return OK;
 }
 
-static void level_keys_json(jb *b, const sdp_desc *d, const sdp_level *l) {
+static char *level_keys_json(char *o, const sdp_desc *d, const sdp_level *l, uintptr_t lo,
+                             uintptr_t hi) {
     static const char *const ORIGIN[6] = {"username", "sess_id", "sess_version",
                                           "nettype", "addrtype", "address"};
+    static const size_t ORIGIN_LEN[6] = {8, 7, 12, 7, 8, 7};
     for (int k = 0; k < l->nkeys; k++) {
         switch (l->order[k]) {
         case K_CONN:
-            LIT(b, ",\"connection\":{\"nettype\":");
-            jb_str(b, l->conn[0]);
-            LIT(b, ",\"addrtype\":");
-            jb_str(b, l->conn[1]);
-            LIT(b, ",\"address\":");
-            jb_str(b, l->conn[2]);
-            LIT(b, "}");
+            o = WLIT(o, ",\"connection\":{\"nettype\":");
+            o = w_str(o, l->conn[0], lo, hi);
+            o = WLIT(o, ",\"addrtype\":");
+            o = w_str(o, l->conn[1], lo, hi);
+            o = WLIT(o, ",\"address\":");
+            o = w_str(o, l->conn[2], lo, hi);
+            o = WLIT(o, "}");
             break;
         case K_DIR:
-            LIT(b, ",\"direction\":");
-            jb_str(b, l->dir);
+            o = WLIT(o, ",\"direction\":");
+            o = w_str(o, l->dir, lo, hi);
             break;
         case K_RTPMAP:
-            LIT(b, ",\"rtpmap\":{");
+            o = WLIT(o, ",\"rtpmap\":{");
             for (int i = l->map0; i < l->map0 + l->nmap; i++) {
                 const sdp_map *m = &d->maps[i];
                 if (i > l->map0)
-                    LIT(b, ",");
-                jb_str(b, m->pt);
-                LIT(b, ":{\"encoding\":");
-                jb_str(b, m->enc);
+                    o = WLIT(o, ",");
+                o = w_str(o, m->pt, lo, hi);
+                o = WLIT(o, ":{\"encoding\":");
+                o = w_str(o, m->enc, lo, hi);
                 if (m->has_clock) {
-                    LIT(b, ",\"clock_rate\":");
-                    jb_int(b, m->clock);
+                    o = WLIT(o, ",\"clock_rate\":");
+                    o = w_int(o, m->clock);
                 }
                 if (m->has_channels) {
-                    LIT(b, ",\"channels\":");
-                    jb_str(b, m->channels);
+                    o = WLIT(o, ",\"channels\":");
+                    o = w_str(o, m->channels, lo, hi);
                 }
-                LIT(b, "}");
+                o = WLIT(o, "}");
             }
-            LIT(b, "}");
+            o = WLIT(o, "}");
             break;
         case K_RTCP:
-            LIT(b, ",\"rtcp\":{\"port\":");
-            jb_int(b, l->rtcp_port);
+            o = WLIT(o, ",\"rtcp\":{\"port\":");
+            o = w_int(o, l->rtcp_port);
             if (l->has_rtcp_addr) {
-                LIT(b, ",\"address\":");
-                jb_str(b, l->rtcp_addr);
+                o = WLIT(o, ",\"address\":");
+                o = w_str(o, l->rtcp_addr, lo, hi);
             }
-            LIT(b, "}");
+            o = WLIT(o, "}");
             break;
         case K_MUX:
-            LIT(b, ",\"rtcp_mux\":true");
+            o = WLIT(o, ",\"rtcp_mux\":true");
             break;
         case K_VERSION:
-            LIT(b, ",\"version\":");
-            jb_str(b, l->version);
+            o = WLIT(o, ",\"version\":");
+            o = w_str(o, l->version, lo, hi);
             break;
         case K_ORIGIN:
-            LIT(b, ",\"origin\":{");
+            o = WLIT(o, ",\"origin\":{");
             for (int i = 0; i < 6; i++) {
-                jb_put(b, i ? ",\"" : "\"", i ? 2 : 1);
-                jb_put(b, ORIGIN[i], strlen(ORIGIN[i]));
-                LIT(b, "\":");
-                jb_str(b, l->origin[i]);
+                if (i)
+                    *o++ = ',';
+                *o++ = '"';
+                memcpy(o, ORIGIN[i], ORIGIN_LEN[i]);
+                o += ORIGIN_LEN[i];
+                o = WLIT(o, "\":");
+                o = w_str(o, l->origin[i], lo, hi);
             }
-            LIT(b, "}");
+            o = WLIT(o, "}");
             break;
         case K_NAME:
-            LIT(b, ",\"name\":");
-            jb_str(b, l->name);
+            o = WLIT(o, ",\"name\":");
+            o = w_str(o, l->name, lo, hi);
             break;
         case K_TIMING:
-            LIT(b, ",\"timing\":");
-            jb_str(b, l->timing);
+            o = WLIT(o, ",\"timing\":");
+            o = w_str(o, l->timing, lo, hi);
             break;
         }
     }
+    return o;
 }
 
-static void attrs_json(jb *b, const sdp_desc *d, const sdp_level *l) {
-    LIT(b, "\"attributes\":[");
+static char *attrs_json(char *o, const sdp_desc *d, const sdp_level *l, uintptr_t lo,
+                        uintptr_t hi) {
+    o = WLIT(o, "\"attributes\":[");
     for (int i = l->attr0; i < l->attr0 + l->nattr; i++) {
         if (i > l->attr0)
-            LIT(b, ",");
-        jb_str(b, d->attrs[i]);
+            o = WLIT(o, ",");
+        o = w_str(o, d->attrs[i], lo, hi);
     }
-    LIT(b, "]");
+    o = WLIT(o, "]");
+    return o;
 }
 
-static void sdp_json(jb *b, const sdp_desc *d) {
+static char *sdp_json(char *o, const sdp_desc *d, uintptr_t lo, uintptr_t hi) {
     const sdp_level *s = &d->lv[0];
-    LIT(b, "{");
-    attrs_json(b, d, s);
-    level_keys_json(b, d, s);
-    LIT(b, ",\"media\":[");
+    o = WLIT(o, "{");
+    o = attrs_json(o, d, s, lo, hi);
+    o = level_keys_json(o, d, s, lo, hi);
+    o = WLIT(o, ",\"media\":[");
     for (int i = 1; i < d->nlv; i++) {
         const sdp_level *m = &d->lv[i];
         if (i > 1)
-            LIT(b, ",");
-        LIT(b, "{\"media\":");
-        jb_str(b, m->media);
-        LIT(b, ",");
-        attrs_json(b, d, m);
+            o = WLIT(o, ",");
+        o = WLIT(o, "{\"media\":");
+        o = w_str(o, m->media, lo, hi);
+        o = WLIT(o, ",");
+        o = attrs_json(o, d, m, lo, hi);
         if (m->mline3) {
             if (m->has_port_count) {
-                LIT(b, ",\"port_count\":");
-                jb_int(b, m->port_count);
+                o = WLIT(o, ",\"port_count\":");
+                o = w_int(o, m->port_count);
             }
-            LIT(b, ",\"port\":");
-            jb_int(b, m->port);
-            LIT(b, ",\"proto\":");
-            jb_str(b, m->proto);
-            LIT(b, ",\"formats\":[");
+            o = WLIT(o, ",\"port\":");
+            o = w_int(o, m->port);
+            o = WLIT(o, ",\"proto\":");
+            o = w_str(o, m->proto, lo, hi);
+            o = WLIT(o, ",\"formats\":[");
             Py_ssize_t wp = 0;
             sv w;
             int first = 1;
             while (word(m->formats, &wp, &w)) {
                 if (!first)
-                    LIT(b, ",");
+                    o = WLIT(o, ",");
                 first = 0;
-                jb_str(b, w);
+                o = w_str(o, w, lo, hi);
             }
-            LIT(b, "]");
+            o = WLIT(o, "]");
         }
-        level_keys_json(b, d, m);
+        o = level_keys_json(o, d, m, lo, hi);
         const sdp_level *cl = (m->seen & (1u << K_CONN)) ? m : s;
         if (cl->seen & (1u << K_CONN)) {
-            LIT(b, ",\"address\":");
-            jb_str(b, cl->conn[2]);
+            o = WLIT(o, ",\"address\":");
+            o = w_str(o, cl->conn[2], lo, hi);
         }
         if (!(m->seen & (1u << K_DIR))) {
-            LIT(b, ",\"direction\":");
+            o = WLIT(o, ",\"direction\":");
             if (s->seen & (1u << K_DIR))
-                jb_str(b, s->dir);
+                o = w_str(o, s->dir, lo, hi);
             else
-                LIT(b, "\"sendrecv\"");
+                o = WLIT(o, "\"sendrecv\"");
         }
-        LIT(b, "}");
+        o = WLIT(o, "}");
     }
-    LIT(b, "]}");
+    o = WLIT(o, "]}");
+    return o;
+}
+
+/* Room for sdp_json of d, a description of body: every string it writes lies in the body (the
+ * session's address and direction once more per media), and sdp_lines let through printable
+ * ASCII and TAB only, so 2 bytes per character escaped; the keys and punctuation per level,
+ * rtpmap, attribute and format (a format per 2 body bytes at most); 16 spare for w_esc. */
+static size_t sdp_room(const sdp_desc *d, Py_ssize_t body_n) {
+    const sdp_level *s = &d->lv[0];
+    size_t inherited = 2 * (size_t)(s->conn[2].n + s->dir.n) + 16;
+    return 4 * (size_t)body_n + 3 * (size_t)body_n + (size_t)d->nlv * (inherited + 640) +
+           96 * (size_t)d->nmaps + 4 * (size_t)d->nattrs + 128;
 }
 
 /* _body.media_of for one SDP: (address, port, media, rtcp_mux, rtcp_address, rtcp_port,
@@ -530,7 +550,8 @@ int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media
         sdp_desc d;
         TRY(sdp_lines(&d, body));
         LIT(b, ",\"sdp\":");
-        sdp_json(b, &d);
+        if (jb_reserve(b, sdp_room(&d, body.n))) /* else b->oom: the message fails */
+            b->n = (size_t)(sdp_json(b->p + b->n, &d, b->rd_lo, b->rd_hi) - b->p);
         PyObject *list = PyList_New(0);
         if (list == NULL)
             return ERR;
