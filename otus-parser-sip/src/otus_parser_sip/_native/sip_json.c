@@ -495,6 +495,11 @@ static int start_line_json(jb *b, sv line, minfo *m) {
 static const int LIST_IDS[4] = {ID_CONTACT, ID_ROUTE, ID_RECORD_ROUTE, ID_PAI};
 static const sv LIST_KEYS[4] = {KL(",\"contact\":["), KL(",\"route\":["), KL(",\"record_route\":["),
                                 KL(",\"p_asserted_identity\":[")};
+/* SCALAR_KEYS in 32-byte arrays: one fixed-size copy each (room reserved). */
+static const char SCALAR_PAD[10][32] = {
+    ",\"max_forwards\":", ",\"content_type\":", ",\"user_agent\":", ",\"server\":",
+    ",\"expires\":",      ",\"reason_header\":", ",\"subject\":",   ",\"supported\":",
+    ",\"allow\":",        ",\"event\":"};
 static const int SCALAR_IDS[10] = {ID_MAX_FORWARDS, ID_CONTENT_TYPE, ID_USER_AGENT, ID_SERVER,
                                    ID_EXPIRES,      ID_REASON,       ID_SUBJECT,    ID_SUPPORTED,
                                    ID_ALLOW,        ID_EVENT};
@@ -583,11 +588,16 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
         !eq(m->method, "ACK"))
         return BAIL;
     m->cseq_method = meth;
-    LIT(b, ",\"cseq\":{\"number\":");
-    jb_int(b, m->cseq);
-    LIT(b, ",\"method\":");
-    jb_str(b, meth);
-    LIT(b, "},\"via\":[");
+    char *d;
+    if (!jb_reserve(b, (size_t)meth.n * 6 + 96))
+        return BAIL; /* b->oom: the caller fails the message */
+    d = b->p + b->n;
+    d = WLIT(d, ",\"cseq\":{\"number\":");
+    d = w_int(d, m->cseq);
+    d = WLIT(d, ",\"method\":");
+    d = w_str(d, meth, b->rd_lo, b->rd_hi);
+    d = WLIT(d, "},\"via\":[");
+    W_SYNC(b);
     int nvia = 0;
     for (int k = h->first[ID_VIA]; k >= 0; k = h->next[k]) {
         sv v = span(h, k, 2);
@@ -621,27 +631,36 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
         }
         LIT(b, "]");
     }
+    /* The scalar headers with the cursor: room for all their values (each a header value in
+     * the head, written once) and keys reserved once. */
+    if (!jb_reserve(b, head_n * 6 + (size_t)h->n * 4 + 10 * 40 + 32))
+        return BAIL; /* b->oom: the caller fails the message */
+    d = b->p + b->n;
     for (int j = 0; j < 10; j++) {
         int id = SCALAR_IDS[j];
         if (h->count[id] == 0)
             continue;
-        jb_put(b, SCALAR_KEYS[j].p, (size_t)SCALAR_KEYS[j].n);
+        memcpy(d, SCALAR_PAD[j], sizeof(SCALAR_PAD[j]));
+        d += SCALAR_KEYS[j].n;
         if (id == ID_MAX_FORWARDS) {
             long long mf;
             if (h->count[id] != 1 || !digits(span(h, h->first[id], 2), 10, &mf) || mf > 255)
                 return BAIL;
-            jb_int(b, mf);
+            d = w_int(d, mf);
             continue;
         }
-        LIT(b, "\"");
+        *d++ = '"';
         int n = 0;
         for (int k = h->first[id]; k >= 0; k = h->next[k]) {
-            if (n++)
-                LIT(b, ", ");
-            jb_chars(b, span(h, k, 2), 0);
+            if (n++) {
+                *d++ = ',';
+                *d++ = ' ';
+            }
+            d = w_esc(d, span(h, k, 2), b->rd_lo, b->rd_hi);
         }
-        LIT(b, "\"");
+        *d++ = '"';
     }
+    W_SYNC(b);
     if (h->count[ID_DATE] > 0) {
         sv dv = span(h, h->first[ID_DATE], 2);
         if (dv.n < 3 || memcmp(dv.p + dv.n - 3, "GMT", 3) != 0)
