@@ -208,3 +208,31 @@ def test_split_values_at_every_offset_and_length() -> None:
             ):
                 taken += _check(head + last.encode() + b"\r\n\r\n")
     assert taken == 17 * 12 * 4, taken
+
+
+def test_repeated_values_match_wherever_they_sit() -> None:
+    """From, To, Contact and Via values repeated across messages (the writers' memo answers
+    them from a copy, with the label views rebased onto the new message): at other offsets, in
+    another header order, many distinct values cycled (entries replaced) and lengths around
+    the memo's key and output limits, each message against the reference."""
+    taken = 0
+    values = [f"u{k}" * (1 + k % 7) for k in range(90)] + ["w" * n for n in range(120, 176, 4)]
+    for rnd in range(2):
+        for k, v in enumerate(values):
+            pad = "x" * ((k * 7 + rnd * 5) % 40 + 1)
+            frm = f'"D {v[:20]}" <sip:{v}@h{k}.example;p={v[:30]}>;tag=t{v[:40]}'
+            to = f"<sip:{v}@example.com;user=phone>" + (f";tag=b{k}" if rnd else "")
+            via = f"SIP/2.0/UDP h{v[:50]}:5060;branch=z9hG4bK{v};rport;received=10.0.0.{k}"
+            contact = f"<sip:{v}@10.0.0.1:5060;transport=udp>;expires={k}"
+            head = [f"Via: {via}", f"From: {frm}", f"To: {to}", f"Contact: {contact}"]
+            if (k + rnd) % 2:
+                head.reverse()
+            data = (
+                f"INVITE sip:{v}@example.com SIP/2.0\r\nSubject: {pad}\r\n"
+                + "\r\n".join(head)
+                + f"\r\nCall-ID: c{k}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+            taken += _check(data)
+            reply = data.replace(b"INVITE sip:", b"X", 1).split(b"\r\n", 1)[1]
+            taken += _check(b"SIP/2.0 180 Ringing\r\n" + reply)
+    assert taken == 2 * 2 * len(values), taken

@@ -224,8 +224,134 @@ typedef struct {
     sv tag;
 } ninfo;
 
-/* _headers.parse_name_addr of a trimmed value, as a JSON object. */
+/* What the labels need of the top Via. */
+typedef struct {
+    char proto[64];
+    Py_ssize_t pn;
+    sv transport, host;
+    long port;
+    int has_branch;
+    sv branch;
+} vinfo;
+
+/* A memo of recent values and the JSON (and views) their writer gave: a call's messages repeat
+ * their From, To, Contact and (within a transaction) Via values, so a repeated value is one
+ * hash, one compare and one copy instead of a parse. The writers are pure functions of the value
+ * bytes (the readable range only decides how bytes are loaded), so a copy of their output is
+ * exactly what they would write again; the views of the info struct are kept as offsets into
+ * the value. Direct-mapped, per writer; values or outputs too long for an entry, and declined
+ * values, are not kept. */
+#define MEMO_KEY 160
+#define MEMO_JSON 488
+#define MEMO_SV 6
+typedef struct {
+    uint64_t h;
+    uint16_t kn, jn;
+    char key[MEMO_KEY];
+    char json[MEMO_JSON];
+    uintptr_t off[MEMO_SV];
+    union {
+        ninfo n;
+        vinfo v;
+    } info;
+} memo_ent;
+
+static inline uint64_t memo_hash(sv s) {
+    const unsigned char *p = (const unsigned char *)s.p;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)s.n;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= s.n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    for (int k = 0; i < s.n; i++, k += 8)
+        w |= (uint64_t)p[i] << k;
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
+}
+
+/* The entry of s in a table of 2^bits (its hash in *h), or NULL when s is not there. */
+static inline memo_ent *memo_find(memo_ent *t, int bits, sv s, uint64_t *h) {
+    if (s.n > MEMO_KEY)
+        return NULL;
+    *h = memo_hash(s);
+    memo_ent *e = &t[*h >> (64 - bits)];
+    if (e->h == *h && e->kn == (uint16_t)s.n && e->jn > 0 && memcmp(e->key, s.p, (size_t)s.n) == 0)
+        return e;
+    return NULL;
+}
+
+/* Copies a hit's JSON to b; OK (b->oom set when there was no room, as W_OPEN does). */
+static inline int memo_put(jb *b, const memo_ent *e) {
+    if (!jb_reserve(b, e->jn))
+        return OK;
+    memcpy(b->p + b->n, e->json, e->jn);
+    b->n += e->jn;
+    return OK;
+}
+
+/* Keeps s's output (b from `start`) and the views vs[0..nv) (pointers into s or empty). */
+static void memo_keep(memo_ent *e, uint64_t h, sv s, const jb *b, size_t start, sv *const *vs,
+                      int nv) {
+    size_t jn = b->n - start;
+    e->jn = 0;
+    if (b->oom || s.n > MEMO_KEY || jn == 0 || jn > MEMO_JSON)
+        return;
+    uintptr_t lo = (uintptr_t)s.p, hi = lo + (uintptr_t)s.n;
+    for (int k = 0; k < nv; k++) {
+        uintptr_t p = (uintptr_t)vs[k]->p;
+        if (vs[k]->n == 0)
+            e->off[k] = 0;
+        else if (p >= lo && p + (uintptr_t)vs[k]->n <= hi)
+            e->off[k] = p - lo;
+        else
+            return;
+    }
+    e->h = h;
+    e->kn = (uint16_t)s.n;
+    memcpy(e->key, s.p, (size_t)s.n);
+    memcpy(e->json, b->p + start, jn);
+    e->jn = (uint16_t)jn;
+}
+
+/* The views of a hit, rebased onto s. */
+static inline void memo_views(const memo_ent *e, sv s, sv *const *vs, int nv) {
+    for (int k = 0; k < nv; k++)
+        vs[k]->p = s.p + e->off[k];
+}
+
+#define NA_BITS 6
+static memo_ent na_memo[1 << NA_BITS];
+
+static int name_addr_json_1(jb *b, sv s, ninfo *ni);
+
+/* _headers.parse_name_addr of a trimmed value, as a JSON object (through the memo). */
 static int name_addr_json(jb *b, sv s, ninfo *ni) {
+    uint64_t h = 0;
+    sv *vs[3] = {&ni->u.raw, &ni->u.user, &ni->tag};
+    memo_ent *e = memo_find(na_memo, NA_BITS, s, &h);
+    if (e != NULL) {
+        *ni = e->info.n;
+        memo_views(e, s, vs, 3);
+        return memo_put(b, e);
+    }
+    size_t start = b->n;
+    memset(ni, 0, sizeof(*ni));
+    int rc = name_addr_json_1(b, s, ni);
+    if (rc == OK && s.n <= MEMO_KEY) {
+        e = &na_memo[h >> (64 - NA_BITS)];
+        memo_keep(e, h, s, b, start, vs, 3);
+        if (e->jn)
+            e->info.n = *ni;
+    }
+    return rc;
+}
+
+/* _headers.parse_name_addr of a trimmed value, as a JSON object. */
+static int name_addr_json_1(jb *b, sv s, ninfo *ni) {
     sv display = {s.p, 0}, rest = s, uri, params;
     Py_ssize_t lt;
     ni->has_tag = 0;
@@ -348,18 +474,36 @@ static int name_addr_list_json(jb *b, sv value, int *first) {
     return OK;
 }
 
-/* What the labels need of the top Via. */
-typedef struct {
-    char proto[64];
-    Py_ssize_t pn;
-    sv transport, host;
-    long port;
-    int has_branch;
-    sv branch;
-} vinfo;
+
+#define VIA_BITS 5
+static memo_ent via_memo[1 << VIA_BITS];
+
+static int via_json_1(jb *b, sv v, vinfo *vi);
+
+/* _headers.parse_via of one comma-separated part, as a JSON object (through the memo). */
+static int via_json(jb *b, sv v, vinfo *vi) {
+    uint64_t h = 0;
+    sv *vs[3] = {&vi->transport, &vi->host, &vi->branch};
+    memo_ent *e = memo_find(via_memo, VIA_BITS, v, &h);
+    if (e != NULL) {
+        *vi = e->info.v;
+        memo_views(e, v, vs, 3);
+        return memo_put(b, e);
+    }
+    size_t start = b->n;
+    memset(vi, 0, sizeof(*vi));
+    int rc = via_json_1(b, v, vi);
+    if (rc == OK && v.n <= MEMO_KEY) {
+        e = &via_memo[h >> (64 - VIA_BITS)];
+        memo_keep(e, h, v, b, start, vs, 3);
+        if (e->jn)
+            e->info.v = *vi;
+    }
+    return rc;
+}
 
 /* _headers.parse_via of one comma-separated part, as a JSON object. */
-static int via_json(jb *b, sv v, vinfo *vi) {
+static int via_json_1(jb *b, sv v, vinfo *vi) {
     Py_ssize_t semi = jb_find(b, v, ';');
     sv head = semi < 0 ? v : sub(v, 0, semi);
     Py_ssize_t slash = rfind(head, '/');
