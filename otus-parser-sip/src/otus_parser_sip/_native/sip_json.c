@@ -659,7 +659,7 @@ typedef struct {
     const int32_t *spans;
     int n;
     int first[N_IDS];
-    int count[N_IDS];
+    int count[(N_IDS + 3) / 4 * 4]; /* whole 16-byte blocks: cleared by block stores */
     int last[N_IDS];                    /* the last header of each id so far */
     int16_t next[MAX_STACK_HEADERS + 1]; /* the next header of the same id, or -1 */
 } hdrs;
@@ -1095,7 +1095,12 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
     if (h.n < 0 || eol == NULL)
         return BAIL;
     /* h.first[id] is read only where h.count[id] > 0 */
+#ifdef __SSE2__
+    for (size_t k = 0; k < sizeof(h.count) / 16; k++) /* not a rep stos */
+        _mm_storeu_si128((__m128i *)(void *)h.count + k, _mm_setzero_si128());
+#else
     memset(h.count, 0, sizeof(h.count));
+#endif
     sv line = {buf, (eol - buf) - 1};
     minfo m;
     long long cl;
