@@ -127,6 +127,28 @@ def test_compressed_batches_stretch_and_split_to_stay_within_batch_size(
     assert sorted(seqs(consume(tansu_broker.bootstrap, topic, 1800))) == list(range(1800))
 
 
+@pytest.mark.parametrize("linger", [0.0, 1.0])
+def test_linger_lets_a_batch_fill(tansu_broker: TansuBroker, linger: float) -> None:
+    """Records reported a moment apart go out in one batch when the sender lingers for more
+    (the oldest queued record waits up to ``linger``), in two when it does not."""
+    topic = f"linger-{linger}"
+    tansu_broker.create_topic(topic, partitions=1)
+    reporter = make_reporter(tansu_broker.bootstrap, topic=topic, linger=linger)
+    try:
+        reporter.report([sip_record(100)])  # connected, metadata known: the sender is ready
+        assert reporter.flush(15)
+        before = reporter.stats()["batches"]
+        reporter.report([sip_record(i) for i in range(10)])
+        time.sleep(0.2)
+        reporter.report([sip_record(i) for i in range(10, 20)])
+        assert reporter.flush(15)
+        assert reporter.stats()["batches"] - before == (1 if linger else 2)
+    finally:
+        reporter.close(5)
+    got = seqs(consume(tansu_broker.bootstrap, topic, 21))
+    assert sorted(got) == [*range(20), 100]
+
+
 def test_oversize_records_are_dropped_and_counted(tansu_broker: TansuBroker) -> None:
     reporter = make_reporter(tansu_broker.bootstrap, topic="big", max_message_bytes=4096)
     reporter.report([sip_record(0), sip_record(1, raw=b"x" * 5000), sip_record(2)])

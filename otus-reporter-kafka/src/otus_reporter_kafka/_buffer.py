@@ -8,6 +8,7 @@ queued is older and goes out first when the broker returns.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import NamedTuple
 
@@ -38,6 +39,9 @@ class Buffer:
         self.max_bytes = max_bytes
         self.held_records = 0
         self.held_bytes = 0
+        #: ``time.monotonic()`` when the oldest queued message was queued (about: the time of
+        #: the first offer into an empty queue), ``None`` while nothing is queued.
+        self.queued_since: float | None = None
         self._queue: deque[Message] = deque()
         self._lock = threading.Lock()
         self._emptied = threading.Condition(self._lock)
@@ -49,10 +53,14 @@ class Buffer:
                 self.held_records + len(messages) <= self.max_records
                 and self.held_bytes + nbytes <= self.max_bytes
             ):
+                if not self._queue:
+                    self.queued_since = time.monotonic()
                 self._queue.extend(messages)
                 self.held_records += len(messages)
                 self.held_bytes += nbytes
                 return 0
+            if not self._queue:
+                self.queued_since = time.monotonic()
             refused = 0
             for message in messages:
                 if (
@@ -70,6 +78,12 @@ class Buffer:
     def queued(self) -> int:
         return len(self._queue)
 
+    def queued_bytes(self) -> int:
+        """About how many bytes are queued (not in flight): the queued records at the mean
+        held size."""
+        held = self.held_records
+        return len(self._queue) * self.held_bytes // held if held else 0
+
     def take(self, max_records: int) -> list[Message]:
         """Move up to ``max_records`` from the queue to in flight (still held)."""
         with self._lock:
@@ -77,14 +91,16 @@ class Buffer:
             if max_records >= len(queue):
                 out = list(queue)
                 queue.clear()
+                self.queued_since = None
                 return out
             pop = queue.popleft
-            return [pop() for _ in range(max_records)]
+            return [pop() for _ in range(max_records)]  # the rest keeps its queued_since
 
     def take_all(self) -> list[Message]:
         with self._lock:
             out = list(self._queue)
             self._queue.clear()
+            self.queued_since = None
             return out
 
     def release(self, records: int, nbytes: int) -> None:

@@ -351,11 +351,27 @@ class KafkaReporter(Reporter):
             _, messages, attempt = self._retry_queue.popleft()
             await self._send(producer, messages, attempt)
             return True
+        if not self._buffer.queued:
+            return False
+        await self._linger()
         messages = self._buffer.take(_ROUND)
         if not messages:
             return False
         await self._send(producer, messages, 0)
         return True
+
+    async def _linger(self) -> None:
+        """Let a batch fill: wait until the oldest queued message is ``linger`` old, unless
+        about a batch (``batch_size``) is queued already or the reporter is closing. Without
+        it a pipeline that reports ~100 records at a time sent batches of ~80 records, each a
+        produce request that costs aiokafka ~150 µs of CPU."""
+        buffer, linger = self._buffer, self.options.linger
+        since = buffer.queued_since
+        if self._stopping or since is None or linger <= 0:
+            return
+        left = since + linger - time.monotonic()
+        if left > 0 and buffer.queued_bytes() < self.options.batch_size:
+            await asyncio.sleep(left)
 
     async def _send(self, producer: Any, messages: list[Message], attempt: int) -> None:
         by_partition: dict[tuple[str, int], list[Message]] = {}
