@@ -32,10 +32,14 @@ SDP = (
 
 
 def _msg(start: str, i: int, cseq: str, *, to_tag: bool, body: str = "", extra: str = "") -> bytes:
+    """One message of dialog (or registration, ping) ``i``; its Via branch is its
+    transaction's, as a UA makes them: a request and its responses share one, every new
+    request (the ACK of a 2xx, a BYE, a second REGISTER) has its own."""
     tt = f";tag=b{i:x}" if to_tag else ""
+    number, method = cseq.split()
     head = (
         f"{start}\r\n"
-        f"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{i:08x};rport\r\n"
+        f"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{i:08x}.{number}{method.lower()};rport\r\n"
         f"Max-Forwards: 70\r\n"
         f'From: "Caller {i}" <sip:+4930{i:07d}@example.com>;tag=a{i:x}\r\n'
         f"To: <sip:+4940{i:07d}@example.com>{tt}\r\n"
