@@ -115,6 +115,21 @@ static int state_of(PyObject *s) {
 static int i64(PyObject *o, long long *v) {
     if (o == NULL || !PyLong_CheckExact(o))
         return 0;
+#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    /* up to three 30-bit digits read directly (a nanosecond time has three); the layout of
+     * int before 3.12 */
+    Py_ssize_t sz = Py_SIZE(o), an = sz < 0 ? -sz : sz;
+    const digit *dg = ((PyLongObject *)o)->ob_digit;
+    if (an <= 2 || (an == 3 && dg[2] < 8)) {
+        unsigned long long x = an == 0 ? 0 : dg[0];
+        if (an >= 2)
+            x |= (unsigned long long)dg[1] << 30;
+        if (an == 3)
+            x |= (unsigned long long)dg[2] << 60;
+        *v = sz < 0 ? -(long long)x : (long long)x;
+        return 1;
+    }
+#endif
     int over = 0;
     *v = PyLong_AsLongLongAndOverflow(o, &over);
     if (over || (*v == -1 && PyErr_Occurred())) {
