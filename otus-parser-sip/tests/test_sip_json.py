@@ -236,3 +236,20 @@ def test_repeated_values_match_wherever_they_sit() -> None:
             reply = data.replace(b"INVITE sip:", b"X", 1).split(b"\r\n", 1)[1]
             taken += _check(b"SIP/2.0 180 Ringing\r\n" + reply)
     assert taken == 2 * 2 * len(values), taken
+
+
+def test_values_match_while_the_memo_turns_off_and_on() -> None:
+    """Thousands of values that never repeat within the memo's reach (it turns itself off after
+    a round of misses, then tries again), then repeated ones: every message against the
+    reference, whichever way the writers ran."""
+    taken = 0
+    for k in range(18000):  # past the rest of the Via memo too (one lookup per message)
+        v = f"n{k}" if k < 2200 else f"r{k % 3}"
+        data = (
+            f"OPTIONS sip:{v}@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h{v}:5060;branch=z{v}\r\n"
+            f'From: "F {v}" <sip:{v}@a.example>;tag=f{v}\r\nTo: <sip:{v}@b.example>\r\n'
+            f"Call-ID: c{k}\r\nCSeq: 1 OPTIONS\r\nContact: <sip:{v}@10.0.0.1>\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        taken += _check(data)
+    assert taken == 18000, taken

@@ -273,6 +273,31 @@ static inline uint64_t memo_hash(sv s) {
     return h ^ (h >> 29);
 }
 
+/* Whether a memo is worth its misses (a hash, a compare and a copy into the table each): it is
+ * used in rounds of MEMO_ROUND lookups; a round with fewer than a quarter hits (many calls
+ * between two messages of one, so values seldom repeat within the table's reach) turns it off
+ * for MEMO_REST lookups, which then run the writers directly, then it is tried again. The
+ * output is the same either way. */
+#define MEMO_ROUND 1024
+#define MEMO_REST 15360
+typedef struct {
+    uint32_t n, hits, rest;
+} memo_use;
+
+/* 1 when the memo is to be used for this lookup. */
+static inline int memo_on(memo_use *u) {
+    if (u->rest) {
+        u->rest--;
+        return 0;
+    }
+    if (++u->n == MEMO_ROUND) {
+        if (u->hits < MEMO_ROUND / 4)
+            u->rest = MEMO_REST;
+        u->n = u->hits = 0;
+    }
+    return 1;
+}
+
 /* The entry of s in a table of 2^bits (its hash in *h), or NULL when s is not there. */
 static inline memo_ent *memo_find(memo_ent *t, int bits, sv s, uint64_t *h) {
     if (s.n > MEMO_KEY)
@@ -325,6 +350,7 @@ static inline void memo_views(const memo_ent *e, sv s, sv *const *vs, int nv) {
 
 #define NA_BITS 6
 static memo_ent na_memo[1 << NA_BITS];
+static memo_use na_use;
 
 static int name_addr_json_1(jb *b, sv s, ninfo *ni);
 
@@ -332,8 +358,10 @@ static int name_addr_json_1(jb *b, sv s, ninfo *ni);
 static int name_addr_json(jb *b, sv s, ninfo *ni) {
     uint64_t h = 0;
     sv *vs[3] = {&ni->u.raw, &ni->u.user, &ni->tag};
-    memo_ent *e = memo_find(na_memo, NA_BITS, s, &h);
+    int on = memo_on(&na_use);
+    memo_ent *e = on ? memo_find(na_memo, NA_BITS, s, &h) : NULL;
     if (e != NULL) {
+        na_use.hits++;
         *ni = e->info.n;
         memo_views(e, s, vs, 3);
         return memo_put(b, e);
@@ -341,7 +369,7 @@ static int name_addr_json(jb *b, sv s, ninfo *ni) {
     size_t start = b->n;
     memset(ni, 0, sizeof(*ni));
     int rc = name_addr_json_1(b, s, ni);
-    if (rc == OK && s.n <= MEMO_KEY) {
+    if (on && rc == OK && s.n <= MEMO_KEY) {
         e = &na_memo[h >> (64 - NA_BITS)];
         memo_keep(e, h, s, b, start, vs, 3);
         if (e->jn)
@@ -477,6 +505,7 @@ static int name_addr_list_json(jb *b, sv value, int *first) {
 
 #define VIA_BITS 5
 static memo_ent via_memo[1 << VIA_BITS];
+static memo_use via_use;
 
 static int via_json_1(jb *b, sv v, vinfo *vi);
 
@@ -484,8 +513,10 @@ static int via_json_1(jb *b, sv v, vinfo *vi);
 static int via_json(jb *b, sv v, vinfo *vi) {
     uint64_t h = 0;
     sv *vs[3] = {&vi->transport, &vi->host, &vi->branch};
-    memo_ent *e = memo_find(via_memo, VIA_BITS, v, &h);
+    int on = memo_on(&via_use);
+    memo_ent *e = on ? memo_find(via_memo, VIA_BITS, v, &h) : NULL;
     if (e != NULL) {
+        via_use.hits++;
         *vi = e->info.v;
         memo_views(e, v, vs, 3);
         return memo_put(b, e);
@@ -493,7 +524,7 @@ static int via_json(jb *b, sv v, vinfo *vi) {
     size_t start = b->n;
     memset(vi, 0, sizeof(*vi));
     int rc = via_json_1(b, v, vi);
-    if (rc == OK && v.n <= MEMO_KEY) {
+    if (on && rc == OK && v.n <= MEMO_KEY) {
         e = &via_memo[h >> (64 - VIA_BITS)];
         memo_keep(e, h, v, b, start, vs, 3);
         if (e->jn)
