@@ -1127,7 +1127,7 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
         return BAIL;
     /* h.first[id] is read only where h.count[id] > 0 */
 #ifdef __SSE2__
-    for (size_t k = 0; k < sizeof(h.count) / 16; k++) /* not a rep stos */
+    for (size_t k = 0; k < sizeof(h.count) / 16; k++) /* GCC may make this a rep stos again */
         _mm_storeu_si128((__m128i *)(void *)h.count + k, _mm_setzero_si128());
 #else
     memset(h.count, 0, sizeof(h.count));
