@@ -266,7 +266,7 @@ class TansuProxy:
 
     @property
     def pid(self) -> int | None:
-        """The broker's process id while it runs (benchmarks pin it to its own CPUs)."""
+        """The proxy's process id while it runs."""
         return self._proc.pid if self.running and self._proc is not None else None
 
     def start(self) -> TansuProxy:
