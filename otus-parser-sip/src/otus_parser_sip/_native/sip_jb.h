@@ -210,22 +210,7 @@ static inline void jb_chars(jb *b, sv s, int cas) {
     if (!jb_reserve(b, (size_t)s.n * 6 + 16))
         return;
     char *d = b->p + b->n;
-    if (cas == 0) {
-        d = w_esc(d, s, b->rd_lo, b->rd_hi);
-    } else {
-        const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
-        for (; p < e; p++) {
-            unsigned char c = *p;
-            if (cas == 1 && c >= 'A' && c <= 'Z')
-                c |= 0x20;
-            else if (cas == 2 && c >= 'a' && c <= 'z')
-                c -= 32;
-            if (ESC[c])
-                d = esc1(d, c);
-            else
-                *d++ = (char)c;
-        }
-    }
+    d = cas == 0 ? w_esc(d, s, b->rd_lo, b->rd_hi) : w_case(d, s, cas);
     b->n = (size_t)(d - b->p);
 }
 

@@ -348,34 +348,47 @@ static inline void memo_views(const memo_ent *e, sv s, sv *const *vs, int nv) {
         vs[k]->p = s.p + e->off[k];
 }
 
+/* A writer kept behind a memo: its JSON of s at b, its info struct filled. */
+typedef int (*memo_writer)(jb *b, sv s, void *info);
+
+/* `write` through the memo t (2^bits entries, use counts u): a hit copies the kept JSON and
+ * info (of info_n bytes; its views vs[0..nv) rebased onto s), a miss clears info, writes, and
+ * keeps what was written. */
+static inline int memo_json(jb *b, sv s, memo_ent *t, int bits, memo_use *u, sv *const *vs,
+                            int nv, void *info, size_t info_n, memo_writer write) {
+    uint64_t h = 0;
+    int on = memo_on(u);
+    memo_ent *e = on ? memo_find(t, bits, s, &h) : NULL;
+    if (e != NULL) {
+        u->hits++;
+        memcpy(info, &e->info, info_n);
+        memo_views(e, s, vs, nv);
+        return memo_put(b, e);
+    }
+    size_t start = b->n;
+    memset(info, 0, info_n);
+    int rc = write(b, s, info);
+    if (on && rc == OK && s.n <= MEMO_KEY) {
+        e = &t[h >> (64 - bits)];
+        memo_keep(e, h, s, b, start, vs, nv);
+        if (e->jn)
+            memcpy(&e->info, info, info_n);
+    }
+    return rc;
+}
+
 #define NA_BITS 6
 static memo_ent na_memo[1 << NA_BITS];
 static memo_use na_use;
 
 static int name_addr_json_1(jb *b, sv s, ninfo *ni);
 
+static int na_write(jb *b, sv s, void *ni) { return name_addr_json_1(b, s, ni); }
+
 /* _headers.parse_name_addr of a trimmed value, as a JSON object (through the memo). */
 static int name_addr_json(jb *b, sv s, ninfo *ni) {
-    uint64_t h = 0;
     sv *vs[3] = {&ni->u.raw, &ni->u.user, &ni->tag};
-    int on = memo_on(&na_use);
-    memo_ent *e = on ? memo_find(na_memo, NA_BITS, s, &h) : NULL;
-    if (e != NULL) {
-        na_use.hits++;
-        *ni = e->info.n;
-        memo_views(e, s, vs, 3);
-        return memo_put(b, e);
-    }
-    size_t start = b->n;
-    memset(ni, 0, sizeof(*ni));
-    int rc = name_addr_json_1(b, s, ni);
-    if (on && rc == OK && s.n <= MEMO_KEY) {
-        e = &na_memo[h >> (64 - NA_BITS)];
-        memo_keep(e, h, s, b, start, vs, 3);
-        if (e->jn)
-            e->info.n = *ni;
-    }
-    return rc;
+    return memo_json(b, s, na_memo, NA_BITS, &na_use, vs, 3, ni, sizeof(*ni), na_write);
 }
 
 /* _headers.parse_name_addr of a trimmed value, as a JSON object. */
@@ -509,28 +522,12 @@ static memo_use via_use;
 
 static int via_json_1(jb *b, sv v, vinfo *vi);
 
+static int via_write(jb *b, sv v, void *vi) { return via_json_1(b, v, vi); }
+
 /* _headers.parse_via of one comma-separated part, as a JSON object (through the memo). */
 static int via_json(jb *b, sv v, vinfo *vi) {
-    uint64_t h = 0;
     sv *vs[3] = {&vi->transport, &vi->host, &vi->branch};
-    int on = memo_on(&via_use);
-    memo_ent *e = on ? memo_find(via_memo, VIA_BITS, v, &h) : NULL;
-    if (e != NULL) {
-        via_use.hits++;
-        *vi = e->info.v;
-        memo_views(e, v, vs, 3);
-        return memo_put(b, e);
-    }
-    size_t start = b->n;
-    memset(vi, 0, sizeof(*vi));
-    int rc = via_json_1(b, v, vi);
-    if (on && rc == OK && v.n <= MEMO_KEY) {
-        e = &via_memo[h >> (64 - VIA_BITS)];
-        memo_keep(e, h, v, b, start, vs, 3);
-        if (e->jn)
-            e->info.v = *vi;
-    }
-    return rc;
+    return memo_json(b, v, via_memo, VIA_BITS, &via_use, vs, 3, vi, sizeof(*vi), via_write);
 }
 
 /* _headers.parse_via of one comma-separated part, as a JSON object. */
