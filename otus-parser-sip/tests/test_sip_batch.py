@@ -16,6 +16,7 @@ from sip_builders import SDP, sip
 from otus import Datagram, Record, StreamChunk
 from otus.testing import need
 from otus_parser_sip import SipOptions, _scan
+from otus_parser_sip._dialogs import Dialog
 from otus_parser_sip.parser import SipParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -156,9 +157,17 @@ def _run(
         )  # fmt: skip
     yield list(parser.stats().items())
     yield [d.as_dict() for d in parser.dialogs.calls.values()]
+    yield [_slots(d) for d in parser.dialogs.calls.values()]
     assert parser.media is not None
     yield list(parser.media._flows.items())
     yield {k: sorted(v) for k, v in parser.media._by_call.items()}
+
+
+def _slots(d: Dialog) -> list[tuple[str, Any, type]]:
+    """Every slot of a dialog with its value's type (a dialog the C path created or updated
+    holds what ``Dialog.__init__`` and ``DialogTable.update`` store, ``0`` and ``False``
+    included)."""
+    return [(s, getattr(d, s), type(getattr(d, s))) for s in Dialog.__slots__]
 
 
 def _labels_json(r: Record) -> bytes:
@@ -268,6 +277,7 @@ def _dialog_view(parser: SipParser, records: list[Any]) -> list[Any]:
         [list(r.labels.items()) for r in records],
         list(parser.stats().items()),
         [d.as_dict() for d in parser.dialogs.calls.values()],
+        [_slots(d) for d in parser.dialogs.calls.values()],
         list(parser.media._flows.items()),
     ]
 

@@ -35,7 +35,7 @@ static const char *const K_NAMES[K_N] = {
     ",\"sip.call_state\":", ",\"sip.caller\":", ",\"sip.callee\":", ",\"sip.ring_ms\":\"",
     ",\"sip.answer_ms\":\"", ",\"sip.final_status\":", ",\"sip.duration_ms\":\""};
 static size_t K_LENS[K_N]; /* strlen of K_NAMES, set up once */
-static PyObject *s_move_to_end, *s_popitem, *s_blank;
+static PyObject *s_move_to_end, *s_popitem, *s_blank, *s_zero;
 
 #define GSLOT(o, k) (*(PyObject **)((char *)(o) + g_off[k]))
 #define OUTCOME_ENDED(s) ((s) >= S_TERMINATED)
@@ -77,7 +77,8 @@ int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
         s_move_to_end = PyUnicode_InternFromString("move_to_end");
         s_popitem = PyUnicode_InternFromString("popitem");
         s_blank = PyUnicode_InternFromString("");
-        if (s_move_to_end == NULL || s_popitem == NULL || s_blank == NULL)
+        s_zero = PyLong_FromLong(0);
+        if (s_move_to_end == NULL || s_popitem == NULL || s_blank == NULL || s_zero == NULL)
             return -1;
         for (int k = 0; k < S_N; k++)
             if ((s_state[k] = PyUnicode_InternFromString(S_NAMES[k])) == NULL)
@@ -193,15 +194,19 @@ static int end_call(sip_dstate *st, PyObject *d, int outcome, PyObject *ts) {
 }
 
 static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyObject *ts) {
-    PyObject *args[2] = {cid, ts};
-    PyObject *d = PyObject_Vectorcall((PyObject *)g_type, args, 2, NULL);
+    /* Dialog(call_id, ts) and the tags and parties set right after, as Dialog.__init__ and
+     * DialogTable.update store them: the slots written directly (no Python __init__ call) */
+    PyObject *d = g_type->tp_alloc(g_type, 0);
     if (d == NULL)
         return NULL;
-    if (!Py_IS_TYPE(d, g_type)) {
-        Py_DECREF(d);
-        PyErr_SetString(PyExc_TypeError, "parse_batch: Dialog() returned another type");
-        return NULL;
-    }
+    GSLOT(d, G_CALL_ID) = Py_NewRef(cid);
+    GSLOT(d, G_STATE) = Py_NewRef(s_state[S_TRYING]);
+    GSLOT(d, G_INVITE) = Py_NewRef(ts);
+    GSLOT(d, G_LAST) = Py_NewRef(ts);
+    static const int zero[4] = {G_RING, G_ANSWER, G_END, G_FINAL};
+    for (int k = 0; k < 4; k++)
+        GSLOT(d, zero[k]) = Py_NewRef(s_zero);
+    GSLOT(d, G_CANCEL) = Py_NewRef(Py_False);
     /* from_tag, to_tag ("" when absent), caller (the From user, else its URI), callee */
     sv v[4] = {lv->from_tag, lv->to_tag, lv->has_from_user ? lv->from_user : lv->from_uri,
                lv->has_to_user ? lv->to_user : lv->to_uri};
@@ -211,7 +216,7 @@ static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyOb
         PyObject *o = has[k] ? lstr(v[k]) : Py_NewRef(s_blank);
         if (o == NULL)
             goto fail;
-        Py_XSETREF(GSLOT(d, slot[k]), o);
+        GSLOT(d, slot[k]) = o;
     }
     if (PyObject_SetItem(st->od, cid, d) < 0)
         goto fail;

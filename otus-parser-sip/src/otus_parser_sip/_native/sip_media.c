@@ -110,8 +110,21 @@ static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject
     if (key == NULL)
         return -1;
     int rc = -1;
-    PyObject *old = PyObject_CallMethodObjArgs(s->flows, s_pop, key, Py_None, NULL);
-    if (old == NULL)
+    /* flows.pop(key, None); a new endpoint (the usual case) is not there, and a lookup
+     * through the dict API says so without the method call (reading an OrderedDict through
+     * it is safe, only writes must go through its own methods) */
+    PyObject *old = NULL;
+    if (PyODict_CheckExact(s->flows)) {
+        old = PyDict_GetItemWithError(s->flows, key);
+        if (old == NULL && PyErr_Occurred())
+            goto done;
+        if (old == NULL)
+            old = Py_NewRef(Py_None);
+        else
+            old = NULL; /* there: popped below */
+    }
+    if (old == NULL && (old = PyObject_CallMethodObjArgs(s->flows, s_pop, key, Py_None,
+                                                         NULL)) == NULL)
         goto done;
     if (old != Py_None) {
         PyObject *old_cid = flow_attr(old, M_CALL_ID, s_call_id);
