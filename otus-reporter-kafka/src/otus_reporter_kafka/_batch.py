@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from aiokafka.record.util import calc_crc32c
 
-from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._buffer import Message, Section
 from otus_reporter_kafka._codecs import Codec
 from otus_reporter_kafka._native import FAST
 
@@ -183,6 +183,22 @@ class PrebuiltBatch:
             return cls(packed, len(messages), first, max_ts, codec.attribute, raw)
         section, max_ts = records_section(messages, first)  # incompressible: as it is
         return cls(section, len(messages), first, max_ts, 0)
+
+    @classmethod
+    def from_section(cls, section: Section, codec: Codec | None) -> PrebuiltBatch:
+        """A batch of a section's records (written in place by ``report()``), compressed
+        whole from the section's memory when that makes it smaller."""
+        with memoryview(section) as view:
+            raw = len(view)
+            if codec is not None:
+                packed = codec.whole(view)
+                if len(packed) < raw:
+                    return cls(
+                        packed, section.count, section.first_ts, section.max_ts,
+                        codec.attribute, raw,
+                    )  # fmt: skip
+            records = bytes(view)
+        return cls(records, section.count, section.first_ts, section.max_ts, 0)
 
     # -- what aiokafka's MessageBatch and accumulator call -----------------------------------
 

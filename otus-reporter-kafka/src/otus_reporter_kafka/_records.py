@@ -20,7 +20,7 @@ from orjson import dumps
 
 from otus import Record
 from otus_reporter_kafka._batch import varint
-from otus_reporter_kafka._buffer import Message
+from otus_reporter_kafka._buffer import Buffer, Message
 from otus_reporter_kafka._native import FAST
 from otus_reporter_kafka.encoding import (
     Encoder,
@@ -82,6 +82,35 @@ class BodyEncoder:
         result: tuple[int, int] = FAST.encode_bodies(
             records, start, out, self._flows, self._flow, dumps, topic, self._topics, prefix,
             keep, max_size, framing, Message,
+        )  # fmt: skip
+        return result
+
+    def encode_sections(
+        self,
+        records: list[Record],
+        start: int,
+        out: list[Message],
+        topic: str | None,
+        prefix: str,
+        max_size: int,
+        framing: int,
+        buffer: Buffer,
+        limit: int,
+    ) -> tuple[int, int, int, int, int]:
+        """:meth:`encode_run` writing each record straight into the open section of its
+        partition (the sections of ``buffer``, whose lock the caller holds), within the room
+        the buffer has left; a record whose topic has no route yet becomes a Message in
+        ``out``. The index of the first record the Python path must take, the held size and
+        count of the records written into sections, how many were refused for want of room,
+        and the held size of the Messages. Only when :attr:`native`."""
+        assert FAST is not None
+        if len(self._topics) >= self._max:
+            self._topics.clear()
+        room_records, room_bytes = buffer.room()
+        result: tuple[int, int, int, int, int] = FAST.encode_sections(
+            records, start, out, self._flows, self._flow, dumps, topic, self._topics, prefix,
+            max_size, framing, Message, buffer.routes, buffer.sealed, buffer.pool, limit,
+            room_records, room_bytes,
         )  # fmt: skip
         return result
 

@@ -1,12 +1,13 @@
 """The Kafka reporter: ``report()`` encodes and queues, a sender thread ships record batches.
 
 ``report()`` never waits for the network: it encodes each record once into its Kafka record
-body (key, value, headers), puts the messages in a bounded
-:class:`~otus_reporter_kafka._buffer.Buffer` and returns. One background thread runs an
-asyncio loop with an aiokafka producer; it groups messages by partition (murmur2 of the key),
-builds and compresses record batches itself (:mod:`otus_reporter_kafka._batch`) and hands them
-to ``send_batch``: aiokafka's own builder, and more so per-message ``send()``, cost several
-times more per record.
+body (key, value, headers) and hands it to a bounded
+:class:`~otus_reporter_kafka._buffer.Buffer`: with the C encoding, written straight into the
+records section of its partition (murmur2 of the key), else as a message in a queue. One
+background thread runs an asyncio loop with an aiokafka producer; it takes whole sections,
+and groups queued messages by partition, builds and compresses record batches itself
+(:mod:`otus_reporter_kafka._batch`) and hands them to ``send_batch``: aiokafka's own
+builder, and more so per-message ``send()``, cost several times more per record.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 
 from otus import PluginContext, Record, Reporter
 from otus_reporter_kafka._batch import HEADER_SIZE, PrebuiltBatch
-from otus_reporter_kafka._buffer import Buffer, Message
+from otus_reporter_kafka._buffer import Buffer, Message, Section
 from otus_reporter_kafka._codecs import codec
+from otus_reporter_kafka._native import FAST
 from otus_reporter_kafka._records import BodyEncoder
 from otus_reporter_kafka.client import (
     FRAMING_BYTES,
@@ -37,6 +39,9 @@ from otus_reporter_kafka.encoding import Encoder, make_encoder
 from otus_reporter_kafka.options import KafkaReporterOptions
 
 __all__ = ["KafkaReporter"]
+
+#: What a delivery attempt carries: a section, or queued messages of one partition.
+Chunk = list[Message] | Section
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ _IDLE_WAIT = 0.05
 #: are allocated above glibc's mmap threshold, and their fresh pages fault.
 _MAX_STRETCH = 2.0
 _STRETCH_MARGIN = 0.75
+#: Seconds between checks of the partition counts of routed topics (aiokafka's cached
+#: metadata; a topic that gained partitions is routed to all of them after that).
+_ROUTES_CHECK = 5.0
 
 
 class _ProducerBrokenError(Exception):
@@ -81,6 +89,9 @@ class KafkaReporter(Reporter):
         self._bodies = BodyEncoder(self._encoder, native=native)
         self._codec = codec(options.compression, options.compression_level)
         self._scratch = bytearray()  # the sender thread's uncompressed records sections
+        # records go into sections (C encoding), unless a fallback needs the records
+        self._sectioned = self._bodies.native and fallback is None
+        self._routes_checked = 0.0
         self._stretch = 1.0  # uncompressed bytes per batch, in batch_size (sender thread)
         self._max_size = options.max_message_bytes
         # counters written by the pipeline thread
@@ -111,8 +122,8 @@ class KafkaReporter(Reporter):
         self._closed = False
         self._dead = False  # the sender thread ended: nothing more can be delivered
         self._started = threading.Event()
-        self._retry_queue: deque[tuple[float, list[Message], int]] = deque()
-        self._inflight: dict[asyncio.Future[Any], list[Message]] = {}
+        self._retry_queue: deque[tuple[float, Chunk, int]] = deque()
+        self._inflight: dict[asyncio.Future[Any], Chunk] = {}
 
     # -- pipeline side ------------------------------------------------------------------------
 
@@ -129,7 +140,11 @@ class KafkaReporter(Reporter):
             self._dropped_closed += len(records)
             return
         messages: list[Message] = []
-        if self._bodies.native:
+        if self._sectioned:
+            total = self._encode_sections(
+                records if type(records) is list else list(records), messages
+            )
+        elif self._bodies.native:
             total = self._encode_native(
                 records if type(records) is list else list(records), messages
             )
@@ -141,9 +156,56 @@ class KafkaReporter(Reporter):
         self._reported += len(records)
         if messages:
             self._dropped_full += self._buffer.offer(messages, total)
-            if self._idle and self._loop is not None and self._wake is not None:
-                self._idle = False
-                self._loop.call_soon_threadsafe(self._wake.set)
+        if self._idle and self._loop is not None and self._wake is not None:
+            self._idle = False
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _encode_sections(self, records: list[Record], messages: list[Message]) -> int:
+        """Runs of records written into the sections of their partitions in C, under the
+        buffer's lock, or appended to ``messages`` while their topic has no route yet; what
+        C leaves (oversized, unusual fields) encoded in Python, into its section too when its
+        topic is routed. The held size of the messages appended."""
+        options = self.options
+        prefix = f"{options.topic_prefix}-" if options.topic_prefix else ""
+        buffer = self._buffer
+        run = self._bodies.encode_sections
+        limit = self._section_limit()
+        start, total = 0, 0
+        assert FAST is not None
+        route = FAST.route
+
+        def place(message: Message) -> None:
+            nonlocal total
+            records_room, bytes_room = buffer.room()
+            if records_room < 1 or bytes_room < message.size:
+                self._dropped_full += 1
+            elif route(
+                buffer.routes, buffer.sealed, buffer.pool, limit, message.topic,
+                message.hashed, message.body, message.timestamp_ms, message.size,
+            ):  # fmt: skip
+                buffer.added(1, message.size)
+            else:
+                messages.append(message)
+                total += message.size
+
+        with buffer.lock:
+            while start < len(records):  # read again: a record's property may shrink it
+                start, held, count, refused, message_held = run(
+                    records, start, messages, options.topic or None, prefix, self._max_size,
+                    FRAMING_BYTES, buffer, limit,
+                )  # fmt: skip
+                buffer.added(count, held)
+                self._dropped_full += refused
+                total += message_held
+                if start < len(records):
+                    self._encode_one(records[start], place)
+                    start += 1
+        return total
+
+    def _section_limit(self) -> int:
+        """Uncompressed bytes a section (one batch) may hold: ``batch_size`` times what the
+        recent compression allows (see ``_MAX_STRETCH``), less the batch header."""
+        return round(self.options.batch_size * self._stretch) - HEADER_SIZE
 
     def _encode_native(self, records: list[Record], messages: list[Message]) -> int:
         """Runs of records encoded in C; what it leaves (oversized, unusual fields) one at a
@@ -265,6 +327,8 @@ class KafkaReporter(Reporter):
             self._dead = True
             self._started.set()
             self._abandon(self._buffer.take_all(), in_flight=False)
+            for section in self._buffer.take_sections():
+                self._abandon(section, in_flight=False)
             for chunk in list(self._inflight.values()):
                 self._abandon(chunk, in_flight=True)
             self._inflight.clear()
@@ -295,7 +359,8 @@ class KafkaReporter(Reporter):
         except asyncio.CancelledError:
             pass
         finally:
-            self._abandon([m for _, ms, _ in self._retry_queue for m in ms], in_flight=False)
+            for _, chunk, _ in self._retry_queue:
+                self._abandon(chunk, in_flight=False)
             self._retry_queue.clear()
             if producer is not None:
                 await self._discard(producer)
@@ -338,6 +403,9 @@ class KafkaReporter(Reporter):
             await asyncio.sleep(self.options.retry_backoff)
             return None
         self._connect_failures = 0
+        if self._sectioned and self.options.topic:  # route the fixed topic from the start
+            self._routes_checked = time.monotonic()
+            await self._check_routes(producer, [self.options.topic])
         return producer
 
     async def _discard(self, producer: Any) -> None:
@@ -348,17 +416,37 @@ class KafkaReporter(Reporter):
         """Ship due retries, then a round of queued messages; ``False`` when there was none."""
         now = time.monotonic()
         if self._retry_queue and self._retry_queue[0][0] <= now:
-            _, messages, attempt = self._retry_queue.popleft()
-            await self._send(producer, messages, attempt)
+            _, chunk, attempt = self._retry_queue.popleft()
+            if isinstance(chunk, list):
+                await self._send(producer, chunk, attempt)
+            else:
+                await self._ship_section(producer, chunk, attempt)
             return True
+        if self._sectioned and now - self._routes_checked > _ROUTES_CHECK:
+            self._routes_checked = now
+            await self._check_routes(producer)
         if not self._buffer.queued:
             return False
         await self._linger()
-        messages = self._buffer.take(_ROUND)
-        if not messages:
+        messages = self._buffer.take(_ROUND)  # older than the sections' records, if any
+        sections = self._buffer.take_sections()
+        if not messages and not sections:
             return False
-        await self._send(producer, messages, 0)
+        if messages:
+            await self._send(producer, messages, 0)
+        for section in sections:
+            await self._ship_section(producer, section, 0)
         return True
+
+    async def _check_routes(self, producer: Any, topics: list[str] | None = None) -> None:
+        """Route the records of these topics (default: the routed ones) to their current
+        partitions: partitions added to a topic get its records from now on."""
+        for topic in list(self._buffer.routes) if topics is None else topics:
+            with contextlib.suppress(Exception):  # unreachable now: checked again later
+                partitions = await asyncio.wait_for(
+                    producer.partitions_for(topic), self.options.request_timeout
+                )
+                self._buffer.install_routes(topic, sorted(partitions))
 
     async def _linger(self) -> None:
         """Let a batch fill: wait until the oldest queued message is ``linger`` old, unless
@@ -386,6 +474,8 @@ class KafkaReporter(Reporter):
             except Exception as err:
                 self._failed(group, attempt, err)
                 continue
+            if self._sectioned:  # its next records go straight into sections
+                self._buffer.install_routes(topic, partitions)
             count = len(partitions)
             if count == 1:
                 by_partition[(topic, partitions[0])] = group
@@ -450,6 +540,31 @@ class KafkaReporter(Reporter):
         self._inflight[future] = chunk
         future.add_done_callback(lambda fut: self._settled(fut, chunk, nbytes, attempt))
 
+    async def _ship_section(self, producer: Any, section: Section, attempt: int) -> None:
+        """One section as one batch; split in two when it came out larger than
+        ``batch_size``."""
+        from aiokafka.errors import KafkaTimeoutError
+
+        batch = PrebuiltBatch.from_section(section, self._codec)
+        self._note_compression(batch)
+        if batch.size() > self.options.batch_size and section.count > 1:
+            self._batches_split += 1
+            rest = section.split()
+            await self._ship_section(producer, section, attempt)
+            await self._ship_section(producer, rest, attempt)
+            return
+        try:
+            future = await producer.send_batch(batch, section.topic, partition=section.partition)
+        except KafkaTimeoutError as err:  # the partition's queue did not drain in time
+            self._failed(section, attempt, err)
+            return
+        except Exception as err:
+            self._failed(section, attempt, err)
+            raise _ProducerBrokenError from err
+        self._batches += 1
+        self._inflight[future] = section
+        future.add_done_callback(lambda fut: self._settled(fut, section, section.held, attempt))
+
     def _note_compression(self, batch: PrebuiltBatch) -> None:
         """Follow the compression ratio of the batches built: at once when it falls, halfway
         when it rises."""
@@ -460,7 +575,7 @@ class KafkaReporter(Reporter):
         self._stretch = target if target < self._stretch else (self._stretch + target) / 2
 
     def _settled(
-        self, future: asyncio.Future[Any], chunk: list[Message], nbytes: int, attempt: int
+        self, future: asyncio.Future[Any], chunk: Chunk, nbytes: int, attempt: int
     ) -> None:
         if self._inflight.pop(future, None) is None:
             return  # already abandoned at shutdown
@@ -469,24 +584,28 @@ class KafkaReporter(Reporter):
             return
         err = future.exception()
         if err is None:
-            self._delivered += len(chunk)
-            self._buffer.release(len(chunk), nbytes)
+            count, _ = _tally(chunk)
+            self._delivered += count
+            self._buffer.release(count, nbytes)
+            if not isinstance(chunk, list):
+                self._buffer.recycle(chunk)
         else:
             self._failed(chunk, attempt, err)
 
-    def _failed(self, chunk: list[Message], attempt: int, err: BaseException) -> None:
+    def _failed(self, chunk: Chunk, attempt: int, err: BaseException) -> None:
         """A delivery attempt failed: try again later, or give up on these messages."""
         if attempt < self.options.retries and not self._stopping:
             self._retries += 1
             due = time.monotonic() + self.options.retry_backoff
             self._retry_queue.append((due, chunk, attempt + 1))
             return
-        log.warning("kafka: %d records not delivered: %r", len(chunk), err)
+        log.warning("kafka: %d records not delivered: %r", _tally(chunk)[0], err)
         self._errors += 1
         self._give_up(chunk)
 
-    def _give_up(self, chunk: list[Message]) -> None:
-        if self.fallback is not None:
+    def _give_up(self, chunk: Chunk) -> None:
+        count, nbytes = _tally(chunk)
+        if self.fallback is not None and isinstance(chunk, list):
             records = [m.record for m in chunk if m.record is not None]
             try:
                 self.fallback.report(records)
@@ -494,19 +613,27 @@ class KafkaReporter(Reporter):
             except Exception:
                 log.exception("kafka: fallback reporter failed")
                 self._dropped_failed += len(records)
-        else:
-            self._dropped_failed += len(chunk)
-        self._buffer.release(len(chunk), sum(m.size for m in chunk))
+        else:  # sections are written only without a fallback
+            self._dropped_failed += count
+        self._buffer.release(count, nbytes)
 
-    def _abandon(self, chunk: list[Message], *, in_flight: bool) -> None:
+    def _abandon(self, chunk: Chunk, *, in_flight: bool) -> None:
         """Shutdown left these undelivered: never-sent ones go to the fallback."""
-        if not chunk:
+        count, nbytes = _tally(chunk)
+        if not count:
             return
         if self.fallback is not None and not in_flight:
             self._give_up(chunk)
             return
-        self._dropped_shutdown += len(chunk)
-        self._buffer.release(len(chunk), sum(m.size for m in chunk))
+        self._dropped_shutdown += count
+        self._buffer.release(count, nbytes)
+
+
+def _tally(chunk: Chunk) -> tuple[int, int]:
+    """Records and held bytes of a chunk."""
+    if isinstance(chunk, list):
+        return len(chunk), sum(m.size for m in chunk)
+    return chunk.count, chunk.held
 
 
 def _by_topic(messages: list[Message]) -> dict[str, list[Message]]:

@@ -525,15 +525,401 @@ static PyObject *flow_key(PyObject *record) {
     return key;
 }
 
+/* -- Sections: a partition's records section, written in place as records are reported ---- */
+
+/* One partition's records section (records framed with their length, attributes 0, timestamp
+ * delta from the first record and offset delta), grown in place: report() writes each record
+ * straight into the open section of its partition, so no per-record body object, Message or
+ * copy into a batch exists. Sections are not tracked by the cyclic GC (they refer to a str
+ * only), so making one runs no Python code. Exported through the buffer protocol (read-only)
+ * for the compressor; while exported, nothing can be appended. */
+typedef struct {
+    PyObject_HEAD
+    char *buf;
+    Py_ssize_t len, cap, exports;
+    Py_ssize_t count, held;
+    long long first_ts, max_ts;
+    PyObject *topic;
+    Py_ssize_t partition;
+} SectionObject;
+
+static PyTypeObject SectionType;
+
+static SectionObject *section_alloc(PyObject *topic, Py_ssize_t partition) {
+    SectionObject *s = PyObject_New(SectionObject, &SectionType);
+    if (s == NULL) return NULL;
+    s->buf = NULL;
+    s->len = s->cap = s->exports = s->count = s->held = 0;
+    s->first_ts = s->max_ts = 0;
+    s->topic = Py_NewRef(topic);
+    s->partition = partition;
+    return s;
+}
+
+static PyObject *section_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    (void)type;
+    static char *kwlist[] = {"topic", "partition", NULL};
+    PyObject *topic;
+    Py_ssize_t partition;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Un:Section", kwlist, &topic, &partition))
+        return NULL;
+    return (PyObject *)section_alloc(topic, partition);
+}
+
+static void section_dealloc(SectionObject *s) {
+    PyMem_Free(s->buf);
+    Py_XDECREF(s->topic);
+    PyObject_Free(s);
+}
+
+/* Room for ``extra`` more bytes, and for ``hint`` bytes in all when it grows (a section is
+ * filled to about the route's limit: one allocation, no copies as it fills); -1 with
+ * BufferError while exported, MemoryError. */
+static int section_reserve(SectionObject *s, Py_ssize_t extra, Py_ssize_t hint) {
+    if (s->exports > 0) {
+        PyErr_SetString(PyExc_BufferError, "Section: cannot append while exported");
+        return -1;
+    }
+    if (extra > PY_SSIZE_T_MAX / 2 - s->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t need = s->len + extra;
+    if (need <= s->cap) return 0;
+    Py_ssize_t cap = s->cap < 65536 ? 65536 : s->cap;
+    while (cap < need) cap += cap / 2;
+    if (cap < hint) cap = hint;
+    char *buf = PyMem_Realloc(s->buf, (size_t)cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->buf = buf;
+    s->cap = cap;
+    return 0;
+}
+
+/* The framed size of a record of ``body_len`` bytes at ``ts_ms`` as the next one of ``s``; 0
+ * when its timestamp delta does not fit in 64 bits (it must start a section of its own). */
+static Py_ssize_t section_framed(const SectionObject *s, long long ts_ms, Py_ssize_t body_len) {
+    long long delta = 0;
+    if (s->count > 0 && __builtin_sub_overflow(ts_ms, s->first_ts, &delta)) return 0;
+    Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(s->count)) + body_len;
+    return uvarint_len(zigzag(size)) + size;
+}
+
+/* Append the framing of the next record (``framed`` from section_framed()) and account for
+ * it; where its body of ``body_len`` bytes goes, or NULL with an error. */
+static char *section_put(SectionObject *s, long long ts_ms, Py_ssize_t body_len,
+                         Py_ssize_t framed, Py_ssize_t held, Py_ssize_t hint) {
+    if (section_reserve(s, framed, hint) < 0) return NULL;
+    if (s->count == 0) s->first_ts = s->max_ts = ts_ms;
+    uint64_t delta = zigzag(ts_ms - s->first_ts), offset = zigzag(s->count);
+    Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + body_len;
+    char *p = uvarint_put(s->buf + s->len, zigzag(size));
+    *p++ = 0;
+    p = uvarint_put(p, delta);
+    p = uvarint_put(p, offset);
+    s->len += framed;
+    s->count++;
+    s->held += held;
+    if (ts_ms > s->max_ts) s->max_ts = ts_ms;
+    return p;
+}
+
+/* Where report() puts records: ``routes`` maps a topic to the list of its partitions' open
+ * sections (index = key hash % length); a section that has no room for the next record
+ * (``limit`` bytes, at least one record) is appended to ``sealed`` and replaced by one from
+ * ``pool`` (reset) or a new one. No Python code runs here. */
+typedef struct {
+    PyObject *routes, *sealed, *pool;
+    Py_ssize_t limit;
+} route_t;
+
+/* The open section for a record of ``topic``/``hashed`` with room for ``body_len`` bytes at
+ * ``ts_ms`` (its framed size in *framed): NULL with no error when the topic has no route;
+ * NULL with an error on failure. Borrowed. */
+static SectionObject *section_route(const route_t *r, PyObject *topic, PyObject *hashed,
+                                    long long ts_ms, Py_ssize_t body_len, Py_ssize_t *framed) {
+    PyObject *lst = PyDict_GetItemWithError(r->routes, topic);
+    if (lst == NULL) return NULL;
+    if (!PyList_CheckExact(lst) || PyList_GET_SIZE(lst) == 0 || !PyLong_CheckExact(hashed)) {
+        PyErr_SetString(PyExc_TypeError, "sections: a route is a non-empty list of Sections");
+        return NULL;
+    }
+    long long h = PyLong_AsLongLong(hashed);
+    if (h < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "sections: negative key hash");
+        return NULL;
+    }
+    Py_ssize_t index = (Py_ssize_t)(h % PyList_GET_SIZE(lst));
+    PyObject *item = PyList_GET_ITEM(lst, index);
+    if (Py_TYPE(item) != &SectionType) {
+        PyErr_SetString(PyExc_TypeError, "sections: a route is a non-empty list of Sections");
+        return NULL;
+    }
+    SectionObject *s = (SectionObject *)item;
+    *framed = section_framed(s, ts_ms, body_len);
+    if (s->count == 0 || (*framed > 0 && s->len + *framed <= r->limit)) return s;
+    /* sealed: the next one from the pool, or a new one */
+    SectionObject *fresh;
+    Py_ssize_t pooled = PyList_GET_SIZE(r->pool);
+    if (pooled > 0) {
+        fresh = (SectionObject *)Py_NewRef(PyList_GET_ITEM(r->pool, pooled - 1));
+        if (Py_TYPE(fresh) != &SectionType || fresh->exports > 0) {
+            Py_DECREF(fresh);
+            PyErr_SetString(PyExc_TypeError, "sections: the pool holds only idle Sections");
+            return NULL;
+        }
+        if (PyList_SetSlice(r->pool, pooled - 1, pooled, NULL) < 0) {
+            Py_DECREF(fresh);
+            return NULL;
+        }
+        fresh->len = fresh->count = fresh->held = 0;
+        Py_SETREF(fresh->topic, Py_NewRef(s->topic));
+        fresh->partition = s->partition;
+    } else {
+        fresh = section_alloc(s->topic, s->partition);
+        if (fresh == NULL) return NULL;
+    }
+    if (PyList_Append(r->sealed, (PyObject *)s) < 0) {
+        Py_DECREF(fresh);
+        return NULL;
+    }
+    PyList_SET_ITEM(lst, index, (PyObject *)fresh); /* its reference; sealed holds s's */
+    Py_DECREF(s);
+    *framed = section_framed(fresh, ts_ms, body_len);
+    return fresh;
+}
+
+PyDoc_STRVAR(section_append_doc,
+             "append(body, ts_ms, held)\n\n"
+             "Append a record body (bytes) as the next record of this section.");
+
+static PyObject *section_append(SectionObject *s, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "append(body: bytes, ts_ms: int, held: int)");
+        return NULL;
+    }
+    long long ts_ms = PyLong_AsLongLong(args[1]);
+    if (ts_ms == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t held = PyLong_AsSsize_t(args[2]);
+    if (held == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t framed = section_framed(s, ts_ms, n);
+    if (framed == 0) {
+        PyErr_SetString(PyExc_OverflowError, "append(): timestamp delta beyond 64 bits");
+        return NULL;
+    }
+    char *p = section_put(s, ts_ms, n, framed, held, 0);
+    if (p == NULL) return NULL;
+    memcpy(p, PyBytes_AS_STRING(args[0]), (size_t)n);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(section_route_doc,
+             "route(routes, sealed, pool, limit, topic, hashed, body, ts_ms, held) -> bool\n\n"
+             "Append a ready record body to the open section of its partition, as report() does "
+             "for the records it encodes (sealing a full section); False when the topic has no "
+             "route.");
+
+static PyObject *py_section_route(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 9 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1])
+        || !PyList_CheckExact(args[2]) || !PyUnicode_CheckExact(args[4])
+        || !PyBytes_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "route(routes: dict, sealed: list, pool: list, limit, "
+                                         "topic: str, hashed: int, body: bytes, ts_ms, held)");
+        return NULL;
+    }
+    route_t r = {args[0], args[1], args[2], PyLong_AsSsize_t(args[3])};
+    long long ts_ms = PyLong_AsLongLong(args[7]);
+    Py_ssize_t held = PyLong_AsSsize_t(args[8]);
+    if (PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyBytes_GET_SIZE(args[6]), framed = 0;
+    SectionObject *s = section_route(&r, args[4], args[5], ts_ms, n, &framed);
+    if (s == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_FALSE;
+    }
+    char *p = section_put(s, ts_ms, n, framed, held, r.limit + 65536);
+    if (p == NULL) return NULL;
+    memcpy(p, PyBytes_AS_STRING(args[6]), (size_t)n);
+    Py_RETURN_TRUE;
+}
+
+/* Read one varint at *pp (bounded by end); -1 on a malformed one. */
+static int uvarint_get(const unsigned char **pp, const unsigned char *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *pp < end; shift += 7) {
+        unsigned char b = *(*pp)++;
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static inline int64_t unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
+PyDoc_STRVAR(section_split_doc,
+             "split() -> Section\n\n"
+             "Keep the first half of the records (at least one) and return the others as a new "
+             "Section of the same topic and partition (offset deltas from 0 again); for a batch "
+             "that came out larger than allowed.");
+
+static PyObject *section_split(SectionObject *s, PyObject *unused) {
+    (void)unused;
+    if (s->count < 2) {
+        PyErr_SetString(PyExc_ValueError, "split(): fewer than two records");
+        return NULL;
+    }
+    if (s->exports > 0) {
+        PyErr_SetString(PyExc_BufferError, "split(): the section is exported");
+        return NULL;
+    }
+    Py_ssize_t keep = s->count / 2;
+    const unsigned char *p = (const unsigned char *)s->buf, *end = p + s->len, *cut = NULL;
+    SectionObject *rest = section_alloc(s->topic, s->partition);
+    if (rest == NULL) return NULL;
+    long long max_first = s->first_ts;
+    for (Py_ssize_t i = 0; i < s->count; i++) {
+        uint64_t size, delta, offset;
+        if (uvarint_get(&p, end, &size) < 0) goto bad;
+        const unsigned char *record = p, *record_end = p + unzigzag(size);
+        if (unzigzag(size) < 1 || record_end > end) goto bad;
+        p++; /* attributes */
+        if (uvarint_get(&p, record_end, &delta) < 0 || uvarint_get(&p, record_end, &offset) < 0)
+            goto bad;
+        long long ts = s->first_ts + unzigzag(delta);
+        if (i < keep) {
+            if (ts > max_first) max_first = ts;
+        } else {
+            if (cut == NULL) cut = record - uvarint_len(size);
+            Py_ssize_t body = record_end - p;
+            Py_ssize_t framed = section_framed(rest, ts, body);
+            char *q = framed ? section_put(rest, ts, body, framed, 0, 0) : NULL;
+            if (q == NULL) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "split(): delta");
+                Py_DECREF(rest);
+                return NULL;
+            }
+            memcpy(q, p, (size_t)body);
+        }
+        p = record_end;
+    }
+    if (p != end || cut == NULL) goto bad;
+    /* held bytes go with the records, in proportion */
+    rest->held = s->held * (s->count - keep) / s->count;
+    s->held -= rest->held;
+    s->len = (const char *)cut - s->buf;
+    s->count = keep;
+    s->max_ts = max_first;
+    return (PyObject *)rest;
+bad:
+    Py_DECREF(rest);
+    PyErr_SetString(PyExc_ValueError, "split(): malformed section");
+    return NULL;
+}
+
+PyDoc_STRVAR(section_reset_doc,
+             "reset(topic=None, partition=None)\n\n"
+             "Empty the section (its memory is kept for reuse), for this topic and partition "
+             "when given.");
+
+static PyObject *section_reset(SectionObject *s, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"topic", "partition", NULL};
+    PyObject *topic = NULL, *partition = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|UO:reset", kwlist, &topic, &partition))
+        return NULL;
+    Py_ssize_t part = s->partition;
+    if (partition != NULL && partition != Py_None) {
+        part = PyLong_AsSsize_t(partition);
+        if (part == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (s->exports > 0) {
+        PyErr_SetString(PyExc_BufferError, "reset(): the section is exported");
+        return NULL;
+    }
+    s->len = s->count = s->held = 0;
+    s->partition = part;
+    if (topic != NULL) Py_SETREF(s->topic, Py_NewRef(topic));
+    Py_RETURN_NONE;
+}
+
+static int section_getbuffer(SectionObject *s, Py_buffer *view, int flags) {
+    if (PyBuffer_FillInfo(view, (PyObject *)s, s->buf ? s->buf : "", s->len, 1, flags) < 0)
+        return -1;
+    s->exports++;
+    return 0;
+}
+
+static void section_releasebuffer(SectionObject *s, Py_buffer *view) {
+    (void)view;
+    s->exports--;
+}
+
+static PyBufferProcs section_as_buffer = {
+    (getbufferproc)section_getbuffer,
+    (releasebufferproc)section_releasebuffer,
+};
+
+static PyMethodDef section_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))section_append, METH_FASTCALL, section_append_doc},
+    {"split", (PyCFunction)section_split, METH_NOARGS, section_split_doc},
+    {"reset", (PyCFunction)(void (*)(void))section_reset, METH_VARARGS | METH_KEYWORDS,
+     section_reset_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef section_members[] = {
+    {"count", T_PYSSIZET, offsetof(SectionObject, count), READONLY, "Records in the section."},
+    {"held", T_PYSSIZET, offsetof(SectionObject, held), READONLY,
+     "Their held size (bodies and framing, as the buffer counts them)."},
+    {"nbytes", T_PYSSIZET, offsetof(SectionObject, len), READONLY, "Length of the section."},
+    {"capacity", T_PYSSIZET, offsetof(SectionObject, cap), READONLY,
+     "Bytes allocated (kept by reset())."},
+    {"first_ts", T_LONGLONG, offsetof(SectionObject, first_ts), READONLY,
+     "Timestamp (ms) of the first record: the batch's base timestamp."},
+    {"max_ts", T_LONGLONG, offsetof(SectionObject, max_ts), READONLY, "Largest timestamp (ms)."},
+    {"topic", T_OBJECT, offsetof(SectionObject, topic), READONLY, "Topic."},
+    {"partition", T_PYSSIZET, offsetof(SectionObject, partition), READONLY, "Partition."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject SectionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "otus_reporter_kafka._native._kafka_fast.Section",
+    .tp_basicsize = sizeof(SectionObject),
+    .tp_dealloc = (destructor)section_dealloc,
+    .tp_as_buffer = &section_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Section(topic, partition): a partition's records section, written in place.",
+    .tp_methods = section_methods,
+    .tp_members = section_members,
+    .tp_new = section_new,
+};
+
 typedef struct {
     PyObject *flows, *new_flow, *dumps, *topic, *topics, *prefix, *message_type;
     int keep;
     Py_ssize_t max_size, framing;
+    const route_t *route; /* sections: records go there, not into Messages */
 } ctx_t;
 
-/* One record as a Message appended to ``out``: 1 done, 0 left for the Python path (no error
- * set), -1 a real error (set). ``*size`` gets the held size. */
-static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_t *size) {
+/* What the buffer still takes (sections): records and held bytes. */
+typedef struct {
+    Py_ssize_t records, bytes;
+} budget_t;
+
+/* One record as a Message appended to ``out``, or (with ``c->route``, when its topic has a
+ * route) written into the open section of its partition: 1 a Message, 3 written into a
+ * section, 2 refused (no room in ``budget``), 0 left for the Python path (no error set), -1 a
+ * real error (set). ``*size`` gets the held size. */
+static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, budget_t *budget,
+                      Py_ssize_t *size) {
     int result = 0;
     PyObject *key = NULL, *flow = NULL, *labels = NULL, *raw = NULL, *payload = NULL;
     PyObject *ts_obj = NULL, *body = NULL, *topic = NULL, *stamp_obj = NULL, *message = NULL;
@@ -556,6 +942,24 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
         || !PyBytes_CheckExact(f_head) || !PyBytes_CheckExact(f_middle))
         goto reject;
 
+    /* topic: the fixed one, or prefix + payload type (cached) */
+    if (c->topic != Py_None) {
+        topic = Py_NewRef(c->topic);
+    } else {
+        PyObject *ptype = PyTuple_GET_ITEM(key, 8);
+        if (!PyUnicode_CheckExact(ptype)) goto reject;
+        topic = PyDict_GetItemWithError(c->topics, ptype);
+        if (topic != NULL) {
+            Py_INCREF(topic);
+        } else {
+            if (PyErr_Occurred()) goto reject;
+            topic = PyUnicode_Concat(c->prefix, ptype);
+            if (topic == NULL || PyDict_SetItem(c->topics, ptype, topic) < 0) {
+                result = -1;
+                goto done;
+            }
+        }
+    }
     /* timestamp: ts_ns // 1_000_000 (floor) */
     ts_obj = field(record, F_TS_NS);
     if (ts_obj == NULL || !PyLong_CheckExact(ts_obj)) goto reject;
@@ -651,12 +1055,41 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
                           + len_varint_len(stamp_len) + stamp_len + label_headers;
     if (body_len + c->framing > c->max_size) goto reject; /* oversized: Python truncates */
 
-    body = PyBytes_FromStringAndSize(NULL, body_len);
-    if (body == NULL) {
-        result = -1;
-        goto done;
+    Py_ssize_t held = body_len + c->framing;
+    char *p = NULL;
+    SectionObject *sec = NULL;
+    if (c->route != NULL) {
+        if (budget->records < 1 || budget->bytes < held) {
+            result = 2;
+            goto done;
+        }
+        Py_ssize_t framed = 0;
+        sec = section_route(c->route, topic, f_hash, ts_ms, body_len, &framed);
+        if (sec == NULL && PyErr_Occurred()) {
+            result = -1;
+            goto done;
+        }
+        if (sec != NULL) { /* else no route yet: a Message */
+            p = framed ? section_put(sec, ts_ms, body_len, framed, held, c->route->limit + 65536)
+                       : NULL;
+            if (p == NULL) {
+                if (PyErr_Occurred()) {
+                    result = -1;
+                    goto done;
+                }
+                goto reject; /* a timestamp 2**63 ms from the section's first: Python */
+            }
+        }
     }
-    char *p = PyBytes_AS_STRING(body);
+    if (sec == NULL) {
+        body = PyBytes_FromStringAndSize(NULL, body_len);
+        if (body == NULL) {
+            result = -1;
+            goto done;
+        }
+        p = PyBytes_AS_STRING(body);
+    }
+    char *const body_start = p;
 #define PUT(src, n)                                                                            \
     do {                                                                                       \
         memcpy(p, (src), (size_t)(n));                                                         \
@@ -705,36 +1138,24 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, Py_ssize_
     }
 #undef PUT_BYTES
 #undef PUT
-    if (p != PyBytes_AS_STRING(body) + body_len) {
+    if (p != body_start + body_len) {
         PyErr_SetString(PyExc_SystemError, "kafka_fast: body length mismatch");
         result = -1;
         goto done;
     }
-
-    /* topic: the fixed one, or prefix + payload type (cached) */
-    if (c->topic != Py_None) {
-        topic = Py_NewRef(c->topic);
-    } else {
-        PyObject *ptype = PyTuple_GET_ITEM(key, 8);
-        if (!PyUnicode_CheckExact(ptype)) goto reject;
-        topic = PyDict_GetItemWithError(c->topics, ptype);
-        if (topic != NULL) {
-            Py_INCREF(topic);
-        } else {
-            if (PyErr_Occurred()) goto reject;
-            topic = PyUnicode_Concat(c->prefix, ptype);
-            if (topic == NULL || PyDict_SetItem(c->topics, ptype, topic) < 0) {
-                result = -1;
-                goto done;
-            }
-        }
+    if (sec != NULL) {
+        budget->records -= 1;
+        budget->bytes -= held;
+        *size = held;
+        result = 3;
+        goto done;
     }
+
     stamp_obj = PyLong_FromLongLong(ts_ms);
     if (stamp_obj == NULL) {
         result = -1;
         goto done;
     }
-    Py_ssize_t held = body_len + c->framing;
     PyObject *size_obj = PyLong_FromSsize_t(held);
     if (size_obj == NULL) {
         result = -1;
@@ -812,23 +1233,83 @@ static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     ctx_t c = {args[3], args[4], args[5], args[6], args[7], args[8], args[12],
-               PyObject_IsTrue(args[9]), 0, 0};
+               PyObject_IsTrue(args[9]), 0, 0, NULL};
     c.max_size = PyLong_AsSsize_t(args[10]);
     c.framing = PyLong_AsSsize_t(args[11]);
     if (c.keep < 0 || PyErr_Occurred()) return NULL;
+    budget_t budget = {0, 0};
     Py_ssize_t i = start < 0 ? 0 : start, held = 0;
     /* the length is read again each time: a record's property may shrink the list */
     for (; i < PyList_GET_SIZE(records); i++) {
         Py_ssize_t size = 0;
         PyObject *record = PyList_GET_ITEM(records, i);
         Py_INCREF(record);
-        int r = encode_one(&c, record, out, &size);
+        int r = encode_one(&c, record, out, &budget, &size);
         Py_DECREF(record);
         if (r < 0) return NULL;
         if (r == 0) break;
         held += size;
     }
     return Py_BuildValue("nn", i, held);
+}
+
+PyDoc_STRVAR(encode_sections_doc,
+             "encode_sections(records, start, out, flows, new_flow, dumps, topic, topics, "
+             "prefix, max_size, framing, message_type, routes, sealed, pool, limit, "
+             "room_records, room_bytes) -> (stop, held, count, refused, message_held)\n\n"
+             "encode_bodies() writing each record straight into the open section of its "
+             "partition (``routes``: topic -> list of Sections, by key hash; a section without "
+             "room for the next record within ``limit`` bytes goes to ``sealed`` and a reset "
+             "one from ``pool``, or a new one, takes its place); a record whose topic has no "
+             "route yet becomes a Message appended to ``out``. Records beyond the room left "
+             "(``room_records``, ``room_bytes`` held) are refused and counted; ``stop`` is the "
+             "first record the Python path must take; ``held`` and ``count`` what was written "
+             "into sections, ``message_held`` the held size of the Messages.");
+
+static PyObject *encode_sections(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 18) {
+        PyErr_SetString(PyExc_TypeError, "encode_sections() takes 18 arguments");
+        return NULL;
+    }
+    PyObject *records = args[0], *out = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (!PyList_Check(records) || !PyList_Check(out) || !PyDict_Check(args[3])
+        || !PyDict_Check(args[7]) || !PyUnicode_Check(args[8])
+        || (args[6] != Py_None && !PyUnicode_Check(args[6])) || !PyType_Check(args[11])
+        || !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type)
+        || !PyDict_CheckExact(args[12]) || !PyList_CheckExact(args[13])
+        || !PyList_CheckExact(args[14])) {
+        PyErr_SetString(PyExc_TypeError, "encode_sections(): bad argument types");
+        return NULL;
+    }
+    route_t route = {args[12], args[13], args[14], PyLong_AsSsize_t(args[15])};
+    ctx_t c = {args[3], args[4], args[5], args[6], args[7], args[8], args[11], 0, 0, 0, &route};
+    c.max_size = PyLong_AsSsize_t(args[9]);
+    c.framing = PyLong_AsSsize_t(args[10]);
+    budget_t budget = {PyLong_AsSsize_t(args[16]), PyLong_AsSsize_t(args[17])};
+    if (PyErr_Occurred()) return NULL;
+    Py_ssize_t i = start < 0 ? 0 : start, held = 0, count = 0, refused = 0, message_held = 0;
+    /* the length is read again each time: a record's property may shrink the list */
+    for (; i < PyList_GET_SIZE(records); i++) {
+        Py_ssize_t size = 0;
+        PyObject *record = PyList_GET_ITEM(records, i);
+        Py_INCREF(record);
+        int r = encode_one(&c, record, out, &budget, &size);
+        Py_DECREF(record);
+        if (r < 0) return NULL;
+        if (r == 0) break;
+        if (r == 2) {
+            refused++;
+        } else if (r == 1) {
+            message_held += size;
+        } else {
+            held += size;
+            count++;
+        }
+    }
+    return Py_BuildValue("nnnnn", i, held, count, refused, message_held);
 }
 
 /* The sizing pass of a records section over a snapshot of messages (a tuple) whose first one
@@ -1073,6 +1554,9 @@ static PyObject *batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 static PyMethodDef methods[] = {
     {"encode_bodies", (PyCFunction)(void (*)(void))encode_bodies, METH_FASTCALL,
      encode_bodies_doc},
+    {"encode_sections", (PyCFunction)(void (*)(void))encode_sections, METH_FASTCALL,
+     encode_sections_doc},
+    {"route", (PyCFunction)(void (*)(void))py_section_route, METH_FASTCALL, section_route_doc},
     {"records_section", (PyCFunction)(void (*)(void))records_section, METH_FASTCALL,
      records_section_doc},
     {"records_section_into", (PyCFunction)(void (*)(void))records_section_into, METH_FASTCALL,
@@ -1102,5 +1586,13 @@ PyMODINIT_FUNC PyInit__kafka_fast(void) {
 #undef INTERN
     for (int f = 0; f < F_COUNT; f++)
         if ((field_attr[f] = PyUnicode_InternFromString(field_names[f])) == NULL) return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&SectionType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObject(m, "Section", Py_NewRef((PyObject *)&SectionType)) < 0) {
+        Py_DECREF(&SectionType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
