@@ -113,7 +113,9 @@ def report(rep: KafkaReporter, records: list[Any]) -> tuple[Any, Any]:
         rep.report(records)
     except Exception as err:  # the same exception from both paths is fine
         return type(err).__name__, None
-    return rep._buffer.take_all(), rep.stats()
+    out, stats = rep._buffer.take_all(), rep.stats()
+    rep._buffer.release(len(out), sum(m.size for m in out))  # as if delivered: never full
+    return out, stats
 
 
 def hostile_cases() -> int:
@@ -324,9 +326,54 @@ def check_sections(messages: list[Message], rng: random.Random) -> None:
     assert FAST.crc32c(built[21:]) == calc_crc32c(built[21:])
 
 
+def check_routed(routed: KafkaReporter, batch: list[Any], slow: Any, rng: random.Random) -> None:
+    """``routed`` (C, routes installed for some topics) wrote into sections what the Python
+    path made Messages of, per topic and partition, byte for byte; the rest as Messages."""
+    buffer = routed._buffer
+    counts = {topic: len(sections) for topic, sections in buffer.routes.items()}
+    failed = None
+    try:
+        routed.report(batch)
+    except Exception as err:  # the same exception as the Python path's is fine
+        failed = type(err).__name__
+    if failed is not None:
+        assert slow[1] is None, slow
+        assert slow[0] == failed, (failed, slow)
+        return
+    messages, sections = buffer.take_all(), buffer.take_sections()
+    assert [m for m in slow[0] if m.topic not in counts] == messages
+    for topic, count in counts.items():
+        for part in range(count):
+            expected = [m for m in slow[0] if m.topic == topic and m.hashed % count == part]
+            mine = [x for x in sections if x.topic == topic and x.partition == part]
+            at = 0
+            for section in mine:
+                if rng.random() < 0.3 and section.count > 1:
+                    rest = section.split()
+                    halves = [(section, section.count), (rest, rest.count)]
+                else:
+                    halves = [(section, section.count)]
+                for part_section, n in halves:
+                    chunk = expected[at : at + n]
+                    first = chunk[0].timestamp_ms
+                    with contextlib.suppress(OverflowError):
+                        body, max_ts = records_section_py(chunk, first)
+                        assert bytes(memoryview(part_section)) == body
+                        assert (part_section.first_ts, part_section.max_ts) == (first, max_ts)
+                    at += n
+            assert at == len(expected)
+    for section in sections:
+        buffer.release(section.count, section.held)
+        buffer.recycle(section)
+    for topic in {m.topic for m in messages}:  # routed from the next call on
+        buffer.install_routes(topic, list(range(rng.randint(1, 3))))
+    buffer.release(len(messages), sum(m.size for m in messages))
+
+
 def fuzz(seconds: float, seed: int) -> tuple[int, int, int]:
     rng = random.Random(seed)
     pairs = {}
+    routed = {}
     for options in (
         {"topic": "calls"}, {"topic_prefix": "otus"},
         {"topic": "t", "max_message_bytes": 1024}, {"topic": "t", "max_message_bytes": 1500},
@@ -334,13 +381,17 @@ def fuzz(seconds: float, seed: int) -> tuple[int, int, int]:
     ):  # fmt: skip
         key = repr(options)
         pairs[key] = (reporter(True, **options), reporter(False, **options))
+        routed[key] = reporter(True, **options, batch_size=rng.choice((1024, 8192, 1 << 20)))
     deadline = time.monotonic() + seconds
     runs = records = messages_seen = 0
     while time.monotonic() < deadline:
         batch = [rand_record(rng) for _ in range(rng.choice((0, 1, 2, 5, 30, 200)))]
-        fast_rep, slow_rep = pairs[rng.choice(list(pairs))]
+        key = rng.choice(list(pairs))
+        fast_rep, slow_rep = pairs[key]
         fast, slow = report(fast_rep, batch), report(slow_rep, batch)
         assert fast == slow, (fast, slow)
+        if isinstance(slow[0], list):
+            check_routed(routed[key], batch, slow, rng)
         runs += 1
         records += len(batch)
         if isinstance(fast[0], list) and fast[0]:

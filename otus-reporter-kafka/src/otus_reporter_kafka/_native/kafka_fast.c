@@ -786,6 +786,7 @@ static PyObject *section_split(SectionObject *s, PyObject *unused) {
     SectionObject *rest = section_alloc(s->topic, s->partition);
     if (rest == NULL) return NULL;
     long long max_first = s->first_ts;
+    Py_ssize_t bodies = 0, rest_bodies = 0; /* body bytes: all records, the second half */
     for (Py_ssize_t i = 0; i < s->count; i++) {
         uint64_t size, delta, offset;
         if (uvarint_get(&p, end, &size) < 0) goto bad;
@@ -795,11 +796,13 @@ static PyObject *section_split(SectionObject *s, PyObject *unused) {
         if (uvarint_get(&p, record_end, &delta) < 0 || uvarint_get(&p, record_end, &offset) < 0)
             goto bad;
         long long ts = s->first_ts + unzigzag(delta);
+        bodies += record_end - p;
         if (i < keep) {
             if (ts > max_first) max_first = ts;
         } else {
             if (cut == NULL) cut = record - uvarint_len(size);
             Py_ssize_t body = record_end - p;
+            rest_bodies += body;
             Py_ssize_t framed = section_framed(rest, ts, body);
             char *q = framed ? section_put(rest, ts, body, framed, 0, 0) : NULL;
             if (q == NULL) {
@@ -812,8 +815,12 @@ static PyObject *section_split(SectionObject *s, PyObject *unused) {
         p = record_end;
     }
     if (p != end || cut == NULL) goto bad;
-    /* held bytes go with the records, in proportion */
-    rest->held = s->held * (s->count - keep) / s->count;
+    /* held bytes go with the records: each record's is its body and the same framing */
+    Py_ssize_t framing = (s->held - bodies) / s->count;
+    if ((s->held - bodies) % s->count == 0 && framing >= 0)
+        rest->held = rest_bodies + (s->count - keep) * framing;
+    else /* records appended with different framings: in proportion */
+        rest->held = s->held * (s->count - keep) / s->count;
     s->held -= rest->held;
     s->len = (const char *)cut - s->buf;
     s->count = keep;
