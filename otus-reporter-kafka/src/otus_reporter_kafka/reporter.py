@@ -428,8 +428,10 @@ class KafkaReporter(Reporter):
         if not self._buffer.queued:
             return False
         await self._linger()
-        messages = self._buffer.take(_ROUND)  # older than the sections' records, if any
-        sections = self._buffer.take_sections()
+        messages = self._buffer.take(_ROUND)
+        # queued messages are older than records in sections (their topic had no route yet):
+        # sections wait until the queue is empty, so a partition's records keep their order
+        sections = self._buffer.take_sections() if len(messages) < _ROUND else []
         if not messages and not sections:
             return False
         if messages:
