@@ -210,6 +210,33 @@ def test_split_values_at_every_offset_and_length() -> None:
     assert taken == 17 * 12 * 4, taken
 
 
+def test_case_folding_and_ports_at_every_offset_and_length() -> None:
+    """Parameter names and schemes lower-cased, transports upper-cased (w_case, 16 bytes at a
+    time), the last ':' of a host and port (jb_rfind) and whitespace in a URI (jb_has_ws) at
+    every offset and length around the 16-byte blocks, also as the last header of a message
+    without a body (where the whole-block loads must not run past the message)."""
+    taken = 0
+    for pad in range(17):
+        for n in range(0, 40, 3):
+            v = "Pq" * (n // 2) + "Z" * (n % 2)
+            extra = (
+                f"Subject: {'x' * (pad + 1)}\r\n"
+                f"Route: <SIP:u@h{v.lower()}.example:{5000 + n};Lr;X{v}=Y{v};{v}Ab>\r\n"
+                f"Record-Route: <sIp:h{v}:5060;tRaNsPoRt=TCP;N{v}>\r\n"
+            )
+            taken += _check(sip(extra=extra, via_branch=f"z9hG4bK{v}"))
+            head = sip(extra=extra).split(b"Content-Length")[0]
+            for last in (
+                f"Via: SIP/2.0/{'uDp' if n % 2 else 'tls'} h{v}.example:{5060 + n};Br{v}=1",
+                f"Contact: <SIPS:{v}@[2001:db8::{n:x}]:{5061 + n};Q{v}=a>;E{v}=3",
+                f"P-Asserted-Identity: <tel:+49{n};PhOnE-{v}=Ab>",
+            ):
+                taken += _check(head + last.encode() + b"\r\n\r\n")
+            # whitespace inside a URI: the reference flags it, so the C path declines
+            assert not _check(sip(extra=f"Route: <sip:u{v} x@h{v}>\r\n"))
+    assert taken == 17 * 14 * 4, taken
+
+
 def test_repeated_values_match_wherever_they_sit() -> None:
     """From, To, Contact and Via values repeated across messages (the writers' memo answers
     them from a copy, with the label views rebased onto the new message): at other offsets, in

@@ -161,9 +161,37 @@ static inline char *w_str(char *d, sv s, uintptr_t lo, uintptr_t hi) {
 #define WLIT(d, s) (memcpy((d), "" s, sizeof("" s) - 1), (d) + sizeof("" s) - 1)
 
 /* s lower-cased (case 1) or upper-cased (case 2) and escaped, at d (room for 6 bytes per
- * character); returns the new end. */
-static inline char *w_case(char *d, sv s, int cas) {
+ * character plus 16); returns the new end. Whole 16-byte blocks as w_esc does ([lo, hi) the
+ * readable range): a letter's case is its 0x20 bit, flipped for the letters of the other case;
+ * a block with a byte to escape (or a non-ASCII one) and the rest of s take the byte loop. */
+static inline char *w_case(char *d, sv s, int cas, uintptr_t lo, uintptr_t hi) {
     const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
+#ifdef __SSE2__
+    const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+    const __m128i first = _mm_set1_epi8(cas == 1 ? 'A' - 1 : 'a' - 1);
+    const __m128i last = _mm_set1_epi8(cas == 1 ? 'Z' + 1 : 'z' + 1);
+    int wide = (uintptr_t)p >= lo && (uintptr_t)e + 16 <= hi;
+    while (p + 16 <= e || (wide && p < e)) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i other = _mm_and_si128(_mm_cmpgt_epi8(v, first), _mm_cmplt_epi8(v, last));
+        v = _mm_xor_si128(v, _mm_and_si128(other, sp));
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        size_t left = (size_t)(e - p);
+        if (left < 16)
+            mask &= (1u << left) - 1;
+        if (mask)
+            break; /* the byte loop from here */
+        _mm_storeu_si128((__m128i *)(void *)d, v);
+        size_t k = left < 16 ? left : 16;
+        d += k;
+        p += k;
+    }
+#else
+    (void)lo;
+    (void)hi;
+#endif
     for (; p < e; p++) {
         unsigned char c = *p;
         if (cas == 1 && c >= 'A' && c <= 'Z')
@@ -210,7 +238,7 @@ static inline void jb_chars(jb *b, sv s, int cas) {
     if (!jb_reserve(b, (size_t)s.n * 6 + 16))
         return;
     char *d = b->p + b->n;
-    d = cas == 0 ? w_esc(d, s, b->rd_lo, b->rd_hi) : w_case(d, s, cas);
+    d = cas == 0 ? w_esc(d, s, b->rd_lo, b->rd_hi) : w_case(d, s, cas, b->rd_lo, b->rd_hi);
     b->n = (size_t)(d - b->p);
 }
 
@@ -247,6 +275,61 @@ static inline Py_ssize_t jb_find_any(const jb *b, sv s, const char *set, int nse
             if (s.p[i] == set[k])
                 return i;
     return -1;
+}
+
+/* rfind(s, c): the last c in s, or -1; 16 bytes at a time inside the readable range. */
+static inline Py_ssize_t jb_rfind(const jb *b, sv s, char c) {
+#ifdef __SSE2__
+    uintptr_t lo = (uintptr_t)s.p, last = lo + (((uintptr_t)s.n + 15) & ~(uintptr_t)15);
+    if (lo >= b->rd_lo && last <= b->rd_hi) {
+        Py_ssize_t found = -1;
+        for (Py_ssize_t i = 0; i < s.n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s.p + i));
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+            if (s.n - i < 16)
+                mask &= (1u << (s.n - i)) - 1;
+            if (mask)
+                found = i + 31 - __builtin_clz(mask);
+        }
+        return found;
+    }
+#endif
+    return rfind(s, c);
+}
+
+/* Whether s holds a space or TAB (has_ws) with jb_find_any. */
+static inline int jb_has_ws(const jb *b, sv s) {
+    static const char WS[2] = {' ', '\t'};
+    return jb_find_any(b, s, WS, 2) >= 0;
+}
+
+/* _uri.split_hostport: host and port (-1 when absent or bad). */
+static inline void jb_split_hostport(const jb *b, sv hp, sv *host, long *port) {
+    hp = trim(hp);
+    sv port_s = {hp.p, 0};
+    *port = -1;
+    if (hp.n > 0 && hp.p[0] == '[') {
+        Py_ssize_t end = jb_find_any(b, hp, "]", 1);
+        if (end < 0) {
+            *host = hp;
+            return;
+        }
+        *host = sub(hp, 0, end + 1);
+        sv rest = sub(hp, end + 1, hp.n);
+        if (rest.n > 0 && rest.p[0] == ':')
+            port_s = sub(rest, 1, rest.n);
+    } else {
+        Py_ssize_t colon = jb_rfind(b, hp, ':');
+        if (colon < 0) {
+            *host = hp;
+            return;
+        }
+        *host = sub(hp, 0, colon);
+        port_s = sub(hp, colon + 1, hp.n);
+    }
+    long long v;
+    if (digits(trim(port_s), 5, &v) && v < 65536)
+        *port = (long)v;
 }
 
 /* find(s, c) with jb_find_any. */

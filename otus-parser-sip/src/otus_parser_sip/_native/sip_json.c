@@ -107,7 +107,7 @@ static int params_json(jb *b, sv s, pinfo *pi) {
             if (nn > 1)
                 *d++ = ',';
             *d++ = '"';
-            d = w_case(d, name, 1);
+            d = w_case(d, name, 1, lo, hi);
             *d++ = '"';
             *d++ = ':';
             d = w_str(d, value, lo, hi);
@@ -157,7 +157,7 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
                : eq_lit_nocase(scheme, "tel")                               ? 2
                                                                              : 0;
     d = WLIT(d, ",\"scheme\":\"");
-    d = w_case(d, scheme, 1);
+    d = w_case(d, scheme, 1, lo, hi);
     *d++ = '"';
     sv rest = sub(raw, colon + 1, raw.n);
     if (kind == 1) {
@@ -185,7 +185,7 @@ static int uri_json(jb *b, sv raw, uinfo *ui, int *has_headers) {
         Py_ssize_t semi = jb_find(b, rest, ';');
         sv host;
         long port;
-        split_hostport(semi < 0 ? rest : sub(rest, 0, semi), &host, &port);
+        jb_split_hostport(b, semi < 0 ? rest : sub(rest, 0, semi), &host, &port);
         d = WLIT(d, ",\"host\":");
         d = w_str(d, host, lo, hi);
         if (port >= 0) {
@@ -423,7 +423,7 @@ static int name_addr_json_1(jb *b, sv s, ninfo *ni) {
         uri = trim(semi < 0 ? rest : sub(rest, 0, semi));
         params = semi < 0 ? sub(rest, rest.n, rest.n) : sub(rest, semi, rest.n);
     }
-    if (has_ws(uri))
+    if (jb_has_ws(b, uri))
         return BAIL;
     params = trim(params);
     if (params.n > 0 && params.p[0] != ';')
@@ -538,7 +538,7 @@ static int via_json_1(jb *b, sv v, vinfo *vi) {
     vi->port = -1;
     Py_ssize_t semi = jb_find(b, v, ';');
     sv head = semi < 0 ? v : sub(v, 0, semi);
-    Py_ssize_t slash = rfind(head, '/');
+    Py_ssize_t slash = jb_rfind(b, head, '/');
     if (slash < 0)
         return BAIL;
     vi->pn = 0;
@@ -557,7 +557,7 @@ static int via_json_1(jb *b, sv v, vinfo *vi) {
     if (transport.n == 0 || trim(sentby).n == 0)
         return BAIL;
     vi->transport = transport;
-    split_hostport(sentby, &vi->host, &vi->port);
+    jb_split_hostport(b, sentby, &vi->host, &vi->port);
     sv proto = {vi->proto, vi->pn};
     /* room: the protocol (vi->proto), transport and host (in v), 6 bytes per byte escaped,
      * and the keys; the params reserve their own, then the copied values (in v) */
@@ -567,7 +567,7 @@ static int via_json_1(jb *b, sv v, vinfo *vi) {
     d = WLIT(d, "{\"protocol\":");
     d = w_str(d, proto, lo, hi);
     d = WLIT(d, ",\"transport\":\"");
-    d = w_case(d, transport, 2);
+    d = w_case(d, transport, 2, lo, hi);
     d = WLIT(d, "\",\"host\":");
     d = w_str(d, vi->host, lo, hi);
     if (vi->port >= 0) {
@@ -758,7 +758,7 @@ static int head_json(jb *b, hdrs *h, sv line, minfo *m, long long *cl) {
     while (sp < cs.n && !is_ws(cs.p[sp]))
         sp++;
     sv num_s = sub(cs, 0, sp), meth = trim(sub(cs, sp, cs.n));
-    if (!digits(num_s, 10, &m->cseq) || m->cseq > 0xFFFFFFFFLL || meth.n == 0 || has_ws(meth))
+    if (!digits(num_s, 10, &m->cseq) || m->cseq > 0xFFFFFFFFLL || meth.n == 0 || jb_has_ws(b, meth))
         return BAIL;
     if (m->request && !(m->method.n == meth.n && memcmp(m->method.p, meth.p, (size_t)meth.n) == 0) &&
         !eq(m->method, "ACK"))

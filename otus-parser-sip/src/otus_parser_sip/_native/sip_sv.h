@@ -65,13 +65,6 @@ static inline Py_ssize_t rfind(sv s, char c) {
     return -1;
 }
 
-static inline int has_ws(sv s) {
-    for (Py_ssize_t i = 0; i < s.n; i++)
-        if (is_ws(s.p[i]))
-            return 1;
-    return 0;
-}
-
 static inline sv sub(sv s, Py_ssize_t a, Py_ssize_t b) {
     sv r = {s.p + a, b - a};
     return r;
@@ -94,35 +87,6 @@ static inline int digits(sv s, Py_ssize_t maxlen, long long *v) {
     }
     *v = x;
     return 1;
-}
-
-/* _uri.split_hostport: host and port (-1 when absent or bad). */
-static inline void split_hostport(sv hp, sv *host, long *port) {
-    hp = trim(hp);
-    sv port_s = {hp.p, 0};
-    *port = -1;
-    if (hp.n > 0 && hp.p[0] == '[') {
-        Py_ssize_t end = find(hp, ']');
-        if (end < 0) {
-            *host = hp;
-            return;
-        }
-        *host = sub(hp, 0, end + 1);
-        sv rest = sub(hp, end + 1, hp.n);
-        if (rest.n > 0 && rest.p[0] == ':')
-            port_s = sub(rest, 1, rest.n);
-    } else {
-        Py_ssize_t colon = rfind(hp, ':');
-        if (colon < 0) {
-            *host = hp;
-            return;
-        }
-        *host = sub(hp, 0, colon);
-        port_s = sub(hp, colon + 1, hp.n);
-    }
-    long long v;
-    if (digits(trim(port_s), 5, &v) && v < 65536)
-        *port = (long)v;
 }
 
 /* Index of the '"' closing the quoted string that opens at s.p[i], or -1 (decline) when it
