@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from otus._decode.addresses import AddressCache
-from otus._decode.layout import INDEX, NAMES, entry_struct
+from otus._decode.layout import HOT, HOT_INDEX, INDEX, NAMES, entry_struct
 from otus._decode.options import DecoderOptions
 from otus._decode.segments import TcpSegment
 from otus.capture import RawBatch
@@ -31,21 +31,21 @@ _PROTO_TCP = 6
 _PROTO_UDP = 17
 _PROTO_SCTP = 132
 
-_I_TS = INDEX["ts_ns"]
-_I_IFINDEX = INDEX["ifindex"]
-_I_SRC = INDEX["src_ip"]
-_I_DST = INDEX["dst_ip"]
-_I_SPORT = INDEX["src_port"]
-_I_DPORT = INDEX["dst_port"]
-_I_VER = INDEX["ip_version"]
-_I_PROTO = INDEX["ip_proto"]
-_I_POFF = INDEX["payload_offset"]
-_I_PLEN = INDEX["payload_len"]
-_I_VLAN = INDEX["vlan_outer"]
-_I_BUF = INDEX["buf"]
-_I_SEQ = INDEX["tcp_seq"]
-_I_ACK = INDEX["tcp_ack"]
-_I_FLAGS = INDEX["tcp_flags"]
+_I_TS = HOT_INDEX["ts_ns"]
+_I_IFINDEX = HOT_INDEX["ifindex"]
+_I_SRC = HOT_INDEX["src_ip"]
+_I_DST = HOT_INDEX["dst_ip"]
+_I_SPORT = HOT_INDEX["src_port"]
+_I_DPORT = HOT_INDEX["dst_port"]
+_I_VER = HOT_INDEX["ip_version"]
+_I_PROTO = HOT_INDEX["ip_proto"]
+_I_POFF = HOT_INDEX["payload_offset"]
+_I_PLEN = HOT_INDEX["payload_len"]
+_I_VLAN = HOT_INDEX["vlan_outer"]
+_I_BUF = HOT_INDEX["buf"]
+_I_SEQ = HOT_INDEX["tcp_seq"]
+_I_ACK = HOT_INDEX["tcp_ack"]
+_I_FLAGS = HOT_INDEX["tcp_flags"]
 
 
 class Decoder:
@@ -94,6 +94,7 @@ class Decoder:
         self._counts = ffi.new("uint32_t[]", MAX_INTERESTS)
         self._arena_len = ffi.new("uint64_t *")
         self._entry = entry_struct(ffi)
+        self._hot = entry_struct(ffi, HOT)  # what datagrams and segments are made of
         self._addrs = AddressCache()
         self._n_interests = len(interests)
 
@@ -238,7 +239,7 @@ class DecodedBatch:
         got = self._unpacked.get(parser_index)
         if got is None:
             mv = self._entries_mv()
-            unpack = self._dec._entry.unpack_from
+            unpack = self._dec._hot.unpack_from
             size = self._dec._entry.size
             got = [unpack(mv, j * size) for j in self.indices(parser_index)]
             self._unpacked[parser_index] = got
@@ -258,11 +259,10 @@ class DecodedBatch:
             self._data_mv = memoryview(data).cast("B")
         return self._data_mv, self._arena
 
-    def _payload(self, e: tuple[Any, ...]) -> memoryview:
+    def _payload(self, buf: int, off: int, length: int) -> memoryview:
         data, arena = self._payload_views()
-        src = arena if e[_I_BUF] and arena is not None else data
-        off = e[_I_POFF]
-        return src[off : off + e[_I_PLEN]]
+        src = arena if buf and arena is not None else data
+        return src[off : off + length]
 
     def datagrams(self, parser_index: int) -> list[Datagram]:
         """UDP/SCTP payloads (and TCP segments unless the parser wants streams) it asked for."""
@@ -307,8 +307,8 @@ class DecodedBatch:
             out.append(
                 TcpSegment(
                     e[_I_TS], text(e[_I_SRC], ver), text(e[_I_DST], ver), e[_I_SPORT],
-                    e[_I_DPORT], e[_I_SEQ], e[_I_ACK], e[_I_FLAGS], bytes(self._payload(e)),
-                    parser_index,
+                    e[_I_DPORT], e[_I_SEQ], e[_I_ACK], e[_I_FLAGS],
+                    bytes(self._payload(e[_I_BUF], e[_I_POFF], e[_I_PLEN])), parser_index,
                 )
             )  # fmt: skip
         return out
@@ -336,7 +336,7 @@ class DecodedBatch:
         r["outer_dst_text"] = text(r["outer_dst"], r["outer_version"])
         r["status_name"] = self._dec.status_name(r["status"])
         r["tunnel_kind"] = TUNNEL_KINDS[r["tunnel"]]
-        r["payload"] = bytes(self._payload(e))
+        r["payload"] = bytes(self._payload(r["buf"], r["payload_offset"], r["payload_len"]))
         return r
 
     def rows(self) -> list[dict[str, Any]]:
