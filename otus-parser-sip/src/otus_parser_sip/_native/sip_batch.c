@@ -163,6 +163,61 @@ static int fields(PyObject *d, PyObject **f) {
     return 0;
 }
 
+/* A prefetch the compiler keeps: GCC 12 at -O3 with -DNDEBUG (as setuptools compiles)
+ * silently dropped the __builtin_prefetch calls of prefetch_ahead, an asm statement it cannot.
+ * A no-op under AddressSanitizer (prefetch_ahead may name a line just past a small object). */
+#if defined(__SANITIZE_ADDRESS__)
+#define PREFETCH(a) ((void)(a))
+#elif defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PREFETCH(a) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(a)))
+#elif defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(a) __builtin_prefetch(a)
+#else
+#define PREFETCH(a) ((void)(a))
+#endif
+
+/* A batch built before it is parsed (the capture's, the bench's) is cold in the caches, and
+ * each message starts with three dependent misses: the Datagram, its payload object, the
+ * message bytes. So at step i: the Datagram three steps ahead, the payload object and the
+ * time of the one two steps ahead (their pointers read from the Datagram prefetched one step
+ * earlier), and the bytes of the next one (up to 2 KB). Every pointer is read from the list
+ * and the objects it holds at this moment, when no Python code runs, and only exact
+ * Datagrams with bytes or memoryview payloads are followed; prefetches never fault. */
+static inline void prefetch_ahead(PyObject *seq, Py_ssize_t i) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    if (!d_direct)
+        return;
+    if (i + 3 < n) {
+        PREFETCH(items[i + 3]);
+        PREFETCH((char *)items[i + 3] + d_off[D_PAYLOAD]);
+    }
+    if (i + 2 < n && Py_IS_TYPE(items[i + 2], d_type)) {
+        PyObject *p = SLOT(items[i + 2], d_off[D_PAYLOAD]), *ts = SLOT(items[i + 2], d_off[D_TS]);
+        if (p != NULL) {
+            PREFETCH(p);
+            PREFETCH((char *)p + 64);
+        }
+        if (ts != NULL)
+            PREFETCH(ts);
+    }
+    if (i + 1 < n && Py_IS_TYPE(items[i + 1], d_type)) {
+        PyObject *p = SLOT(items[i + 1], d_off[D_PAYLOAD]);
+        const char *buf = NULL;
+        Py_ssize_t size = 0;
+        if (p == NULL) {
+        } else if (PyBytes_CheckExact(p)) {
+            buf = PyBytes_AS_STRING(p);
+            size = PyBytes_GET_SIZE(p);
+        } else if (PyMemoryView_Check(p)) {
+            buf = PyMemoryView_GET_BUFFER(p)->buf;
+            size = PyMemoryView_GET_BUFFER(p)->len;
+        }
+        for (Py_ssize_t k = 0; buf != NULL && k < size && k < 2048; k += 64)
+            PREFETCH(buf + k);
+    }
+}
+
 static int method_index(sv m) {
     static const unsigned char LENS[NMETHODS] = {6, 3, 3, 6, 8, 7, 5, 9, 6, 7, 4, 5, 7, 6};
     for (int k = 0; k < NMETHODS; k++)
@@ -221,6 +276,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     /* The size and item are read again each step and the item held while its fields are read:
      * a Datagram subclass's attribute getter may run Python code that shrinks the list. */
     for (; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        prefetch_ahead(seq, i);
         PyObject *f[D_N], *item = PySequence_Fast_GET_ITEM(seq, i);
         Py_INCREF(item);
         int got = fields(item, f);
