@@ -572,8 +572,10 @@ static void section_dealloc(SectionObject *s) {
     PyObject_Free(s);
 }
 
-/* Room for ``extra`` more bytes, and for ``hint`` bytes in all when it grows (a section is
- * filled to about the route's limit: one allocation, no copies as it fills); -1 with
+/* Room for ``extra`` more bytes: 256 KiB at first, doubling, but never past ``hint`` (the
+ * route's limit and a record, what a section fills to) while that is enough; a section that
+ * was filled once keeps its memory through the pool, so steady state allocates nothing, and
+ * a topic of many partitions does not reserve a whole batch per open section. -1 with
  * BufferError while exported, MemoryError. */
 static int section_reserve(SectionObject *s, Py_ssize_t extra, Py_ssize_t hint) {
     if (s->exports > 0) {
@@ -586,9 +588,9 @@ static int section_reserve(SectionObject *s, Py_ssize_t extra, Py_ssize_t hint) 
     }
     Py_ssize_t need = s->len + extra;
     if (need <= s->cap) return 0;
-    Py_ssize_t cap = s->cap < 65536 ? 65536 : s->cap;
-    while (cap < need) cap += cap / 2;
-    if (cap < hint) cap = hint;
+    Py_ssize_t cap = s->cap < 262144 ? 262144 : s->cap * 2;
+    while (cap < need) cap *= 2; /* need < PY_SSIZE_T_MAX / 2: no overflow */
+    if (hint >= need && cap > hint) cap = hint;
     char *buf = PyMem_Realloc(s->buf, (size_t)cap);
     if (buf == NULL) {
         PyErr_NoMemory();
