@@ -168,7 +168,7 @@ static int fields(PyObject *d, PyObject **f) {
  * A no-op under AddressSanitizer (prefetch_ahead may name a line just past a small object). */
 #if defined(__SANITIZE_ADDRESS__)
 #define PREFETCH(a) ((void)(a))
-#elif defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#elif defined(__GNUC__) && defined(__SSE__) /* prefetcht0 is an SSE instruction */
 #define PREFETCH(a) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(a)))
 #elif defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(a) __builtin_prefetch(a)
