@@ -111,6 +111,14 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
      * one store instead of a byte loop. */
     const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
     int wide = (uintptr_t)p >= lo && (uintptr_t)e + 16 <= hi;
+    if (wide && s.n <= 16) { /* the usual short string: one block, two branches */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        _mm_storeu_si128((__m128i *)(void *)d, v);
+        if (!((unsigned)_mm_movemask_epi8(m) & ((1u << s.n) - 1)))
+            return d + s.n;
+    }
     while (p + 16 <= e || (wide && p < e)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
