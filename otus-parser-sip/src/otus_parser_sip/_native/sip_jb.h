@@ -118,6 +118,19 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
         _mm_storeu_si128((__m128i *)(void *)d, v);
         if (!((unsigned)_mm_movemask_epi8(m) & ((1u << s.n) - 1)))
             return d + s.n;
+    } else if (wide && s.n <= 32) { /* two blocks (n > 16: the loads stay before e + 16) */
+        __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        __m128i m0 = _mm_or_si128(_mm_cmplt_epi8(v0, sp),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v0, qu), _mm_cmpeq_epi8(v0, bs)));
+        __m128i m1 = _mm_or_si128(_mm_cmplt_epi8(v1, sp),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v1, qu), _mm_cmpeq_epi8(v1, bs)));
+        uint64_t mask = (uint64_t)(unsigned)_mm_movemask_epi8(m0) |
+                        (uint64_t)(unsigned)_mm_movemask_epi8(m1) << 16;
+        _mm_storeu_si128((__m128i *)(void *)d, v0);
+        _mm_storeu_si128((__m128i *)(void *)(d + 16), v1);
+        if (!(mask & ((1ull << s.n) - 1)))
+            return d + s.n;
     }
     while (p + 16 <= e || (wide && p < e)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
