@@ -131,6 +131,17 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
         _mm_storeu_si128((__m128i *)(void *)(d + 16), v1);
         if (!(mask & ((1ull << s.n) - 1)))
             return d + s.n;
+    } else if (s.n <= 64 && (uintptr_t)p >= lo && (uintptr_t)p + 64 <= hi) { /* four blocks */
+        uint64_t mask = 0;
+        for (int k = 0; k < 4; k++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
+            __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
+                                     _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+            mask |= (uint64_t)(unsigned)_mm_movemask_epi8(m) << (16 * k);
+            _mm_storeu_si128((__m128i *)(void *)(d + 16 * k), v);
+        }
+        if (!(mask & (s.n == 64 ? ~0ull : (1ull << s.n) - 1)))
+            return d + s.n;
     }
     while (p + 16 <= e || (wide && p < e)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
