@@ -203,6 +203,16 @@ static inline char *w_case(char *d, sv s, int cas, uintptr_t lo, uintptr_t hi) {
     const __m128i first = _mm_set1_epi8(cas == 1 ? 'A' - 1 : 'a' - 1);
     const __m128i last = _mm_set1_epi8(cas == 1 ? 'Z' + 1 : 'z' + 1);
     int wide = (uintptr_t)p >= lo && (uintptr_t)e + 16 <= hi;
+    if (wide && s.n <= 16) { /* the usual short name: one block, as w_esc does */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i other = _mm_and_si128(_mm_cmpgt_epi8(v, first), _mm_cmplt_epi8(v, last));
+        v = _mm_xor_si128(v, _mm_and_si128(other, sp));
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        _mm_storeu_si128((__m128i *)(void *)d, v);
+        if (!((unsigned)_mm_movemask_epi8(m) & ((1u << s.n) - 1)))
+            return d + s.n;
+    }
     while (p + 16 <= e || (wide && p < e)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         __m128i other = _mm_and_si128(_mm_cmpgt_epi8(v, first), _mm_cmplt_epi8(v, last));
