@@ -49,9 +49,10 @@ def sip_record(seq: int, *, payload_type: str = "sip", raw: bytes | None = None)
     )
 
 
-def make_reporter(bootstrap: str, **options: object) -> KafkaReporter:
+def make_reporter(bootstrap: str, *, native: bool = True, **options: object) -> KafkaReporter:
     opts = KafkaReporterOptions.model_validate({"brokers": [bootstrap], **options})
-    reporter = KafkaReporter(opts, PluginContext(task_id="task-1", agent_id="node-a"))
+    context = PluginContext(task_id="task-1", agent_id="node-a")
+    reporter = KafkaReporter(opts, context, native=native)
     reporter.start()
     return reporter
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.partitioner import murmur2
@@ -17,14 +18,34 @@ from otus_reporter_kafka.options import KafkaReporterOptions
 from otus_reporter_kafka.plugin import SPEC
 
 
-def test_wire_format_is_the_go_otus_one(tansu_broker: TansuBroker) -> None:
-    tansu_broker.create_topic("otus-records", partitions=3)
-    reporter = make_reporter(tansu_broker.bootstrap, topic="otus-records")
+@pytest.mark.parametrize("routed", [False, True], ids=["python-messages", "c-sections"])
+def test_wire_format_is_the_go_otus_one(tansu_broker: TansuBroker, routed: bool) -> None:
+    """The Python encoding (messages) and the C one writing straight into the partitions'
+    sections (once the sender knows them): the same on the wire."""
+    topic = f"otus-records-{routed}"
+    tansu_broker.create_topic(topic, partitions=3)
+    reporter = make_reporter(tansu_broker.bootstrap, native=routed, topic=topic)
+    written: list[int] = []
+    if routed:
+        deadline = time.monotonic() + 10
+        while topic not in reporter._buffer.routes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [s.partition for s in reporter._buffer.routes[topic]] == [0, 1, 2]
+        encode = reporter._bodies.encode_sections
+
+        def spy(*args: Any) -> tuple[int, int, int, int, int]:
+            result = encode(*args)
+            written.append(result[2])  # records written into sections
+            return result
+
+        reporter._bodies.encode_sections = spy  # type: ignore[method-assign]
     records = [sip_record(i) for i in range(40)]
     reporter.report(records)
+    assert sum(written) == (40 if routed else 0)  # the Python path writes no section
+    assert reporter._sectioned is routed
     assert reporter.flush(15)
     reporter.close(5)
-    got = consume(tansu_broker.bootstrap, "otus-records", 40)
+    got = consume(tansu_broker.bootstrap, topic, 40)
     assert sorted(seqs(got)) == list(range(40))
     by_seq = {int(m.header("l.test.seq")): m for m in got}
     for record in records:
