@@ -117,3 +117,21 @@ def test_collect_functions_return_the_sample_types_of_their_kind() -> None:
     (hist,) = by_name["otus_sip_call_setup_seconds"]
     assert isinstance(hist, HistogramSample)
     assert (hist.count, hist.sum) == (1.0, 0.3)
+
+
+def test_a_task_with_the_parser_twice_is_counted_over_both() -> None:
+    """A task may name the parser twice (``sip`` and ``sip#2``, say for two port sets): the
+    families add up both instances' statistics; other parsers' keys are not taken."""
+    c, g = _worker(
+        (0, sip(call_id="a")), (300 * MS, sip("SIP/2.0 200 OK", call_id="a", to_tag="t"))
+    ).values()
+    twice_c = {**c, **{k.replace("parse.sip.", "parse.sip#2."): v for k, v in c.items()}}
+    twice_g = {**g, **{k.replace("parse.sip.", "parse.sip#2."): v for k, v in g.items()}}
+    twice_c["parse.sipx.method.INVITE"] = 5  # another parser whose name starts with "sip"
+    by_name = {spec.name: list(spec.collect(twice_c, twice_g)) for spec in metrics.METRICS}
+    assert MetricSample(("INVITE", ""), 2) in by_name["otus_sip_messages_total"]
+    assert MetricSample(("", "2xx"), 2) in by_name["otus_sip_messages_total"]
+    assert by_name["otus_sip_dialogs_active"] == [MetricSample((), 2)]
+    (hist,) = by_name["otus_sip_call_setup_seconds"]
+    assert isinstance(hist, HistogramSample)
+    assert (hist.count, hist.sum) == (2.0, 0.6)

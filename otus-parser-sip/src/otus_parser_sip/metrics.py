@@ -2,11 +2,14 @@
 
 Registered through the ``otus_metrics()`` hook; Otus calls each ``collect`` at scrape time with
 a task's counters and gauges summed over its workers (``parse.sip.…`` keys) and adds ``task``.
+A task with the parser more than once (``sip``, ``sip#2``, …) is counted over all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from otus import HistogramSample, MetricSample, MetricSpec, histogram_sample, prefixed
 
@@ -14,6 +17,32 @@ __all__ = ["METRICS", "SIP_METHODS"]
 
 #: Where the parser's statistics sit in a task's counters (the parser is registered as ``sip``).
 PREFIX = "parse.sip."
+#: The statistics of every instance of the parser in a task: ``parse.sip.`` and, when a task
+#: names the parser more than once, ``parse.sip#2.`` and so on.
+_INSTANCE = re.compile(r"parse\.sip(?:#\d+)?\.")
+
+_S = TypeVar("_S")
+
+
+def _summed(values: Mapping[str, int]) -> dict[str, int]:
+    """The parser's keys of a task, summed over its instances under :data:`PREFIX`."""
+    out: dict[str, int] = {}
+    for key, value in values.items():
+        m = _INSTANCE.match(key)
+        if m is not None:
+            name = PREFIX + key[m.end() :]
+            out[name] = out.get(name, 0) + value
+    return out
+
+
+def _over_instances(
+    collect: Callable[[Mapping[str, int], Mapping[str, int]], Iterator[_S]],
+) -> Callable[[Mapping[str, int], Mapping[str, int]], Iterator[_S]]:
+    def summed(counters: Mapping[str, int], gauges: Mapping[str, int]) -> Iterator[_S]:
+        return collect(_summed(counters), _summed(gauges))
+
+    return summed
+
 
 #: Methods exposed as themselves; any other is counted as ``other`` so that a flood of odd
 #: methods cannot grow the number of series.
@@ -56,7 +85,7 @@ METRICS = [
         kind="counter",
         help="SIP messages parsed, by method and status class.",
         labels=("method", "status_class"),
-        collect=_messages,
+        collect=_over_instances(_messages),
         label_help={
             "method": f"SIP request method ({_METHODS_TEXT}), else `other`; empty on responses",
             "status_class": "SIP response class (`1xx` … `6xx`); empty on requests",
@@ -67,13 +96,13 @@ METRICS = [
         kind="gauge",
         help="SIP dialogs being tracked.",
         labels=(),
-        collect=_dialogs,
+        collect=_over_instances(_dialogs),
     ),
     MetricSpec(
         name="otus_sip_call_setup_seconds",
         kind="histogram",
         help="Time from INVITE to the first 200 OK.",
         labels=(),
-        collect=_call_setup,
+        collect=_over_instances(_call_setup),
     ),
 ]
