@@ -212,3 +212,22 @@ def test_idle_sections_are_reused_within_buffer_bytes() -> None:
     (again,) = buffer.take_sections()  # the open one: its replacement comes from the pool
     assert again.count == 10
     assert len(buffer.pool) == pooled - 1
+
+
+def test_records_in_sections_count_as_queued_until_taken() -> None:
+    """The sender's linger and its idle checks see records in sections as queued."""
+    fast = _reporter(True, topic="t")
+    buffer = fast._buffer
+    buffer.install_routes("t", [0, 1])
+    assert (buffer.queued, buffer.queued_since) == (0, None)
+    fast.report(_records(30))
+    assert buffer.queued == 30
+    assert buffer.queued_since is not None
+    assert buffer.queued_bytes() == buffer.held_bytes
+    taken = buffer.take_sections()
+    assert sum(s.count for s in taken) == 30
+    assert (buffer.queued, buffer.queued_since) == (0, None)
+    assert buffer.held_records == 30  # in flight until released
+    for section in taken:
+        buffer.release(section.count, section.held)
+    assert (buffer.held_records, buffer.held_bytes) == (0, 0)
