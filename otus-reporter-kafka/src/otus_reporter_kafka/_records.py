@@ -77,10 +77,8 @@ class BodyEncoder:
         is ``topic``, else ``prefix`` + the payload type; ``keep``: messages hold their record.
         Only when :attr:`native`."""
         assert FAST is not None
-        if len(self._topics) >= self._max:
-            self._topics.clear()
         result: tuple[int, int] = FAST.encode_bodies(
-            records, start, out, self._flows, self._flow, dumps, topic, self._topics, prefix,
+            records, start, out, self._flows, self._flow, dumps, topic, self._topic_cache(), prefix,
             keep, max_size, framing, Message,
         )  # fmt: skip
         return result
@@ -104,15 +102,19 @@ class BodyEncoder:
         count of the records written into sections, how many were refused for want of room,
         and the held size of the Messages. Only when :attr:`native`."""
         assert FAST is not None
-        if len(self._topics) >= self._max:
-            self._topics.clear()
         room_records, room_bytes = buffer.room()
         result: tuple[int, int, int, int, int] = FAST.encode_sections(
-            records, start, out, self._flows, self._flow, dumps, topic, self._topics, prefix,
+            records, start, out, self._flows, self._flow, dumps, topic, self._topic_cache(), prefix,
             max_size, framing, Message, buffer.routes, buffer.sealed, buffer.pool, limit,
             room_records, room_bytes,
         )  # fmt: skip
         return result
+
+    def _topic_cache(self) -> dict[str, str]:
+        """The C code's payload type -> topic cache (``topic_prefix`` mode), bounded."""
+        if len(self._topics) >= self._max:
+            self._topics.clear()
+        return self._topics
 
     def encode(self, record: Record) -> tuple[bytes, int]:
         """The body of ``record`` and its key hash; the value encoder's errors pass through."""

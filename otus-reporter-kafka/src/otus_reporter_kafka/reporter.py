@@ -518,8 +518,6 @@ class KafkaReporter(Reporter):
         part: int,
         attempt: int,
     ) -> None:
-        from aiokafka.errors import KafkaTimeoutError
-
         batch = PrebuiltBatch.build(chunk, self._codec, self._scratch)
         self._note_compression(batch)
         if batch.size() > self.options.batch_size and len(chunk) > 1:
@@ -530,6 +528,36 @@ class KafkaReporter(Reporter):
             await self._ship(producer, chunk[:half], held, topic, part, attempt)
             await self._ship(producer, chunk[half:], nbytes - held, topic, part, attempt)
             return
+        await self._submit(producer, batch, chunk, nbytes, topic, part, attempt)
+
+    async def _ship_section(self, producer: Any, section: Section, attempt: int) -> None:
+        """One section as one batch; split in two when it came out larger than
+        ``batch_size``."""
+        batch = PrebuiltBatch.from_section(section, self._codec)
+        self._note_compression(batch)
+        if batch.size() > self.options.batch_size and section.count > 1:
+            self._batches_split += 1
+            rest = section.split()
+            await self._ship_section(producer, section, attempt)
+            await self._ship_section(producer, rest, attempt)
+            return
+        await self._submit(
+            producer, batch, section, section.held, section.topic, section.partition, attempt
+        )
+
+    async def _submit(
+        self,
+        producer: Any,
+        batch: PrebuiltBatch,
+        chunk: Chunk,
+        nbytes: int,
+        topic: str,
+        part: int,
+        attempt: int,
+    ) -> None:
+        """Hand a built batch of ``chunk`` to the producer and follow its delivery."""
+        from aiokafka.errors import KafkaTimeoutError
+
         try:
             future = await producer.send_batch(batch, topic, partition=part)
         except KafkaTimeoutError as err:  # the partition's queue did not drain in time
@@ -541,31 +569,6 @@ class KafkaReporter(Reporter):
         self._batches += 1
         self._inflight[future] = chunk
         future.add_done_callback(lambda fut: self._settled(fut, chunk, nbytes, attempt))
-
-    async def _ship_section(self, producer: Any, section: Section, attempt: int) -> None:
-        """One section as one batch; split in two when it came out larger than
-        ``batch_size``."""
-        from aiokafka.errors import KafkaTimeoutError
-
-        batch = PrebuiltBatch.from_section(section, self._codec)
-        self._note_compression(batch)
-        if batch.size() > self.options.batch_size and section.count > 1:
-            self._batches_split += 1
-            rest = section.split()
-            await self._ship_section(producer, section, attempt)
-            await self._ship_section(producer, rest, attempt)
-            return
-        try:
-            future = await producer.send_batch(batch, section.topic, partition=section.partition)
-        except KafkaTimeoutError as err:  # the partition's queue did not drain in time
-            self._failed(section, attempt, err)
-            return
-        except Exception as err:
-            self._failed(section, attempt, err)
-            raise _ProducerBrokenError from err
-        self._batches += 1
-        self._inflight[future] = section
-        future.add_done_callback(lambda fut: self._settled(fut, section, section.held, attempt))
 
     def _note_compression(self, batch: PrebuiltBatch) -> None:
         """Follow the compression ratio of the batches built: at once when it falls, halfway

@@ -97,6 +97,16 @@ static inline char *esc1(char *d, unsigned char c) {
     return d;
 }
 
+#ifdef __SSE2__
+/* The bytes of a block orjson escapes (below 0x20, '"', '\\') and, by the signed compare,
+ * every non-ASCII byte (which the byte loop then copies as is). */
+static inline __m128i esc_bytes(__m128i v) {
+    return _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+}
+#endif
+
 /* The characters of s as orjson escapes them, written at d (room for 6 bytes per character
  * plus 16 reserved by the caller); returns the new end. Runs of plain characters are copied
  * at once. The cursor stays in a register: nothing here writes through a pointer into a jb.
@@ -109,22 +119,18 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
      * the ESC check). Within the readable range, the last (short) block of s is loaded whole
      * too and only its first bytes kept; a string shorter than a block is then one load and
      * one store instead of a byte loop. */
-    const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
     int wide = (uintptr_t)p >= lo && (uintptr_t)e + 16 <= hi;
     if (wide && s.n <= 16) { /* the usual short string: one block, two branches */
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        __m128i m = esc_bytes(v);
         _mm_storeu_si128((__m128i *)(void *)d, v);
         if (!((unsigned)_mm_movemask_epi8(m) & ((1u << s.n) - 1)))
             return d + s.n;
     } else if (wide && s.n <= 32) { /* two blocks (n > 16: the loads stay before e + 16) */
         __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
         __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-        __m128i m0 = _mm_or_si128(_mm_cmplt_epi8(v0, sp),
-                                  _mm_or_si128(_mm_cmpeq_epi8(v0, qu), _mm_cmpeq_epi8(v0, bs)));
-        __m128i m1 = _mm_or_si128(_mm_cmplt_epi8(v1, sp),
-                                  _mm_or_si128(_mm_cmpeq_epi8(v1, qu), _mm_cmpeq_epi8(v1, bs)));
+        __m128i m0 = esc_bytes(v0);
+        __m128i m1 = esc_bytes(v1);
         uint64_t mask = (uint64_t)(unsigned)_mm_movemask_epi8(m0) |
                         (uint64_t)(unsigned)_mm_movemask_epi8(m1) << 16;
         _mm_storeu_si128((__m128i *)(void *)d, v0);
@@ -135,8 +141,7 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
         uint64_t mask = 0;
         for (int k = 0; k < 4; k++) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * k));
-            __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
-                                     _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+            __m128i m = esc_bytes(v);
             mask |= (uint64_t)(unsigned)_mm_movemask_epi8(m) << (16 * k);
             _mm_storeu_si128((__m128i *)(void *)(d + 16 * k), v);
         }
@@ -145,8 +150,7 @@ static inline char *w_esc(char *d, sv s, uintptr_t lo, uintptr_t hi) {
     }
     while (p + 16 <= e || (wide && p < e)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        __m128i m = esc_bytes(v);
         unsigned mask = (unsigned)_mm_movemask_epi8(m);
         size_t left = (size_t)(e - p);
         if (left < 16)
@@ -199,7 +203,7 @@ static inline char *w_str(char *d, sv s, uintptr_t lo, uintptr_t hi) {
 static inline char *w_case(char *d, sv s, int cas, uintptr_t lo, uintptr_t hi) {
     const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
 #ifdef __SSE2__
-    const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+    const __m128i sp = _mm_set1_epi8(0x20);
     const __m128i first = _mm_set1_epi8(cas == 1 ? 'A' - 1 : 'a' - 1);
     const __m128i last = _mm_set1_epi8(cas == 1 ? 'Z' + 1 : 'z' + 1);
     int wide = (uintptr_t)p >= lo && (uintptr_t)e + 16 <= hi;
@@ -207,8 +211,7 @@ static inline char *w_case(char *d, sv s, int cas, uintptr_t lo, uintptr_t hi) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         __m128i other = _mm_and_si128(_mm_cmpgt_epi8(v, first), _mm_cmplt_epi8(v, last));
         v = _mm_xor_si128(v, _mm_and_si128(other, sp));
-        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        __m128i m = esc_bytes(v);
         _mm_storeu_si128((__m128i *)(void *)d, v);
         if (!((unsigned)_mm_movemask_epi8(m) & ((1u << s.n) - 1)))
             return d + s.n;
@@ -217,8 +220,7 @@ static inline char *w_case(char *d, sv s, int cas, uintptr_t lo, uintptr_t hi) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
         __m128i other = _mm_and_si128(_mm_cmpgt_epi8(v, first), _mm_cmplt_epi8(v, last));
         v = _mm_xor_si128(v, _mm_and_si128(other, sp));
-        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, sp),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs)));
+        __m128i m = esc_bytes(v);
         unsigned mask = (unsigned)_mm_movemask_epi8(m);
         size_t left = (size_t)(e - p);
         if (left < 16)

@@ -1271,6 +1271,39 @@ done:
     return result;
 }
 
+/* What a run of encode_one() did: held bytes and count written into sections, records
+ * refused for want of room, held bytes of the Messages. */
+typedef struct {
+    Py_ssize_t held, count, refused, message_held;
+} tally_t;
+
+/* encode_one() over records[start:] until a record the Python path must take: its index
+ * (len(records) when none), or -1 with an error. The length is read again each time: a
+ * record's property may shrink the list. */
+static Py_ssize_t encode_loop(const ctx_t *c, PyObject *records, Py_ssize_t start,
+                              PyObject *out, budget_t *budget, tally_t *t) {
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < PyList_GET_SIZE(records); i++) {
+        Py_ssize_t size = 0;
+        PyObject *record = PyList_GET_ITEM(records, i);
+        prefetch_ahead(records, i);
+        Py_INCREF(record);
+        int r = encode_one(c, record, out, budget, &size);
+        Py_DECREF(record);
+        if (r < 0) return -1;
+        if (r == 0) break;
+        if (r == 2) {
+            t->refused++;
+        } else if (r == 1) {
+            t->message_held += size;
+        } else {
+            t->held += size;
+            t->count++;
+        }
+    }
+    return i;
+}
+
 PyDoc_STRVAR(encode_bodies_doc,
              "encode_bodies(records, start, out, flows, new_flow, dumps, topic, topics, prefix, "
              "keep, max_size, framing, message_type) -> (stop, held)\n\n"
@@ -1300,19 +1333,9 @@ static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t
     c.framing = PyLong_AsSsize_t(args[11]);
     if (c.keep < 0 || PyErr_Occurred()) return NULL;
     budget_t budget = {0, 0};
-    Py_ssize_t i = start < 0 ? 0 : start, held = 0;
-    /* the length is read again each time: a record's property may shrink the list */
-    for (; i < PyList_GET_SIZE(records); i++) {
-        Py_ssize_t size = 0;
-        PyObject *record = PyList_GET_ITEM(records, i);
-        Py_INCREF(record);
-        int r = encode_one(&c, record, out, &budget, &size);
-        Py_DECREF(record);
-        if (r < 0) return NULL;
-        if (r == 0) break;
-        held += size;
-    }
-    return Py_BuildValue("nn", i, held);
+    tally_t t = {0, 0, 0, 0};
+    Py_ssize_t stop = encode_loop(&c, records, start, out, &budget, &t);
+    return stop < 0 ? NULL : Py_BuildValue("nn", stop, t.message_held);
 }
 
 PyDoc_STRVAR(encode_sections_doc,
@@ -1352,27 +1375,10 @@ static PyObject *encode_sections(PyObject *self, PyObject *const *args, Py_ssize
     c.framing = PyLong_AsSsize_t(args[10]);
     budget_t budget = {PyLong_AsSsize_t(args[16]), PyLong_AsSsize_t(args[17])};
     if (PyErr_Occurred()) return NULL;
-    Py_ssize_t i = start < 0 ? 0 : start, held = 0, count = 0, refused = 0, message_held = 0;
-    /* the length is read again each time: a record's property may shrink the list */
-    for (; i < PyList_GET_SIZE(records); i++) {
-        Py_ssize_t size = 0;
-        PyObject *record = PyList_GET_ITEM(records, i);
-        prefetch_ahead(records, i);
-        Py_INCREF(record);
-        int r = encode_one(&c, record, out, &budget, &size);
-        Py_DECREF(record);
-        if (r < 0) return NULL;
-        if (r == 0) break;
-        if (r == 2) {
-            refused++;
-        } else if (r == 1) {
-            message_held += size;
-        } else {
-            held += size;
-            count++;
-        }
-    }
-    return Py_BuildValue("nnnnn", i, held, count, refused, message_held);
+    tally_t t = {0, 0, 0, 0};
+    Py_ssize_t stop = encode_loop(&c, records, start, out, &budget, &t);
+    return stop < 0 ? NULL
+                    : Py_BuildValue("nnnnn", stop, t.held, t.count, t.refused, t.message_held);
 }
 
 /* The sizing pass of a records section over a snapshot of messages (a tuple) whose first one
