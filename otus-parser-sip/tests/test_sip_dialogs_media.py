@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 from sip_builders import SDP, dgram, sip
 
 from otus import PluginContext
-from otus_parser_sip import MediaFlowRegistry, SipOptions
+from otus.testing import need
+from otus_parser_sip import MediaFlowRegistry, SipOptions, _scan
 from otus_parser_sip.media import MediaFlow
 from otus_parser_sip.parser import SipParser
 
@@ -132,3 +135,29 @@ def test_media_registry_off() -> None:
     p = SipParser(SipOptions(media_registry=False), ctx)
     feed(p, (S, sip(body=SDP)))
     assert "media_flows" not in ctx.shared
+
+
+def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
+    """The batch path's long-lived objects hold only str/int (a flow: a codecs dict of strs),
+    so they are untracked; they stay intact through collections and the Python path's are
+    tracked as CPython makes them."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    ctx = PluginContext()
+    p = SipParser(SipOptions(), ctx)
+    reg = ctx.shared["media_flows"]
+    assert isinstance(reg, MediaFlowRegistry)
+    feed(p, (1 * S, sip(body=SDP)), (2 * S, sip("SIP/2.0 200 OK", to_tag="b1", body=ANSWER)))
+    gc.collect()
+    calls = list(p.dialogs._d.values())
+    assert [(d.call_id, d.state, gc.is_tracked(d)) for d in calls] == [
+        ("abc123@192.0.2.10", "confirmed", False)
+    ]
+    assert len(reg) == 4
+    for key, flow in reg._flows.items():
+        assert not gc.is_tracked(key) and not gc.is_tracked(flow)
+        assert flow.codecs and not gc.is_tracked(flow.codecs)
+    assert [gc.is_tracked(s) for s in reg._by_call.values()] == [False]
+    assert reg.lookup("192.0.2.20", 30011).kind == "rtcp"  # type: ignore[union-attr]
+    # the pure-Python path builds them as CPython does (tracked until a collection says not)
+    reg.register(MediaFlow("192.0.2.99", 4000, "rtp", "x", "audio", {}, 0))
+    assert gc.is_tracked(reg._flows["192.0.2.99", 4000]) and gc.is_tracked(reg._by_call["x"])

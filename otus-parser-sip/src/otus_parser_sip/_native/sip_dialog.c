@@ -218,6 +218,9 @@ static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyOb
             goto fail;
         GSLOT(d, slot[k]) = o;
     }
+    /* Its slots only ever hold str, int and bool (here and in _dialogs.py), so it can be in no
+     * reference cycle: out of the cyclic GC, whose collections walked every live call */
+    PyObject_GC_UnTrack(d);
     if (PyObject_SetItem(st->od, cid, d) < 0)
         goto fail;
     st->created++;

@@ -66,6 +66,14 @@ static PyObject *new_flow(PyObject *const *v) {
         return NULL;
     for (int k = 0; k < M_N; k++)
         MSLOT(f, k) = Py_NewRef(v[k]);
+    /* strs, ints and a codecs dict of strs (untracked by CPython itself: no container in it):
+     * no reference cycle through the flow, so out of the cyclic GC, whose collections walked
+     * every registered endpoint (up to max_flows of them in a long run) */
+    int atomic = PyDict_CheckExact(v[M_CODECS]) && !PyObject_GC_IsTracked(v[M_CODECS]);
+    for (int k = 0; atomic && k < M_N; k++)
+        atomic = k == M_CODECS || PyUnicode_CheckExact(v[k]) || PyLong_CheckExact(v[k]);
+    if (atomic)
+        PyObject_GC_UnTrack(f);
     return f;
 }
 
@@ -109,6 +117,10 @@ static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject
     PyObject *key = PyTuple_Pack(2, ip, port);
     if (key == NULL)
         return -1;
+    /* (str, int) holds no container: untracked now, as the GC's first pass would (each
+     * collection until then walked every new endpoint's key) */
+    if (PyUnicode_CheckExact(ip) && PyLong_CheckExact(port))
+        PyObject_GC_UnTrack(key);
     int rc = -1;
     /* flows.pop(key, None); a new endpoint (the usual case) is not there, and a lookup
      * through the dict API says so without the method call (reading an OrderedDict through
@@ -144,6 +156,9 @@ static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject
         if (PyErr_Occurred())
             goto done;
         PyObject *set = PySet_New(NULL);
+        /* _by_call is the registry's own: its sets hold only (ip, port) keys, so no cycle */
+        if (set != NULL)
+            PyObject_GC_UnTrack(set);
         int bad = set == NULL || PySet_Add(set, key) < 0 ||
                   PyDict_SetItem(s->by_call, call_id, set) < 0;
         Py_XDECREF(set);
