@@ -154,10 +154,13 @@ def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
     ]
     assert len(reg) == 4
     for key, flow in reg._flows.items():
-        assert not gc.is_tracked(key) and not gc.is_tracked(flow)
-        assert flow.codecs and not gc.is_tracked(flow.codecs)
+        assert not gc.is_tracked(key)
+        assert not gc.is_tracked(flow)
+        assert flow.codecs
+        assert not gc.is_tracked(flow.codecs)
     assert [gc.is_tracked(s) for s in reg._by_call.values()] == [False]
     assert reg.lookup("192.0.2.20", 30011).kind == "rtcp"  # type: ignore[union-attr]
     # the pure-Python path builds them as CPython does (tracked until a collection says not)
     reg.register(MediaFlow("192.0.2.99", 4000, "rtp", "x", "audio", {}, 0))
-    assert gc.is_tracked(reg._flows["192.0.2.99", 4000]) and gc.is_tracked(reg._by_call["x"])
+    assert gc.is_tracked(reg._flows["192.0.2.99", 4000])
+    assert gc.is_tracked(reg._by_call["x"])
