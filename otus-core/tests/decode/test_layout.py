@@ -8,7 +8,7 @@ from scapy.packet import Raw
 
 from otus import RawBatch, RawBatchBuilder
 from otus._decode.decoder import Decoder
-from otus._decode.layout import FIELDS, HOT, NAMES, entry_struct
+from otus._decode.layout import FIELDS, entry_struct
 from otus._decode.options import DecoderOptions
 from otus._native import load
 
@@ -19,16 +19,6 @@ def test_entry_struct_covers_the_c_layout() -> None:
     assert st.size == ffi.sizeof("otus_dec_t")
     c_fields = {name for name, _ in ffi.typeof("otus_dec_t").fields} - {"reserved"}
     assert {name for name, _ in FIELDS} == c_fields
-
-
-def test_the_hot_struct_reads_the_same_values_as_the_full_one() -> None:
-    """Datagrams and segments are made from a narrower unpacking of the same entries."""
-    ffi, _ = load()
-    full, hot = entry_struct(ffi), entry_struct(ffi, HOT)
-    assert hot.size == full.size
-    entry = bytes(range(256))[: full.size]  # every byte distinct: any offset error shows
-    values = dict(zip(NAMES, full.unpack(entry), strict=True))
-    assert hot.unpack(entry) == tuple(values[name] for name in HOT)
 
 
 def test_decode_accepts_bytearray_memoryview_and_cdata() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from otus._decode.addresses import AddressCache
-from otus._decode.layout import HOT, HOT_INDEX, INDEX, NAMES, entry_struct
+from otus._decode.layout import INDEX, NAMES, entry_struct
 from otus._decode.options import DecoderOptions
 from otus._decode.segments import TcpSegment
 from otus.capture import RawBatch
@@ -31,28 +31,12 @@ _PROTO_TCP = 6
 _PROTO_UDP = 17
 _PROTO_SCTP = 132
 
-_I_TS = HOT_INDEX["ts_ns"]
-_I_IFINDEX = HOT_INDEX["ifindex"]
-_I_SRC = HOT_INDEX["src_ip"]
-_I_DST = HOT_INDEX["dst_ip"]
-_I_SPORT = HOT_INDEX["src_port"]
-_I_DPORT = HOT_INDEX["dst_port"]
-_I_VER = HOT_INDEX["ip_version"]
-_I_PROTO = HOT_INDEX["ip_proto"]
-_I_POFF = HOT_INDEX["payload_offset"]
-_I_PLEN = HOT_INDEX["payload_len"]
-_I_VLAN = HOT_INDEX["vlan_outer"]
-_I_BUF = HOT_INDEX["buf"]
-_I_SEQ = HOT_INDEX["tcp_seq"]
-_I_ACK = HOT_INDEX["tcp_ack"]
-_I_FLAGS = HOT_INDEX["tcp_flags"]
-
 
 class Decoder:
     """Decodes raw batches of one pipeline; holds the fragment reassembly state between them."""
 
     def __init__(self, options: DecoderOptions, interests: Sequence[Interest]) -> None:
-        from otus._native import load
+        from otus._native import builders, load
 
         if len(interests) > MAX_INTERESTS:
             raise ConfigError(f"at most {MAX_INTERESTS} parsers per task (got {len(interests)})")
@@ -94,8 +78,8 @@ class Decoder:
         self._counts = ffi.new("uint32_t[]", MAX_INTERESTS)
         self._arena_len = ffi.new("uint64_t *")
         self._entry = entry_struct(ffi)
-        self._hot = entry_struct(ffi, HOT)  # what datagrams and segments are made of
-        self._addrs = AddressCache()
+        self._addrs = AddressCache()  # row(): tests and debugging
+        self._builders = builders()
         self._n_interests = len(interests)
 
     def _add_interest(self, n: int, interest: Interest) -> None:
@@ -188,7 +172,6 @@ class DecodedBatch:
         "_out",
         "_out_mv",
         "_stride",
-        "_unpacked",
         "batch",
         "count",
     )
@@ -214,7 +197,6 @@ class DecodedBatch:
         self._arena = arena
         self._out_mv: memoryview | None = None
         self._data_mv: memoryview | None = None
-        self._unpacked: dict[int, list[tuple[Any, ...]]] | None = None
 
     # -- wanted entries ------------------------------------------------------------------
 
@@ -229,21 +211,6 @@ class DecodedBatch:
             return []
         ffi = self._dec._ffi
         return list(ffi.unpack(self._idx + parser_index * self._stride, k))
-
-    def _entries(self, parser_index: int) -> list[tuple[Any, ...]]:
-        """Unpacked entries wanted by one interest (unpacked once per batch and interest)."""
-        if not self.wanted(parser_index):
-            return []
-        if self._unpacked is None:
-            self._unpacked = {}
-        got = self._unpacked.get(parser_index)
-        if got is None:
-            mv = self._entries_mv()
-            unpack = self._dec._hot.unpack_from
-            size = self._dec._entry.size
-            got = [unpack(mv, j * size) for j in self.indices(parser_index)]
-            self._unpacked[parser_index] = got
-        return got
 
     def _entries_mv(self) -> memoryview:
         if self._out_mv is None:
@@ -264,53 +231,33 @@ class DecodedBatch:
         src = arena if buf and arena is not None else data
         return src[off : off + length]
 
+    def _index_args(self, parser_index: int) -> tuple[int, int, int]:
+        """The entry array's address, the interest's index list's address and its length."""
+        ffi = self._dec._ffi
+        idx = int(ffi.cast("uintptr_t", self._idx)) + 4 * parser_index * self._stride
+        return int(ffi.cast("uintptr_t", self._out)), idx, self.wanted(parser_index)
+
     def datagrams(self, parser_index: int) -> list[Datagram]:
-        """UDP/SCTP payloads (and TCP segments unless the parser wants streams) it asked for."""
-        entries = self._entries(parser_index)
-        if not entries:
+        """UDP/SCTP payloads (and TCP segments unless the parser wants streams) it asked for,
+        built in C (``_native/pyapi/build.c``); payloads are views into the batch."""
+        if not self.wanted(parser_index):
             return []
-        skip_tcp = _PROTO_TCP if self._dec._stream[parser_index] else -1
-        text = self._dec._addrs.text
-        cache4 = self._dec._addrs.v4
-        cache6 = self._dec._addrs.v6
         data, arena = self._payload_views()
-        out: list[Datagram] = []
-        append = out.append
-        for e in entries:
-            proto = e[_I_PROTO]
-            if proto == skip_tcp:
-                continue
-            cache = cache4 if e[_I_VER] == 4 else cache6
-            src = cache.get(e[_I_SRC]) or text(e[_I_SRC], e[_I_VER])
-            dst = cache.get(e[_I_DST]) or text(e[_I_DST], e[_I_VER])
-            buf = arena if e[_I_BUF] and arena is not None else data
-            off = e[_I_POFF]
-            append(
-                Datagram(
-                    e[_I_TS], src, dst, e[_I_SPORT], e[_I_DPORT], proto,
-                    buf[off : off + e[_I_PLEN]], e[_I_VLAN], e[_I_IFINDEX],
-                )
-            )  # fmt: skip
+        skip_tcp = _PROTO_TCP if self._dec._stream[parser_index] else -1
+        out: list[Datagram] = self._dec._builders.datagrams(
+            *self._index_args(parser_index), skip_tcp, data, arena
+        )
         return out
 
     def tcp_segments(self, parser_index: int) -> list[TcpSegment]:
-        """TCP segments for a stream parser (payload copied: it outlives the batch)."""
-        if not self._dec._stream[parser_index]:
+        """TCP segments for a stream parser, built in C (payload copied: it outlives the
+        batch)."""
+        if not self._dec._stream[parser_index] or not self.wanted(parser_index):
             return []
-        entries = self._entries(parser_index)
-        text = self._dec._addrs.text
-        out = []
-        for e in entries:
-            if e[_I_PROTO] != _PROTO_TCP:
-                continue
-            ver = e[_I_VER]
-            out.append(
-                TcpSegment(
-                    e[_I_TS], text(e[_I_SRC], ver), text(e[_I_DST], ver), e[_I_SPORT],
-                    e[_I_DPORT], e[_I_SEQ], e[_I_ACK], e[_I_FLAGS],
-                    bytes(self._payload(e[_I_BUF], e[_I_POFF], e[_I_PLEN])), parser_index,
-                )
-            )  # fmt: skip
+        data, arena = self._payload_views()
+        out: list[TcpSegment] = self._dec._builders.segments(
+            *self._index_args(parser_index), data, arena, parser_index
+        )
         return out
 
     # -- columns and rows (tests, benchmarks, debugging) ----------------------------------

@@ -1,7 +1,8 @@
 """Reading ``otus_dec_t`` entries from Python: one :class:`struct.Struct` built from cffi offsets.
 
-Only wanted entries are ever read this way; the struct is derived from the compiled layout
-(``ffi.offsetof``) so Python and C cannot drift apart.
+``DecodedBatch.row`` (tests, debugging) reads entries this way; the parsers' datagrams and
+segments are built in C (``_native/pyapi/build.c``) from the same header. The struct is derived
+from the compiled layout (``ffi.offsetof``) so Python and C cannot drift apart.
 """
 
 from __future__ import annotations
@@ -49,26 +50,12 @@ FIELDS: tuple[tuple[str, str], ...] = (
 NAMES: tuple[str, ...] = tuple(name for name, _ in FIELDS)
 INDEX: dict[str, int] = {name: i for i, name in enumerate(NAMES)}
 
-#: The fields the parsers' datagrams and TCP segments are made of (in :data:`FIELDS` order):
-#: the wanted entries are unpacked with these only, the others skipped as padding (half the
-#: unpacking cost: no tunnel addresses, no ints nobody reads).
-HOT: tuple[str, ...] = (
-    "ts_ns", "ifindex", "src_ip", "dst_ip", "payload_offset", "payload_len", "tcp_seq",
-    "tcp_ack", "src_port", "dst_port", "vlan_outer", "ip_version", "ip_proto", "tcp_flags",
-    "buf",
-)  # fmt: skip
-HOT_INDEX: dict[str, int] = {name: i for i, name in enumerate(HOT)}
 
-
-def entry_struct(ffi: Any, names: tuple[str, ...] = NAMES) -> struct.Struct:
-    """A ``Struct`` unpacking one ``otus_dec_t`` into the values of ``names`` (all of
-    :data:`FIELDS` by default; a subset must keep their order), the rest skipped."""
+def entry_struct(ffi: Any) -> struct.Struct:
+    """A ``Struct`` unpacking one ``otus_dec_t`` into the values of :data:`FIELDS`."""
     fmt = "="
     pos = 0
-    wanted = set(names)
     for name, code in FIELDS:
-        if name not in wanted:
-            continue
         off = ffi.offsetof("otus_dec_t", name)
         if off < pos:
             raise RuntimeError(f"otus_dec_t.{name}: fields out of order in FIELDS")
