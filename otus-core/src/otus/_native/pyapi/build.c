@@ -34,9 +34,10 @@ static const char *const S_NAMES[S_N] = {"ts_ns", "src_ip", "dst_ip",  "src_port
 
 typedef struct {
     PyTypeObject *type;
-    Py_ssize_t off[F_N > S_N ? F_N : S_N]; /* the slots' offsets, in *_NAMES order */
+    Py_ssize_t off[16]; /* the slots' offsets, in *_NAMES order (F_N, S_N <= 16) */
 } layout;
 static layout d_layout, s_layout; /* otus.Datagram, otus._decode.segments.TcpSegment */
+_Static_assert((int)F_N <= 16 && (int)S_N <= 16, "layout.off holds 16 slots");
 static PyObject *text_fn;      /* AddressCache.text of the first decoder: (raw16, version) */
 
 #define ADDR_SLOTS 4096u
