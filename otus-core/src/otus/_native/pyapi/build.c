@@ -7,9 +7,9 @@
  * TcpSegments of stream parsers likewise (tcp_segments() unpacked every wanted entry in Python
  * to keep the TCP ones).
  *
- * Address text comes from a small direct-mapped cache of str objects keyed by the 16 address
- * bytes and the IP version; a miss asks the Python AddressCache.text (which formats and keeps
- * its own bounded cache). Payloads are memoryview slices of the batch buffer or the reassembly
+ * Address text comes from a small two-way cache of str objects keyed by the 16 address
+ * bytes and the IP version; a miss asks the Python formatter (addresses.address_text).
+ * Payloads are memoryview slices of the batch buffer or the reassembly
  * arena, valid while the raw batch is held; a segment's payload is a copy (bytes): the
  * reassembler keeps it past the batch.
  *
@@ -38,7 +38,7 @@ typedef struct {
 } layout;
 static layout d_layout, s_layout; /* otus.Datagram, otus._decode.segments.TcpSegment */
 _Static_assert((int)F_N <= 16 && (int)S_N <= 16, "layout.off holds 16 slots");
-static PyObject *text_fn;      /* AddressCache.text of the first decoder: (raw16, version) */
+static PyObject *text_fn;      /* addresses.address_text: (raw16, version) -> str */
 
 #define ADDR_SLOTS 4096u
 typedef struct {
@@ -106,21 +106,32 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static inline uint32_t addr_hash(const uint8_t *raw, uint8_t version) {
+/* The first of the two slots an address may occupy (murmur3's 64-bit finaliser). */
+static inline uint32_t addr_set(const uint8_t *raw, uint8_t version) {
     uint64_t a, b;
     memcpy(&a, raw, 8);
     memcpy(&b, raw + 8, 8);
-    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ version) * 0xFF51AFD7ED558CCDull;
-    return (uint32_t)(h >> 52) & (ADDR_SLOTS - 1);
+    uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull) ^ version;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 33;
+    return (uint32_t)h & (ADDR_SLOTS - 2);
 }
 
-/* The text of an address (new reference), from the cache or AddressCache.text. */
+static inline int addr_is(const addr_slot *s, const uint8_t *raw, uint8_t version) {
+    return s->text != NULL && s->version == version && memcmp(s->raw, raw, 16) == 0;
+}
+
+/* The text of an address (new reference): from the cache (two-way: a new address takes the
+ * first slot of its set, the one there moves to the second), else the formatter. */
 static PyObject *addr_text(const uint8_t *raw, uint8_t version) {
-    addr_slot *s = &addrs[addr_hash(raw, version)];
-    if (s->text != NULL && s->version == version && memcmp(s->raw, raw, 16) == 0) {
-        Py_INCREF(s->text);
-        return s->text;
-    }
+    addr_slot *s = &addrs[addr_set(raw, version)];
+    if (addr_is(&s[0], raw, version))
+        return Py_NewRef(s[0].text);
+    if (addr_is(&s[1], raw, version))
+        return Py_NewRef(s[1].text);
     PyObject *out = PyObject_CallFunction(text_fn, "y#i", (const char *)raw, (Py_ssize_t)16,
                                           (int)version);
     if (out == NULL)
@@ -130,10 +141,11 @@ static PyObject *addr_text(const uint8_t *raw, uint8_t version) {
         PyErr_SetString(PyExc_TypeError, "address text must be a str");
         return NULL;
     }
-    memcpy(s->raw, raw, 16);
-    s->version = version;
-    Py_INCREF(out);
-    Py_XSETREF(s->text, out);
+    Py_XDECREF(s[1].text);
+    s[1] = s[0];
+    memcpy(s[0].raw, raw, 16);
+    s[0].version = version;
+    s[0].text = Py_NewRef(out);
     return out;
 }
 
