@@ -1,8 +1,9 @@
 """Build glue for the C extensions; all metadata lives in pyproject.toml.
 
-``_otus_native`` (cffi) is the decoder, pcap walker and IP reassembly; ``_build`` (CPython
+``_otus_native`` (cffi) is the decoder, pcap walker and IP reassembly; ``_pyapi`` (CPython
 API, ``pyapi/``: cffi cannot hand back Python objects) builds the ``Datagram`` and
-``TcpSegment`` objects of the decoder's wanted entries.
+``TcpSegment`` objects of the decoder's wanted entries and reads single labels for
+``Record.label``.
 """
 
 from setuptools import Extension, setup
@@ -13,9 +14,9 @@ setup(
     cffi_modules=[f"{NATIVE}/_ffi_build.py:ffibuilder"],
     ext_modules=[
         Extension(
-            "otus._native._build",
-            sources=[f"{NATIVE}/pyapi/build.c"],
-            depends=[f"{NATIVE}/decode.h"],
+            "otus._native._pyapi",
+            sources=[f"{NATIVE}/pyapi/{c}.c" for c in ("module", "build", "labels")],
+            depends=[f"{NATIVE}/decode.h", f"{NATIVE}/pyapi/pyapi.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
         )
     ],

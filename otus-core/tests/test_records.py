@@ -126,3 +126,41 @@ def test_a_label_named_like_the_tail_of_another_key_is_not_confused() -> None:
     record = _record(labels_json=b'{"a":"\\"sip.method\\":","sip.method":"INVITE"}')
     assert record.label("sip.method") == "INVITE"
     assert record.serialized_labels() is not None
+
+
+def test_label_lookup_runs_in_c_when_the_extension_is_built() -> None:
+    from otus import records
+    from otus._native import _pyapi  # type: ignore[attr-defined]
+
+    assert records._label_in is _pyapi.label_in
+
+
+_json_like = st.one_of(
+    st.binary(max_size=40),
+    st.builds(
+        b"".join,
+        st.lists(st.sampled_from([b"{", b"}", b",", b'"', b":", b"\\", b'"k":', b"k", b"\xff",
+                                  b"\xc3\xa9", b'{"k":"v"}', b'"k":"']), max_size=12),
+    ),
+)  # fmt: skip
+
+
+@given(j=_json_like, key=st.sampled_from([b'"k":', b'"":', b'"x"k":', b"k"]))
+def test_the_c_label_lookup_matches_the_python_one_on_any_bytes(j: bytes, key: bytes) -> None:
+    from otus import records
+    from otus._native import _pyapi  # type: ignore[attr-defined]
+
+    assert _pyapi.label_in(j, key) == records._label_in_python(j, key)
+
+
+@given(labels=st.dictionaries(_names, _text, max_size=8), others=st.lists(_names, max_size=4))
+def test_the_c_label_lookup_matches_the_python_one_on_labels(
+    labels: dict[str, str], others: list[str]
+) -> None:
+    from otus import records
+    from otus._native import _pyapi  # type: ignore[attr-defined]
+
+    j = _dumps(labels)
+    for name in [*labels, *others]:
+        key = records._json_str(name) + b":"
+        assert _pyapi.label_in(j, key) == records._label_in_python(j, key)

@@ -42,6 +42,42 @@ _MEMBER_START = (0x7B, 0x2C)  # '{' ','
 __all__ = ["Record", "record_to_dict"]
 
 
+def _label_in_python(j: bytes, key: bytes) -> object:
+    """The value of the member ``key`` (``"name":``) of serialised labels ``j``: its str,
+    ``None`` when absent, ``NotImplemented`` when it is not a plain string (decode them all).
+
+    A match is a member only right after '{' or ',': in valid JSON an escaped quote inside a
+    string is preceded by a backslash, and a string ending at ',' or '{' is followed by ',',
+    ':' or '}', never by the rest of a key. The C version (``_native/pyapi/labels.c``) is used
+    when the core's extension is built; this one is its reference in the tests.
+    """
+    at = j.find(key)
+    while at == 0 or (at > 0 and j[at - 1] not in _MEMBER_START):
+        at = j.find(key, at + 1)
+    if at < 0:
+        return None
+    start = at + len(key) + 1
+    end = j.find(b'"', start)
+    if j[start - 1 : start] != b'"' or end < 0 or _BACKSLASH in j[start:end]:
+        return NotImplemented
+    try:
+        return j[start:end].decode()
+    except UnicodeDecodeError:
+        return NotImplemented
+
+
+def _native_label_in() -> Callable[[bytes, bytes], object]:
+    try:
+        native = importlib.import_module("otus._native._pyapi")
+    except ImportError:  # pragma: no cover - a source tree without the built extension
+        return _label_in_python
+    label_in: Callable[[bytes, bytes], object] = native.label_in
+    return label_in
+
+
+_label_in = _native_label_in()
+
+
 class Record:
     """One observation: a parsed message (or a raw payload) with its addresses and labels.
 
@@ -145,19 +181,10 @@ class Record:
             if len(_LABEL_KEYS) >= _LABEL_KEYS_MAX:
                 _LABEL_KEYS.clear()
             key = _LABEL_KEYS[name] = _json_str(name) + b":"
-        # A match is a member only right after '{' or ',': in valid JSON an escaped quote
-        # inside a string is preceded by a backslash, and a string ending at ',' or '{' is
-        # followed by ',', ':' or '}', never by the rest of a key.
-        at = j.find(key)
-        while at > 0 and j[at - 1] not in _MEMBER_START:
-            at = j.find(key, at + 1)
-        if at < 0:
-            return None
-        start = at + len(key) + 1
-        end = j.find(b'"', start)
-        if j[start - 1 : start] != b'"' or end < 0 or _BACKSLASH in j[start:end]:
-            return self.labels.get(name)  # not a plain string: decode them all (rare)
-        return j[start:end].decode()
+        value = _label_in(j, key)
+        if value is None or isinstance(value, str):
+            return value
+        return self.labels.get(name)  # NotImplemented: not a plain string, decode them all
 
     def setdefault_labels(self, pairs: Sequence[tuple[str, str]]) -> None:
         """``labels.setdefault(name, value)`` for each pair (the pipeline's own labels), on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from types import ModuleType
 from typing import Any
 
@@ -16,13 +17,12 @@ def load() -> tuple[Any, Any]:
 
 @functools.cache
 def builders() -> ModuleType:
-    """The C builders of ``Datagram`` and ``TcpSegment`` objects (``pyapi/build.c``): its
-    ``datagrams`` and ``segments``, set up on first use."""
+    """The C builders of ``Datagram`` and ``TcpSegment`` objects (``pyapi/build.c``): the
+    ``datagrams`` and ``segments`` of ``_pyapi``, set up on first use."""
     from otus._decode.addresses import address_text
     from otus._decode.segments import TcpSegment
-    from otus._native import _build  # type: ignore[attr-defined]
     from otus.parsing import Datagram
 
-    _build.setup(Datagram, TcpSegment, address_text)
-    module: ModuleType = _build
+    module = importlib.import_module("otus._native._pyapi")
+    module.setup(Datagram, TcpSegment, address_text)
     return module

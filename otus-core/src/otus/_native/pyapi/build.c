@@ -1,4 +1,4 @@
-/* otus._native._build: the Datagram and TcpSegment objects of a decoded batch, built in C.
+/* The Datagram and TcpSegment objects of a decoded batch, built in C (otus._native._pyapi).
  *
  * DecodedBatch.datagrams() did ~1.1 us of Python work per wanted entry (a struct unpack, two
  * address-cache lookups, a memoryview slice and Datagram.__init__). Here one call walks the
@@ -9,15 +9,12 @@
  *
  * Address text comes from a small two-way cache of str objects keyed by the 16 address
  * bytes and the IP version; a miss asks the Python formatter (addresses.address_text).
- * Payloads are memoryview slices of the batch buffer or the reassembly
- * arena, valid while the raw batch is held; a segment's payload is a copy (bytes): the
- * reassembler keeps it past the batch.
- *
- * Kept out of the cffi module (which cannot hand back Python objects): a CPython extension
- * built from this subdirectory (setup.py), so the cffi build's *.c glob does not pick it up.
+ * Payloads are memoryview slices of the batch buffer or the reassembly arena, valid while the
+ * raw batch is held; a segment's payload is a copy (bytes): the reassembler keeps it past the
+ * batch.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "pyapi.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -89,7 +86,7 @@ static int take_layout(layout *l, PyObject *type, const char *const *names, int 
 }
 
 /* setup(Datagram, TcpSegment, text): the classes' slot layouts and the address formatter. */
-static PyObject *setup(PyObject *self, PyObject *args) {
+PyObject *otus_build_setup(PyObject *self, PyObject *args) {
     PyObject *dtype, *stype, *text;
     (void)self;
     if (!PyArg_ParseTuple(args, "OOO:setup", &dtype, &stype, &text))
@@ -248,7 +245,7 @@ static PyObject *finish(PyObject *out, Py_ssize_t n, int failed) {
  * (count of them); entries whose ip_proto is skip_proto are left out (TCP for stream parsers);
  * data/arena: memoryviews (format B) of the batch buffer and the reassembly arena (or None).
  */
-static PyObject *datagrams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+PyObject *otus_build_datagrams(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "datagrams takes 6 arguments");
@@ -283,7 +280,7 @@ static PyObject *datagrams(PyObject *self, PyObject *const *args, Py_ssize_t nar
 
 /* segments(entries, idx, count, data, arena, parser) -> list[TcpSegment]: the TCP entries of
  * the index list, payloads copied; data/arena as for datagrams(). */
-static PyObject *segments(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+PyObject *otus_build_segments(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "segments takes 6 arguments");
@@ -321,20 +318,3 @@ static PyObject *segments(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     return finish(out, n, 0);
 }
-
-static PyMethodDef methods[] = {
-    {"setup", setup, METH_VARARGS,
-     "setup(Datagram, TcpSegment, text): the classes and the address formatter."},
-    {"datagrams", (PyCFunction)(void (*)(void))datagrams, METH_FASTCALL,
-     "datagrams(entries, idx, count, skip_proto, data, arena) -> list of Datagram."},
-    {"segments", (PyCFunction)(void (*)(void))segments, METH_FASTCALL,
-     "segments(entries, idx, count, data, arena, parser) -> list of TcpSegment."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_build",
-                                    "Datagrams and TCP segments of decoded batches, built in C.",
-                                    -1,
-                                    methods, NULL, NULL, NULL, NULL};
-
-PyMODINIT_FUNC PyInit__build(void) { return PyModule_Create(&module); }
