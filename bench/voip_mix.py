@@ -54,6 +54,20 @@ def _eth(l3: bytes, v6: bool = False, vlan: int | None = None) -> bytes:
     return _MAC + struct.pack("!H", etype) + l3
 
 
+def _v4(k: int) -> bytes:
+    """Address ``k`` (0 to 398) of the mix's IPv4 hosts, 10.10.x.y."""
+    return bytes([10, 10, (k + 1) >> 8, (k + 1) & 255])
+
+
+def _rtp_ends(call: int) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+    """Where call ``call``'s RTP goes: (caller address, port) and (callee address, port), the
+    RTP frames of the mix run from the first to the second."""
+    return (_v4(call % 399), 16384 + 2 * (call % 8000)), (
+        _v4((call + 11) % 399),
+        40000 + 2 * (call % 8000),
+    )
+
+
 def _sip(kind: str, call: int, pad: int = 0) -> bytes:
     first = {
         "INVITE": f"INVITE sip:+4930{call:06d}@voip.example.net SIP/2.0",
@@ -70,9 +84,13 @@ def _sip(kind: str, call: int, pad: int = 0) -> bytes:
         f"Call-ID: {call:012x}@10.10.0.2\r\nCSeq: 1 {kind if kind.isalpha() else 'INVITE'}\r\n"
         f"Contact: <sip:alice@10.10.0.2:5060>\r\nMax-Forwards: 70\r\nUser-Agent: bench\r\n"
     )
+    # each side announces where it receives the call's RTP: the caller in requests, the
+    # callee in responses (the endpoints of the RTP frames below)
+    (addr, port) = _rtp_ends(call)[0 if kind.isalpha() else 1]
+    ip = ".".join(str(b) for b in addr)
     body = (
-        "v=0\r\no=- 1 1 IN IP4 10.10.0.2\r\ns=-\r\nc=IN IP4 10.10.0.2\r\nt=0 0\r\n"
-        "m=audio 40000 RTP/AVP 0 8\r\n"
+        f"v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0 8\r\n"
     )
     if pad:
         headers += "X-Pad: " + "x" * pad + "\r\n"
@@ -84,7 +102,7 @@ def _sip(kind: str, call: int, pad: int = 0) -> bytes:
 def frames(n: int, seed: int = 7) -> list[tuple[int, int, bytes]]:
     """``n`` frames of the mix, ``(ts_ns, linktype, frame)``, identical for the same seed."""
     rnd = random.Random(seed)
-    v4 = [bytes([10, 10, i >> 8, i & 255]) for i in range(1, 400)]
+    v4 = [_v4(k) for k in range(399)]
     v6 = [
         bytes.fromhex("20010db8000000000000000000000000")[:14] + bytes([i >> 8, i & 255])
         for i in range(1, 200)
@@ -101,7 +119,7 @@ def frames(n: int, seed: int = 7) -> list[tuple[int, int, bytes]]:
         call = rnd.randrange(1, 5000)
         if r < 0.84:
             hdr = struct.pack("!BBHII", 0x80, 0 if call % 3 else 8, seq & 0xFFFF, seq * 160, call)
-            sport, dport = 16384 + 2 * (call % 8000), 40000 + 2 * (call % 8000)
+            (_, sport), (_, dport) = _rtp_ends(call)
             if call % 10 == 0:
                 l3 = _ipv6(
                     v6[call % 199], v6[(call + 7) % 199], 17, _udp(sport, dport, hdr + rtp_payload)
