@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sip_builders import SDP, sip
+from sip_builders import SDP, dgram, sip
 
 from otus import Datagram, Record, StreamChunk
 from otus.testing import need
@@ -350,3 +350,35 @@ def test_batch_labels_json_equals_labels_of(via: str, start: str) -> None:
         assert _labels_json(rec) == orjson.dumps(labels_of(ref)), (via, start, call_id)
         taken += rec.serialized_labels() is not None
     assert taken == 2  # the batch path wrote them
+
+
+def test_recycled_record_bytes_are_never_changed_while_held() -> None:
+    """The record bytes sip_fast.c recycles: a held record keeps its bytes through many
+    batches; one whose record is gone is written again and hashes as a fresh copy would."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    msgs = [
+        sip(
+            f"OPTIONS sip:{'u' * (k % 700)}@x SIP/2.0",
+            call_id=f"c{k}",
+            cseq="1 OPTIONS",
+            body=SDP if k % 2 else b"",
+        )
+        for k in range(600)
+    ]
+    p = SipParser(SipOptions())
+
+    def parts(recs: list[Record]) -> list[tuple[bytes, bytes | None, bytes | None]]:
+        return [(r.raw_payload, r.serialized_payload(), r.serialized_labels()) for r in recs]
+
+    held = p.parse([dgram(m) for m in msgs])
+    copies = [tuple(None if b is None else bytes(bytearray(b)) for b in t) for t in parts(held)]
+    assert all(b is not None for t in copies for b in t)
+    for _ in range(8):  # each ring comes round several times
+        recs = p.parse([dgram(m) for m in msgs])
+        got = parts(recs)
+        assert got == copies
+        for t in got:
+            for b in t:  # cached hashes on objects about to be recycled
+                assert hash(b) == hash(bytes(bytearray(b)))  # type: ignore[arg-type]
+        del recs, got
+    assert parts(held) == copies

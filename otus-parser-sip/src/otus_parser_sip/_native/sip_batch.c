@@ -351,8 +351,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                         PyErr_NoMemory();
                 }
                 if (ok) {
-                    raw = PyBytes_FromStringAndSize(buf, size - r.trailing);
-                    labels = PyBytes_FromStringAndSize(lab.p, (Py_ssize_t)lab.n);
+                    raw = otus_sip_bytes(OTUS_SIP_RAW, buf, size - r.trailing);
+                    labels = otus_sip_bytes(OTUS_SIP_LABELS, lab.p, (Py_ssize_t)lab.n);
                 }
                 if (raw != NULL && labels != NULL) {
                     PyObject *v[10] = {f[D_TS],    f[D_SRC],   f[D_DST], f[D_SPORT], f[D_DPORT],

@@ -1197,7 +1197,7 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
         }
         return BAIL;
     }
-    r->json = PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n);
+    r->json = otus_sip_bytes(OTUS_SIP_JSON, b.p, (Py_ssize_t)b.n);
     jb_free(&b);
     r->media = media;
     r->status = m.status;

@@ -141,6 +141,10 @@ static inline int is_token(sv s) {
 
 /* A str from a short ASCII view, shared through a small cache (defined in sip_fast.c). */
 PyObject *otus_sip_small_str(sv s);
+/* A bytes object of p[:n] for a record (kind: OTUS_SIP_RAW, _JSON or _LABELS), recycled
+ * from one whose record is gone where it can be (defined in sip_fast.c). */
+enum { OTUS_SIP_RAW, OTUS_SIP_JSON, OTUS_SIP_LABELS, OTUS_SIP_BYTES_KINDS };
+PyObject *otus_sip_bytes(int kind, const char *p, Py_ssize_t n);
 /* _sip_fast.parse_json (defined in sip_json.c). */
 PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 int otus_sip_json_init(void);
