@@ -1,7 +1,8 @@
 """A deterministic VoIP traffic mix for benchmarks (and anyone who wants realistic frames).
 
 Per 1000 packets, roughly: 840 RTP over UDP (G.711, 20 ms; 20 % VLAN-tagged, 10 % IPv6),
-40 RTCP/DNS, 50 SIP over UDP (INVITE, 100, 180, 200, ACK, BYE), 40 TCP segments (SIP over TCP
+40 RTCP/DNS, 50 SIP over UDP (INVITE, 100, 180, 200, ACK, BYE; SDP offer in the INVITE and
+answer in the 200, announcing the endpoints of the call's RTP), 40 TCP segments (SIP over TCP
 and acks of other flows), and large SIP INVITEs sent as IPv4 fragments (about 30 fragments).
 Frames are built with ``struct`` (no scapy), so a million frames take seconds.
 
@@ -84,16 +85,18 @@ def _sip(kind: str, call: int, pad: int = 0) -> bytes:
         f"Call-ID: {call:012x}@10.10.0.2\r\nCSeq: 1 {kind if kind.isalpha() else 'INVITE'}\r\n"
         f"Contact: <sip:alice@10.10.0.2:5060>\r\nMax-Forwards: 70\r\nUser-Agent: bench\r\n"
     )
-    # each side announces where it receives the call's RTP: the caller in requests, the
-    # callee in responses (the endpoints of the RTP frames below)
-    (addr, port) = _rtp_ends(call)[0 if kind.isalpha() else 1]
+    if pad:
+        headers += "X-Pad: " + "x" * pad + "\r\n"
+    if kind not in ("INVITE", "200"):  # 100, 180, ACK and BYE carry no body
+        return (headers + "Content-Length: 0\r\n\r\n").encode()
+    # the offer announces where the caller receives the call's RTP, the answer where the
+    # callee does (the endpoints of the RTP frames below)
+    (addr, port) = _rtp_ends(call)[0 if kind == "INVITE" else 1]
     ip = ".".join(str(b) for b in addr)
     body = (
         f"v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
         f"m=audio {port} RTP/AVP 0 8\r\n"
     )
-    if pad:
-        headers += "X-Pad: " + "x" * pad + "\r\n"
     return (
         headers + f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n" + body
     ).encode()
