@@ -204,9 +204,17 @@ class DialogTable:
         self.ended.append(d)
 
     def expire(self, now_ns: int) -> list[Dialog]:
-        """Remove ended calls after the linger time and idle calls after their timeout."""
+        """Remove ended calls after the linger time and idle calls after their timeout.
+
+        The table is in order of last activity (each message moves its call to the end), so
+        the walk stops at the first call active within the shortest of the three limits:
+        every call after it was active more recently still.
+        """
         dead: list[Dialog] = []
+        shortest = min(self.linger_ns, self.confirmed_ns, self.early_ns)
         for d in self._d.values():
+            if now_ns - d.last_ns < shortest:
+                break
             if d.state in ENDED:
                 limit = self.linger_ns
             elif d.state == "confirmed":

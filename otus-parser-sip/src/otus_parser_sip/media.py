@@ -3,11 +3,18 @@
 The SIP parser publishes one instance per pipeline in ``context.shared["media_flows"]``; an RTP
 parser looks packets up by destination (or source) address. Entries are bounded in number and
 expire when their call ends or times out.
+
+Expiry costs what expires, not what is registered: flows are kept in registration order, and a
+flow's own expiry (registration time plus the parser's media timeout) grows along it, so
+``expire`` reads from the oldest registration up to the first live one; flows whose expiry
+``end_call`` brought forward are found through the calls that ended, queued in the order they
+ended. (A flow registered out of that order, a capture-time step backwards, is removed once
+the flows before it are.)
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 __all__ = ["MediaFlow", "MediaFlowRegistry"]
@@ -33,6 +40,10 @@ class MediaFlowRegistry:
         self.max_flows = max_flows
         self._flows: OrderedDict[tuple[str, int], MediaFlow] = OrderedDict()
         self._by_call: dict[str, set[tuple[str, int]]] = {}
+        #: (expiry, Call-ID) of calls that ended, in the order they ended (``end_call``);
+        #: bounded: without ``expire`` calls the oldest are dropped (their flows then go when
+        #: their own expiry comes or the call is removed).
+        self._ended: deque[tuple[int, str]] = deque(maxlen=max(1024, max_flows))
         self.registered = 0
         self.evicted = 0
         self.expired = 0
@@ -75,6 +86,7 @@ class MediaFlowRegistry:
             flow = self._flows.get(key)
             if flow is not None:
                 flow.expires_ns = min(flow.expires_ns, expires_ns)
+        self._ended.append((expires_ns, call_id))
 
     def remove_call(self, call_id: str) -> None:
         """Forget every flow of a call now."""
@@ -84,12 +96,27 @@ class MediaFlowRegistry:
 
     def expire(self, now_ns: int) -> int:
         """Drop flows whose expiry has passed; returns how many."""
-        dead = [k for k, f in self._flows.items() if f.expires_ns <= now_ns]
-        for k in dead:
-            flow = self._flows.pop(k)
-            self._unlink(flow.call_id, k)
-        self.expired += len(dead)
-        return len(dead)
+        flows = self._flows
+        dead: list[tuple[str, int]] = []
+        ended = self._ended
+        while ended and ended[0][0] <= now_ns:
+            _, call_id = ended.popleft()
+            for key in self._by_call.get(call_id, ()):
+                flow = flows.get(key)
+                if flow is not None and flow.expires_ns <= now_ns:
+                    dead.append(key)
+        for key, flow in flows.items():  # oldest registration first
+            if flow.expires_ns > now_ns:
+                break
+            dead.append(key)
+        n = 0
+        for key in dead:
+            flow = flows.pop(key, None)
+            if flow is not None:  # a key can be found both ways
+                self._unlink(flow.call_id, key)
+                n += 1
+        self.expired += n
+        return n
 
     def _unlink(self, call_id: str, key: tuple[str, int]) -> None:
         keys = self._by_call.get(call_id)

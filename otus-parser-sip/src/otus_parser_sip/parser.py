@@ -373,7 +373,7 @@ class SipParser(Parser):
         assert registry is not None
         cfg = (
             registry._flows, registry._by_call, registry.max_flows, MediaFlow,
-            self._media_ttl_ns, int(self.options.dialog_linger_s * _NS),
+            self._media_ttl_ns, int(self.options.dialog_linger_s * _NS), registry._ended,
         )  # fmt: skip
         registered, evicted = media_applier()(ops, cfg)
         registry.registered += registered

@@ -6,11 +6,13 @@
  * ts_ns + linger_ns), else one MediaFlow per announced endpoint registered (RTP, and RTCP
  * unless rtcp-mux) with expires_ns = ts_ns + ttl_ns. cfg is (registry._flows (an OrderedDict
  * of (ip, port) to MediaFlow), registry._by_call (dict of Call-ID to a set of keys),
- * max_flows, MediaFlow, ttl_ns, linger_ns). Returns (registered, evicted) for Python to add
- * to the registry's counters.
+ * max_flows, MediaFlow, ttl_ns, linger_ns, registry._ended (the deque of (expiry, Call-ID) of
+ * ended calls)). Returns (registered, evicted) for Python to add to the registry's counters.
  *
- * The OrderedDict is only used through the mapping protocol and its own methods (pop,
- * popitem), never through the dict C API, which would bypass its order. MediaFlow objects are
+ * The OrderedDict is only written through the mapping protocol and its own methods (pop,
+ * popitem, move_to_end), never through the dict C API, which would bypass its order. A call
+ * announcing an endpoint it already holds, with the same description, refreshes that flow
+ * (expiry, position) instead of replacing it with an equal new object (refresh()). MediaFlow objects are
  * built by writing their slots when MediaFlow's __slots__ are exactly the ones known here,
  * else by calling the class.
  */
@@ -25,7 +27,8 @@ static const char *const M_NAMES[M_N] = {"ip",    "port",   "kind",      "call_i
 static PyTypeObject *m_type;
 static Py_ssize_t m_off[M_N];
 static int m_direct;
-static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_pop, *s_popitem, *s_call_id, *s_expires;
+static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_pop, *s_popitem, *s_call_id, *s_expires,
+    *s_append;
 
 #define MSLOT(o, k) (*(PyObject **)((char *)(o) + m_off[k]))
 
@@ -38,7 +41,9 @@ static int setup(PyTypeObject *t) {
         s_popitem = PyUnicode_InternFromString("popitem");
         s_call_id = PyUnicode_InternFromString("call_id");
         s_expires = PyUnicode_InternFromString("expires_ns");
-        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_pop || !s_popitem || !s_call_id || !s_expires)
+        s_append = PyUnicode_InternFromString("append");
+        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_pop || !s_popitem || !s_call_id ||
+            !s_expires || !s_append)
             return -1;
     }
     if (t == m_type)
@@ -78,7 +83,7 @@ static PyObject *new_flow(PyObject *const *v) {
 }
 
 typedef struct {
-    PyObject *flows, *by_call;
+    PyObject *flows, *by_call, *ended;
     Py_ssize_t max_flows;
     long long registered, evicted;
 } mstate;
@@ -112,8 +117,60 @@ static PyObject *flow_attr(PyObject *flow, int k, PyObject *name) {
     return PyObject_GetAttr(flow, name);
 }
 
-/* MediaFlowRegistry.register(flow) */
-static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject *call_id) {
+/* 1 when a and b are the same str (by identity or value), 0 when not, -1 on error. */
+static int same_str(PyObject *a, PyObject *b) {
+    if (a == b)
+        return 1;
+    if (a == NULL || !PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b))
+        return 0;
+    return PyUnicode_Compare(a, b) == 0 ? 1 : (PyErr_Occurred() ? -1 : 0);
+}
+
+/* The call announcing the same endpoint again with the same description (every SDP of a call
+ * repeats its endpoints: offer, answer, re-INVITE, the retransmissions): the flow there is
+ * refreshed in place (its expiry, and moved to the end) instead of replaced by an equal new
+ * object, as register() would. 1 when done, 0 when not that case, -1 on error. */
+static int refresh(mstate *s, PyObject *key, PyObject *const *v) {
+    if (!m_direct || !PyODict_CheckExact(s->flows))
+        return 0;
+    PyObject *old = PyDict_GetItemWithError(s->flows, key); /* reading is safe, see reg() */
+    if (old == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!Py_IS_TYPE(old, m_type))
+        return 0;
+    static const int strs[] = {M_KIND, M_CALL_ID, M_MEDIA};
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
+        int same = same_str(MSLOT(old, strs[k]), v[strs[k]]);
+        if (same <= 0)
+            return same;
+    }
+    PyObject *codecs = MSLOT(old, M_CODECS);
+    if (codecs != v[M_CODECS]) {
+        /* dicts of strs only (the SDP summary's): comparing them runs no Python code */
+        if (codecs == NULL || !PyDict_CheckExact(codecs) || !PyDict_CheckExact(v[M_CODECS]) ||
+            PyObject_GC_IsTracked(codecs) || PyObject_GC_IsTracked(v[M_CODECS]))
+            return 0;
+        int same = PyObject_RichCompareBool(codecs, v[M_CODECS], Py_EQ);
+        if (same <= 0)
+            return same;
+    }
+    PyObject *mte = otus_sip_odict_move_to_end(s->flows);
+    if (mte == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(old); /* move_to_end keeps it in the dict; held across the call anyway */
+    PyObject *r = PyObject_Vectorcall(mte, (PyObject *[]){s->flows, key}, 2, NULL);
+    if (r != NULL)
+        Py_XSETREF(MSLOT(old, M_EXPIRES), Py_NewRef(v[M_EXPIRES]));
+    Py_DECREF(old);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    s->registered++;
+    return 1;
+}
+
+/* MediaFlowRegistry.register(MediaFlow(*v)) for the endpoint (ip, port) of call_id. */
+static int reg(mstate *s, PyObject *const *v, PyObject *ip, PyObject *port, PyObject *call_id) {
     PyObject *key = PyTuple_Pack(2, ip, port);
     if (key == NULL)
         return -1;
@@ -121,7 +178,15 @@ static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject
      * collection until then walked every new endpoint's key) */
     if (PyUnicode_CheckExact(ip) && PyLong_CheckExact(port))
         PyObject_GC_UnTrack(key);
-    int rc = -1;
+    int rc = refresh(s, key, v);
+    if (rc != 0) {
+        Py_DECREF(key);
+        return rc < 0 ? -1 : 0;
+    }
+    rc = -1;
+    PyObject *flow = new_flow(v);
+    if (flow == NULL)
+        goto done;
     /* flows.pop(key, None); a new endpoint (the usual case) is not there, and a lookup
      * through the dict API says so without the method call (reading an OrderedDict through
      * it is safe, only writes must go through its own methods) */
@@ -192,6 +257,7 @@ static int reg(mstate *s, PyObject *flow, PyObject *ip, PyObject *port, PyObject
         goto done;
     rc = 0;
 done:
+    Py_XDECREF(flow);
     Py_DECREF(key);
     return rc;
 }
@@ -219,15 +285,11 @@ static int register_media(mstate *s, PyObject *media, PyObject *call_id, PyObjec
         } else {
             PyObject *v[M_N] = {addr, port, mux ? s_rtp_rtcp : s_rtp, call_id, kind, codecs,
                                 expires};
-            PyObject *flow = new_flow(v);
-            rc = flow == NULL ? -1 : reg(s, flow, addr, port, call_id);
-            Py_XDECREF(flow);
+            rc = reg(s, v, addr, port, call_id);
             if (rc == 0 && !mux) {
                 PyObject *raddr = PyTuple_GET_ITEM(m, 4), *rport = PyTuple_GET_ITEM(m, 5);
                 PyObject *w[M_N] = {raddr, rport, s_rtcp, call_id, kind, codecs, expires};
-                flow = new_flow(w);
-                rc = flow == NULL ? -1 : reg(s, flow, raddr, rport, call_id);
-                Py_XDECREF(flow);
+                rc = reg(s, w, raddr, rport, call_id);
             }
         }
         Py_DECREF(m);
@@ -238,6 +300,12 @@ static int register_media(mstate *s, PyObject *media, PyObject *call_id, PyObjec
 
 /* MediaFlowRegistry.end_call(call_id, expires) */
 static int end_call(mstate *s, PyObject *call_id, PyObject *expires) {
+    PyObject *entry = PyTuple_Pack(2, expires, call_id);
+    PyObject *r = entry == NULL ? NULL : PyObject_CallMethodOneArg(s->ended, s_append, entry);
+    Py_XDECREF(entry);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
     PyObject *keys = PyDict_GetItemWithError(s->by_call, call_id);
     if (keys == NULL)
         return PyErr_Occurred() ? -1 : 0;
@@ -268,14 +336,14 @@ static int end_call(mstate *s, PyObject *call_id, PyObject *expires) {
 PyObject *otus_sip_media_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) ||
-        PyTuple_GET_SIZE(args[1]) != 6 || !PyDict_Check(PyTuple_GET_ITEM(args[1], 0)) ||
+        PyTuple_GET_SIZE(args[1]) != 7 || !PyDict_Check(PyTuple_GET_ITEM(args[1], 0)) ||
         !PyDict_Check(PyTuple_GET_ITEM(args[1], 1)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[1], 3)) || PyList_GET_SIZE(args[0]) % 4 != 0) {
         PyErr_SetString(PyExc_TypeError, "media_apply(ops: list, cfg: tuple)");
         return NULL;
     }
     PyObject *cfg = args[1];
-    mstate s = {PyTuple_GET_ITEM(cfg, 0), PyTuple_GET_ITEM(cfg, 1),
+    mstate s = {PyTuple_GET_ITEM(cfg, 0), PyTuple_GET_ITEM(cfg, 1), PyTuple_GET_ITEM(cfg, 6),
                 PyLong_AsSsize_t(PyTuple_GET_ITEM(cfg, 2)), 0, 0};
     PyObject *ttl = PyTuple_GET_ITEM(cfg, 4), *linger = PyTuple_GET_ITEM(cfg, 5);
     if (PyErr_Occurred() || setup((PyTypeObject *)PyTuple_GET_ITEM(cfg, 3)) < 0)
