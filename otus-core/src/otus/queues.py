@@ -56,7 +56,7 @@ class BoundedQueue(Generic[T]):
         self.got_items = 0  # weighted items handed to consumers
         self.dropped_full = 0  # drop_newest / drop_oldest on a full queue
         self.dropped_timeout = 0  # block policy: no room within block_timeout
-        self.dropped_closed = 0  # put after close()
+        self.dropped_closed = 0  # put after close(), or still queued when discarded
 
     def __len__(self) -> int:
         return len(self._items)
@@ -133,6 +133,16 @@ class BoundedQueue(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def discard(self) -> int:
+        """Drop every queued item, counted as ``dropped.closed`` (a consumer that stops before
+        the queue is empty); returns their weight."""
+        with self._cond:
+            n = sum(size for _, size in self._items)
+            self._items.clear()
+            self.dropped_closed += n
+            self._cond.notify_all()
+            return n
 
     def stats(self) -> dict[str, int]:
         """``put``, ``got``, ``depth``, ``capacity`` and ``dropped.<reason>``."""

@@ -90,7 +90,7 @@ def test_the_table_lists_what_the_endpoint_serves() -> None:
         "capture.packets": 10, "capture.bytes": 1000, "capture.drops.kernel": 1,
         "decode.decoded": 9, "decode.error.truncated": 1, "decode.frag_evicted.timeout": 1,
         "reassembly.tcp.evicted.memory": 1, "lost.parse.sip": 1,
-        "queue.report.dropped.queue_full": 1, "parse.sip.in": 8, "parse.sip.error.bad_start": 1,
+        "queue.decode.dropped.full": 1, "parse.sip.in": 8, "parse.sip.error.bad_start": 1,
         "parse.sip.method.INVITE": 3, "parse.sip.method.FOO": 1, "parse.sip.status_class.2xx": 3,
         "records.parsed": 7, "records.reported": 7, "report.kafka.records": 7,
         "report.kafka.errors": 1, "report.kafka.dropped.buffer_full": 1,

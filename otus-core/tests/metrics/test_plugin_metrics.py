@@ -332,3 +332,25 @@ def test_the_endpoint_survives_a_failing_plugin_family() -> None:
     assert "otus_fakem_broken" not in texts[1].replace('metric="otus_fakem_broken"', "")
     assert 'otus_plugin_metric_errors_total{metric="otus_fakem_broken"} 2.0' in texts[1]
     assert "otus_build_info{python=" in texts[1]
+
+
+def test_reporter_queue_drops_are_exported_per_reporter() -> None:
+    """The run loop's queue in front of each reporter is named ``report.<reporter>``: its drops
+    are that reporter's (``queue_<reason>``), other queues' drops the stage's."""
+    counters = {
+        "queue.report.kafka.dropped.full": 3,
+        "queue.report.kafka.dropped.closed": 2,
+        "queue.report.console.dropped.timeout": 1,
+        "report.kafka.dropped.buffer_full": 4,
+        "queue.decode.dropped.full": 5,
+    }
+    fams = _by_name(task_families([_row("t1", (counters, {}))], PluginFamilies([])))
+    assert _values(fams["otus_reporter_dropped"]) == {
+        (("reason", "queue_full"), ("reporter", "kafka"), ("task", "t1")): 3,
+        (("reason", "queue_closed"), ("reporter", "kafka"), ("task", "t1")): 2,
+        (("reason", "queue_timeout"), ("reporter", "console"), ("task", "t1")): 1,
+        (("reason", "buffer_full"), ("reporter", "kafka"), ("task", "t1")): 4,
+    }
+    assert _values(fams["otus_pipeline_dropped"]) == {
+        (("reason", "full"), ("stage", "decode"), ("task", "t1")): 5,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from otus import Record, Reporter
@@ -56,3 +57,39 @@ def test_report_errors_are_counted_on_the_slot() -> None:
         q.report([make_record()])
     q.close(10)
     assert (counters.errors, counters.lost) == (3, 3)
+
+
+class Slow(Reporter):
+    """Takes ``delay`` seconds per batch (a destination slower than the source). A fake on
+    purpose: the point is a reporter that cannot keep up within the flush timeout."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.got = 0
+        self.closed_drops = 0
+        self._closed = False
+
+    def report(self, records: Sequence[Record]) -> None:
+        time.sleep(self.delay)
+        if self._closed:
+            self.closed_drops += len(records)
+        else:
+            self.got += len(records)
+
+    def close(self, timeout: float) -> None:
+        self._closed = True
+
+
+def test_what_a_slow_reporter_still_has_queued_at_close_is_counted() -> None:
+    inner = Slow(0.05)
+    queue: BoundedQueue[list[Record]] = BoundedQueue(64, "drop_newest", stage="report.slow")
+    q = QueuedReporter(inner, queue, PluginCounters("report", "slow"))
+    q.start()
+    for _ in range(40):
+        q.report([make_record() for _ in range(3)])
+    q.close(0.2)  # far too short for 40 batches at 50 ms
+    time.sleep(0.2)  # the batch the thread was handing over is counted by the reporter
+    st = queue.stats()
+    assert st["dropped.closed"] > 0
+    assert inner.got + inner.closed_drops + st["dropped.closed"] + st["dropped.full"] == 120
+    assert st["depth"] == 0

@@ -80,7 +80,9 @@ The metrics are a view of the statistics keys documented in [pipeline.md](pipeli
 `capture.drops.<stage>` → `otus_capture_drops_total{{stage}}`, `decode.error.<reason>` →
 `otus_decode_errors_total`, `queue.<stage>.dropped.<reason>` and `lost.<stage>.<plugin>` →
 `otus_pipeline_dropped_total`, `parse.<parser>.error.<reason>` → `otus_parse_errors_total`,
-`report.<reporter>.records|errors|dropped.<reason>` → `otus_reporter_*_total`,
+`report.<reporter>.records|errors|dropped.<reason>` → `otus_reporter_*_total` (and the
+queue in front of each reporter, `queue.report.<reporter>.dropped.<reason>`, →
+`otus_reporter_dropped_total{{reason="queue_<reason>"}}`),
 `latency.<stage>.*` → `otus_pipeline_latency_seconds`. Plugins derive their own families from
 their keys ([plugin metrics](#plugin-metrics)); `otus_plugin_metric_errors_total{{metric}}`
 counts the scrapes that left one out because its plugin's code failed.

@@ -186,11 +186,16 @@ def _task_counters(
         if v:
             fams["otus_pipeline_dropped_total"].add_metric([t, stage, f"{plugin}_error"], v)
     for rest, v in prefixed(c, "queue."):
-        stage, _, what = rest.partition(".")
-        if what.startswith("dropped."):
-            fams["otus_pipeline_dropped_total"].add_metric(
-                [t, stage, what.removeprefix("dropped.")], v
-            )
+        # queue.report.<reporter>.dropped.<reason>: the batches queued for one reporter;
+        # queue.<stage>.dropped.<reason>: any other stage's queue
+        where, sep, reason = rest.partition(".dropped.")
+        if not sep:
+            continue
+        stage, _, name = where.partition(".")
+        if stage == "report" and name:
+            fams["otus_reporter_dropped_total"].add_metric([t, name, f"queue_{reason}"], v)
+        else:
+            fams["otus_pipeline_dropped_total"].add_metric([t, where, reason], v)
     for rest, v in prefixed(c, "parse."):
         parser, _, what = rest.partition(".")
         if what.startswith("error."):

@@ -20,6 +20,9 @@ from otus.reporting import Reporter
 
 log = logging.getLogger("otus.pipeline")
 
+#: How long ``close`` waits, after closing the reporter, for a ``report()`` call in progress.
+_CLOSE_GRACE = 0.5
+
 
 class QueuedReporter(Reporter):
     """Wraps ``inner``: ``report`` enqueues, a thread delivers in order."""
@@ -79,11 +82,22 @@ class QueuedReporter(Reporter):
         return self.inner.flush(max(0.0, deadline - time.monotonic())) and emptied
 
     def close(self, timeout: float) -> None:
+        """Deliver what is queued within ``timeout``; what is still queued then is dropped and
+        counted (``dropped.closed`` of the queue; the batch the thread is handing over is the
+        reporter's to deliver or count), so every record given to ``report`` is accounted for."""
         deadline = time.monotonic() + timeout
         self._wait_empty(timeout)
         self.queue.close()
+        left = self.queue.discard()
+        if left:
+            log.warning(
+                "reporter %s did not catch up within the flush timeout: %d queued records "
+                "dropped (dropped.closed)", self.queue.stage, left,
+            )  # fmt: skip
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self.inner.close(max(0.0, deadline - time.monotonic()))
+        # a report() still running now finds the reporter closed and counts what it holds
+        self._thread.join(_CLOSE_GRACE)
 
     def stats(self) -> dict[str, int]:
         return self.inner.stats()
