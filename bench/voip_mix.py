@@ -115,6 +115,7 @@ def frames(n: int, seed: int = 7) -> list[tuple[int, int, bytes]]:
     ts = 1_700_000_000_000_000_000
     seq = 0
     ident = 0
+    tcp_seq: dict[tuple[int, int], int] = {}  # next sequence number of a SIP/TCP connection
     while len(out) < n:
         ts += 20_000
         seq += 1
@@ -151,9 +152,14 @@ def frames(n: int, seed: int = 7) -> list[tuple[int, int, bytes]]:
             )
         elif r < 0.97:
             if call % 2:
+                # SIP over TCP: each connection's bytes in order (its sequence numbers follow
+                # on), INVITEs and bare ACKs
                 payload = _sip("INVITE", call) if call % 4 == 1 else b""
+                sport = 50000 + call % 1000
+                next_seq = tcp_seq.get((call % 399, sport), 1000 * call)
+                tcp_seq[call % 399, sport] = next_seq + len(payload)
                 seg = _tcp(
-                    50000 + call % 1000, 5060, seq * 1000, 1, 0x18 if payload else 0x10, payload
+                    sport, 5060, next_seq & 0xFFFFFFFF, 1, 0x18 if payload else 0x10, payload
                 )
             else:
                 seg = _tcp(
