@@ -102,8 +102,12 @@ def _sip(kind: str, call: int, pad: int = 0) -> bytes:
     ).encode()
 
 
-def frames(n: int, seed: int = 7) -> list[tuple[int, int, bytes]]:
-    """``n`` frames of the mix, ``(ts_ns, linktype, frame)``, identical for the same seed."""
+def frames(
+    n: int, seed: int = 7, tcp_seq: dict[tuple[int, int], int] | None = None
+) -> list[tuple[int, int, bytes]]:
+    """``n`` frames of the mix, ``(ts_ns, linktype, frame)``, identical for the same seed.
+    ``tcp_seq`` carries the SIP/TCP connections' next sequence numbers from one call to the
+    next (a capture generated in parts)."""
     rnd = random.Random(seed)
     v4 = [_v4(k) for k in range(399)]
     v6 = [
@@ -115,7 +119,7 @@ def frames(n: int, seed: int = 7) -> list[tuple[int, int, bytes]]:
     ts = 1_700_000_000_000_000_000
     seq = 0
     ident = 0
-    tcp_seq: dict[tuple[int, int], int] = {}  # next sequence number of a SIP/TCP connection
+    tcp_seq = {} if tcp_seq is None else tcp_seq  # a SIP/TCP connection's next sequence
     while len(out) < n:
         ts += 20_000
         seq += 1
@@ -209,8 +213,9 @@ def write_large_pcap(path: str | Path, n: int, chunk: int = 100_000, seed: int =
     offset = 0
     with path.open("wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, LINKTYPE_ETHERNET))
+        tcp_seq: dict[tuple[int, int], int] = {}  # the connections go on from part to part
         for k, start in enumerate(range(0, n, chunk)):
-            part = frames(min(chunk, n - start), seed + k)
+            part = frames(min(chunk, n - start), seed + k, tcp_seq)
             for ts0, _, frame in part:
                 ts = ts0 + offset
                 f.write(rec.pack(ts // 1_000_000_000, ts % 1_000_000_000, len(frame), len(frame)))
