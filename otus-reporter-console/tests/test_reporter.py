@@ -271,3 +271,19 @@ def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_options_are_rejected(config: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ConsoleOptions.model_validate(config)
+
+
+def test_wait_for_room_holds_until_the_writer_made_room() -> None:
+    """What a file source does before each batch: wait instead of losing records."""
+    stream = GateStream()
+    reporter = ConsoleReporter(ConsoleOptions(buffer_records=10, format="json"), stream=stream)
+    reporter.report([make_record()])
+    assert stream.entered.wait(10)
+    reporter.report([make_record(sport=i) for i in range(8)])
+    assert not reporter.wait_for_room(5, 0.1)  # 8 + 5 > 10 while the writer is blocked
+    assert reporter.wait_for_room(2, 0.0)
+    stream.gate.set()
+    assert reporter.wait_for_room(10, 10.0)  # the writer took the buffer
+    assert reporter.stats()["dropped.buffer_full"] == 0
+    reporter.close(5.0)
+    assert reporter.wait_for_room(1000, 0.0)  # closed: report() counts what it refuses

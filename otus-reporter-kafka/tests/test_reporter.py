@@ -247,6 +247,31 @@ def test_broker_unreachable_mid_run_then_back(tansu_broker: TansuBroker) -> None
     assert accounted(stats) == 8100
 
 
+def test_wait_for_room_holds_a_file_source_until_the_broker_takes_records(
+    tansu_broker: TansuBroker,
+) -> None:
+    """What the run loop asks before each batch when the source can wait (a file): room in
+    the buffer, waiting while the broker is away instead of dropping."""
+    tansu_broker.create_topic("room", partitions=1)
+    proxy = TansuProxy(tansu_broker).start()
+    reporter = make_reporter(proxy.bootstrap, topic="room", buffer_records=1000)
+    try:
+        reporter.report([sip_record(i) for i in range(100)])
+        assert reporter.flush(15)
+        assert reporter.wait_for_room(1000, 0.0)  # nothing held
+        proxy.kill()
+        reporter.report([sip_record(i) for i in range(100, 1000)])  # 900 held
+        assert not reporter.wait_for_room(200, 0.5)  # 900 + 200 > 1000 while it is away
+        assert reporter.wait_for_room(100, 0.0)
+        proxy.restart()
+        assert reporter.wait_for_room(1000, 20)  # delivered: room again
+        assert reporter.stats()["dropped.buffer_full"] == 0
+    finally:
+        reporter.close(5)
+        proxy.kill()
+    assert sorted(seqs(consume(tansu_broker.bootstrap, "room", 1000))) == list(range(1000))
+
+
 def test_broker_down_at_start_then_up() -> None:
     """No broker at all when the reporter starts: it keeps trying and delivers later."""
     broker = TansuBroker()

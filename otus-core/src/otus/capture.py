@@ -146,6 +146,13 @@ class Capturer(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the source. Called once, after the last batch has been released."""
 
+    @property
+    def pausable(self) -> bool:
+        """True when the source loses nothing by waiting (a file read as fast as it goes):
+        a reporter that falls behind then holds the run loop, and with it the source, until it
+        has room, instead of dropping. A live source (an interface ring) cannot wait."""
+        return False
+
     def stats(self) -> dict[str, int]:
         """Plain counters: ``packets``, ``bytes``, ``drops.kernel``, ``drops.<reason>``…"""
         return {}

@@ -18,9 +18,13 @@ __all__ = ["DROP_POLICIES", "BoundedQueue", "DropPolicy"]
 
 T = TypeVar("T")
 
+#: How often a producer blocked without a time limit looks at :meth:`BoundedQueue.stop_waiting`.
+_WAIT_SLICE = 0.1
+
 #: ``drop_newest``: a full queue refuses the new item. ``drop_oldest``: it evicts the oldest
-#: item to make room. ``block``: the producer waits up to ``block_timeout`` seconds for room,
-#: then the new item is dropped.
+#: item to make room. ``block``: the producer waits up to ``block_timeout`` seconds for room
+#: (without limit when ``None``, until :meth:`BoundedQueue.stop_waiting`), then the new item is
+#: dropped.
 DropPolicy = Literal["drop_newest", "drop_oldest", "block"]
 DROP_POLICIES: tuple[str, ...] = get_args(DropPolicy)
 
@@ -38,7 +42,7 @@ class BoundedQueue(Generic[T]):
         maxsize: int,
         policy: DropPolicy = "drop_newest",
         *,
-        block_timeout: float = 1.0,
+        block_timeout: float | None = 1.0,
         stage: str = "queue",
     ) -> None:
         if maxsize < 1:
@@ -52,6 +56,7 @@ class BoundedQueue(Generic[T]):
         self._items: deque[tuple[T, int]] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._no_wait = False  # stop_waiting(): blocked producers give up
         self.put_items = 0  # weighted items accepted
         self.got_items = 0  # weighted items handed to consumers
         self.dropped_full = 0  # drop_newest / drop_oldest on a full queue
@@ -86,14 +91,29 @@ class BoundedQueue(Generic[T]):
             return True
 
     def _wait_for_room(self) -> bool:
-        """``block`` policy: wait (lock held) until there is room; ``False`` on timeout/close."""
-        deadline = time.monotonic() + self.block_timeout
-        while len(self._items) >= self.maxsize and not self._closed:
-            left = deadline - time.monotonic()
+        """``block`` policy: wait (lock held) until there is room; ``False`` on timeout, close
+        or :meth:`stop_waiting` (looked at every ``_WAIT_SLICE`` seconds)."""
+        limit = self.block_timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        while len(self._items) >= self.maxsize and not self._closed and not self._no_wait:
+            left = (
+                _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
+            )
             if left <= 0:
                 break
             self._cond.wait(left)
         return len(self._items) < self.maxsize and not self._closed
+
+    def stop_waiting(self) -> None:
+        """Producers blocked for room give up (their items counted ``dropped.timeout``) and no
+        later one waits: the run is stopping. A plain attribute store, so a signal handler may
+        call it while the producer holds the lock."""
+        self._no_wait = True
+
+    @property
+    def waiting_stopped(self) -> bool:
+        """:meth:`stop_waiting` was called."""
+        return self._no_wait
 
     def _drop_blocked(self, size: int) -> bool:
         if self._closed:

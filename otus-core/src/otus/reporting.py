@@ -25,6 +25,13 @@ class Reporter(abc.ABC):
     def report(self, records: Sequence[Record]) -> None:
         """Accept a batch without blocking beyond the reporter's bounded buffer."""
 
+    def wait_for_room(self, records: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until ``records`` more records fit in the reporter's
+        buffer; ``True`` when they do (always, for a reporter without one). The run loop calls
+        it before :meth:`report` when the source can wait (a file): a full buffer then holds
+        the source instead of dropping. ``False`` lets the caller decide to go on anyway."""
+        return True
+
     def flush(self, timeout: float) -> bool:
         """Deliver what is buffered within ``timeout`` seconds; ``True`` when all went out."""
         return True

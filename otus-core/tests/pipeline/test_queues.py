@@ -85,3 +85,27 @@ def test_bad_arguments_are_refused() -> None:
         BoundedQueue(0)
     with pytest.raises(ValueError, match="drop policy"):
         BoundedQueue(1, "drop_random")  # type: ignore[arg-type]
+
+
+def test_block_without_a_time_limit_waits_until_room_or_stop_waiting() -> None:
+    q: BoundedQueue[int] = BoundedQueue(1, "block", block_timeout=None)
+    q.put(1)
+    results: list[bool] = []
+    t = threading.Thread(target=lambda: results.append(q.put(2, size=3)))
+    t.start()
+    time.sleep(0.3)  # longer than any slice: still waiting
+    assert t.is_alive()
+    assert q.get(timeout=0) == 1  # room: the producer goes on
+    t.join(5.0)
+    assert results == [True]
+    t = threading.Thread(target=lambda: results.append(q.put(4, size=5)))
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()
+    q.stop_waiting()  # what Runner.stop does, from a signal handler too
+    t.join(5.0)
+    assert results == [True, False]
+    assert q.waiting_stopped
+    assert q.stats()["dropped.timeout"] == 5
+    assert not q.put(6)  # no later producer waits
+    assert q.stats()["dropped.timeout"] == 6

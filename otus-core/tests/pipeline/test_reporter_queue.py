@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from otus import Record, Reporter
 from otus._pipeline.reporter_queue import QueuedReporter
@@ -93,3 +93,53 @@ def test_what_a_slow_reporter_still_has_queued_at_close_is_counted() -> None:
     assert st["dropped.closed"] > 0
     assert inner.got + inner.closed_drops + st["dropped.closed"] + st["dropped.full"] == 120
     assert st["depth"] == 0
+
+
+class Full(Reporter):
+    """Never has room and delivers nothing (a destination that is down) until ``up``."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.got = 0
+        self.dropped = 0
+
+    def wait_for_room(self, records: int, timeout: float) -> bool:
+        time.sleep(min(timeout, 0.01))
+        return self.up
+
+    def report(self, records: Sequence[Record]) -> None:
+        if self.up:
+            self.got += len(records)
+        else:
+            self.dropped += len(records)
+
+    def stats(self) -> dict[str, int]:
+        return {"records": self.got}
+
+
+def _until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()
+
+
+def test_a_pausable_source_is_let_go_when_the_reporter_delivers_nothing() -> None:
+    inner = Full()
+    queue: BoundedQueue[list[Record]] = BoundedQueue(4, "block", block_timeout=None, stage="r")
+    q = QueuedReporter(inner, queue, PluginCounters("report", "r"), pausable=True)
+    q.stall_timeout = 1.0
+    q.start()
+    started = time.monotonic()
+    q.report([make_record()])
+    time.sleep(0.2)
+    assert inner.dropped == 0 or time.monotonic() - started >= 1.0  # held (unless this lagged)
+    assert _until(lambda: inner.dropped == 1)  # let go after the stall
+    assert time.monotonic() - started >= 1.0
+    q.report([make_record()])
+    assert _until(lambda: inner.dropped == 2, 0.9)  # still stalled: not held a second again
+    inner.up = True
+    q.report([make_record(), make_record()])
+    assert q.flush(10)
+    assert inner.got == 2
+    q.close(1)

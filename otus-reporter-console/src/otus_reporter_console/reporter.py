@@ -3,7 +3,8 @@
 ``report()`` formats a batch and appends it to a buffer bounded in records and in bytes; a
 background thread writes the buffer out. A terminal that is slow (or a pipe nobody reads) only
 fills the buffer: what does not fit is dropped and counted as ``dropped.buffer_full``, and the
-pipeline never waits on a ``write()``.
+pipeline never waits on a ``write()``. When the source can wait (a file read as fast as it
+goes), the run loop asks :meth:`ConsoleReporter.wait_for_room` first and nothing is dropped.
 
 The bounded buffer is local rather than :class:`otus.queues.BoundedQueue` because it bounds two
 weights at once (records and bytes) while that queue bounds the number of items.
@@ -150,6 +151,23 @@ class ConsoleReporter(Reporter):
                 self._cond.notify_all()
             self.errors += failed
             self.dropped_full += len(records) - taken - failed
+
+    def wait_for_room(self, records: int, timeout: float) -> bool:
+        """Until ``records`` more fit and at least half the byte budget is free (a batch is
+        formatted only in ``report``), or the buffer is empty; ``True`` once closed (``report``
+        counts what it refuses)."""
+        opts = self.options
+
+        def room() -> bool:
+            if self._closed or not self.buffered_records:
+                return True
+            return (
+                self.buffered_records + records <= opts.buffer_records
+                and self.buffered_bytes <= opts.buffer_bytes // 2
+            )
+
+        with self._cond:
+            return self._cond.wait_for(room, max(timeout, 0.0))
 
     def _record_room(self) -> int | None:
         """Free record slots in the buffer; ``None`` once closed."""

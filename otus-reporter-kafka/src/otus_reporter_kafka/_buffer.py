@@ -84,6 +84,7 @@ class Buffer:
         self._queue: deque[Message] = deque()
         self.lock = threading.Lock()
         self._emptied = threading.Condition(self.lock)
+        self._freed = threading.Condition(self.lock)  # held records left: room for more
         #: topic -> the open section of each of its partitions (index: key hash % count)
         self.routes: dict[str, list[Section]] = {}
         #: full sections, oldest first, waiting for the sender
@@ -223,6 +224,23 @@ class Buffer:
             self.held_bytes -= nbytes
             if self.held_records == 0:
                 self._emptied.notify_all()
+            self._freed.notify_all()
+
+    def wait_for_room(self, records: int, timeout: float) -> bool:
+        """Block until ``records`` more fit (their bytes estimated at the mean held size) or
+        nothing is held, at most ``timeout`` seconds; ``True`` when they fit."""
+
+        def room() -> bool:
+            held = self.held_records
+            if held == 0:
+                return True
+            estimate = records * (self.held_bytes // held)
+            return (
+                held + records <= self.max_records and self.held_bytes + estimate <= self.max_bytes
+            )
+
+        with self.lock:
+            return self._freed.wait_for(room, max(timeout, 0.0))
 
     def wait_empty(self, timeout: float) -> bool:
         """Block until nothing is held or ``timeout`` passes; ``True`` when empty."""

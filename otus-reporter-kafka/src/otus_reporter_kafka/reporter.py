@@ -266,6 +266,14 @@ class KafkaReporter(Reporter):
         self._dropped_oversize += 1
         return b"", 0
 
+    def wait_for_room(self, records: int, timeout: float) -> bool:
+        """A file source waits here while the broker catches up (instead of records being
+        dropped as ``dropped.buffer_full``); at once when closed or failed for good, where
+        ``report`` counts what it refuses."""
+        if self._closed or self._dead or self._thread is None:
+            return True
+        return self._buffer.wait_for_room(records, timeout)
+
     def flush(self, timeout: float) -> bool:
         if self._thread is None:
             return self._buffer.held_records == 0

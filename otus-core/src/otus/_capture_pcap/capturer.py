@@ -42,6 +42,12 @@ class PcapCapturer(Capturer):
         # a plain attribute store: safe from another thread and from a signal handler
         self._stopped = True
 
+    @property
+    def pausable(self) -> bool:
+        """A file (or stdin) read as fast as it goes can wait for slow reporters; one replayed
+        at its capture pace (``speed``) stands for live traffic and drops like it."""
+        return self.options.speed is None
+
     def _is_stopped(self) -> bool:
         return self._stopped
 

@@ -8,6 +8,7 @@ Hot-path methods are bound here, so the run loop never goes through pluggy.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,7 @@ from otus._pipeline.pipeline import (
 )
 from otus._pipeline.reporter_queue import QueuedReporter
 from otus._pipeline.stats import PipelineStats, PluginCounters
+from otus.capture import Capturer
 from otus.context import PluginContext
 from otus.errors import OtusError, PipelineError
 from otus.parsing import Interest, Parser
@@ -31,6 +33,8 @@ from otus.reporting import Reporter
 
 if TYPE_CHECKING:
     from otus._config.validate import ValidatedTask
+
+log = logging.getLogger("otus.pipeline")
 
 T = TypeVar("T")
 
@@ -85,18 +89,21 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
         queues: list[BoundedQueue[Any]] = []
         backpressure = context.settings.get("backpressure", {})
         names = unique_names(spec.name for spec, _ in task.reporters)
+        # A source that can wait (a file) is held while a reporter catches up: nothing dropped.
+        pausable = _pausable(capturer)
         for (r_spec, options), name in zip(task.reporters, names, strict=True):
             reporter: Reporter = _make("reporter", r_spec.name, r_spec.factory, options, context)
             # Every reporter sits behind a bounded queue on its own thread (reporter_queue.py).
             queue: BoundedQueue[list[Record]] = BoundedQueue(
                 int(backpressure.get("reporter_queue", 256)),
-                backpressure.get("policy", "drop_newest"),
+                "block" if pausable else backpressure.get("policy", "drop_newest"),
+                block_timeout=None,
                 stage=f"report.{name}",
             )
             queues.append(queue)
             counters = PluginCounters("report", name)
             stats.reporters.append(counters)
-            queued = QueuedReporter(reporter, queue, counters)
+            queued = QueuedReporter(reporter, queue, counters, pausable=pausable)
             reporters.append(ReporterSlot(name, queued, counters))
 
         decoder = _make_decoder(task, [slot.interest for slot in parsers])
@@ -118,7 +125,16 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
         stats=stats,
         labels=dict(task.config.labels),
         queues=queues,
+        pausable=pausable,
     )
+
+
+def _pausable(capturer: Capturer) -> bool:
+    try:
+        return bool(capturer.pausable)
+    except Exception:  # a third-party capturer's property failing: treat it as live
+        log.warning("capturer %r: pausable failed; its reporters drop when full", capturer)
+        return False
 
 
 def _interest_of(name: str, parser: Parser) -> Interest:

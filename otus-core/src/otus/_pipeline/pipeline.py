@@ -118,6 +118,9 @@ class Pipeline:
     labels: dict[str, str] = field(default_factory=dict)
     #: Queues owned by the pipeline or its plugins, shown in statistics as ``queue.<stage>``.
     queues: list[BoundedQueue[Any]] = field(default_factory=list)
+    #: The source can wait (``Capturer.pausable``): full reporters hold it instead of dropping,
+    #: and the end waits for reporters while they make progress.
+    pausable: bool = False
 
     def stats_sources(self) -> list[StatsSource]:
         """``(prefix, stats)`` of every component, in data-flow order."""

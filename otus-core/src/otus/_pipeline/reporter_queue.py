@@ -22,16 +22,41 @@ log = logging.getLogger("otus.pipeline")
 
 #: How long ``close`` waits, after closing the reporter, for a ``report()`` call in progress.
 _CLOSE_GRACE = 0.5
+#: How often a batch waiting for the reporter's room looks whether the run stopped or ended.
+_ROOM_SLICE = 0.2
+#: A reporter that delivers nothing for this long no longer holds a pausable source.
+_STALL_TIMEOUT = 30.0
+
+
+def delivered(reporter: Reporter) -> int:
+    """The records a reporter says it delivered (``stats()["records"]``; 0 when it fails)."""
+    try:
+        return int(reporter.stats().get("records", 0))
+    except Exception:
+        return 0
 
 
 class QueuedReporter(Reporter):
     """Wraps ``inner``: ``report`` enqueues, a thread delivers in order."""
 
     def __init__(
-        self, inner: Reporter, queue: BoundedQueue[list[Record]], counters: PluginCounters
+        self,
+        inner: Reporter,
+        queue: BoundedQueue[list[Record]],
+        counters: PluginCounters,
+        *,
+        pausable: bool = False,
     ) -> None:
+        """``pausable``: the source can wait (a file), so each batch waits until the reporter
+        has room for it (``Reporter.wait_for_room``) instead of being dropped by it; the
+        queue, blocking too, then holds the run loop."""
         self.inner = inner
         self.queue = queue
+        self.pausable = pausable
+        #: seconds without a delivered record after which a pausable source is let go
+        self.stall_timeout = _STALL_TIMEOUT
+        self._stalled = False
+        self._delivered_mark = -1
         # The slot's counters: errors (exceptions of the inner report()) and lost (their
         # records) are counted here, on the delivery thread, the run loop counts items_in.
         self.counters = counters
@@ -56,6 +81,8 @@ class QueuedReporter(Reporter):
                 continue
             self._idle.clear()
             try:
+                if self.pausable:
+                    self._await_room(len(batch))
                 inner.report(batch)
             except Exception as exc:
                 c = self.counters
@@ -66,6 +93,31 @@ class QueuedReporter(Reporter):
             finally:
                 if not len(queue):
                     self._idle.set()
+
+    def _await_room(self, records: int) -> None:
+        """Until the reporter has room for ``records``; not when the run stops or ends, nor
+        while the reporter delivers nothing for ``stall_timeout`` seconds (a destination that
+        is down): ``report`` then drops what does not fit, counted, as for a live source."""
+        queue, inner = self.queue, self.inner
+        if self._stalled:
+            if delivered(inner) == self._delivered_mark:
+                return  # still nothing delivered: do not hold the source again
+            self._stalled = False
+        since = time.monotonic()
+        while not (queue.closed or queue.waiting_stopped):
+            if inner.wait_for_room(records, _ROOM_SLICE):
+                return
+            now, done = time.monotonic(), delivered(inner)
+            if done != self._delivered_mark:
+                self._delivered_mark, since = done, now
+            elif now - since >= self.stall_timeout:
+                self._stalled = True
+                log.warning(
+                    "reporter %s delivered nothing for %.0f s: no longer holding the source "
+                    "for it (what does not fit is dropped and counted)",
+                    queue.stage, self.stall_timeout,
+                )  # fmt: skip
+                return
 
     def _wait_empty(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

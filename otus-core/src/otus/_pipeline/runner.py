@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from otus._pipeline.pipeline import DecodedBatchLike, Pipeline
+from otus._pipeline.reporter_queue import delivered
 from otus._pipeline.stats import PluginCounters
 from otus.capture import PACKET_DESC, RawBatch
 from otus.errors import OtusError
@@ -169,6 +170,8 @@ class Runner:
     def stop(self) -> None:
         """End the loop after the current batch. Safe from any thread or a signal handler."""
         self._stop.set()
+        for queue in self.pipeline.queues:
+            queue.stop_waiting()  # a loop held by a full reporter queue (a file source) goes on
         with contextlib.suppress(Exception):
             self.pipeline.capturer.stop()
 
@@ -483,23 +486,50 @@ class Runner:
             self._close_reporters(reporters)
 
     def _close_reporters(self, reporters: Sequence[Any]) -> None:
-        """``flush`` then ``close`` each reporter, all within ``flush_timeout`` seconds in total.
+        """``flush`` then ``close`` each reporter, all within ``flush_timeout`` seconds in total;
+        with a source that can wait (a file), that time starts again whenever a reporter made
+        progress (records delivered, batches taken): the end waits for a slow destination
+        that is still going, not for a stuck one.
 
         Runs in a helper thread so that a reporter ignoring its timeout cannot hang the end.
         """
-        deadline = time.monotonic() + self.flush_timeout
+        patient = self.pipeline.pausable and not self._stop.is_set()  # not after a stop
+        timeout = self.flush_timeout
+        end = [time.monotonic() + timeout]  # the deadline, moved on by progress
 
         def shut() -> None:
             for slot in reporters:
-                left = max(0.0, deadline - time.monotonic())
+                mark = _progress(slot.plugin)
                 try:
-                    slot.plugin.flush(left)
-                    slot.plugin.close(max(0.0, deadline - time.monotonic()))
+                    while not slot.plugin.flush(
+                        max(0.0, min(end[0] - time.monotonic(), _PROGRESS_SLICE))
+                        if patient
+                        else max(0.0, end[0] - time.monotonic())
+                    ):
+                        now = _progress(slot.plugin)
+                        if patient and now != mark:
+                            mark = now
+                            end[0] = time.monotonic() + timeout
+                        elif time.monotonic() >= end[0] or not patient:
+                            break
+                    slot.plugin.close(max(0.0, end[0] - time.monotonic()))
                 except Exception as exc:
                     self._failed(slot.counters, exc, 0)
 
         thread = threading.Thread(target=shut, name="otus-reporters-close", daemon=True)
         thread.start()
-        thread.join(self.flush_timeout + 0.5)
+        thread.join(timeout + 0.5)
+        while thread.is_alive() and time.monotonic() < end[0] + 0.5:
+            thread.join(0.5)
         if thread.is_alive():
             log.error("reporters did not close within %.1f s; leaving them", self.flush_timeout)
+
+
+#: How often the end of a run over a file looks whether its reporters still make progress.
+_PROGRESS_SLICE = 0.5
+
+
+def _progress(reporter: Any) -> tuple[int, int]:
+    """What a reporter has done so far: records it delivered and records taken off its queue."""
+    queue = getattr(reporter, "queue", None)
+    return delivered(reporter), int(getattr(queue, "got_items", 0))
