@@ -149,7 +149,8 @@ def tshark_rate(pcap: Path, count: int, repeat: int) -> float | None:
     """Messages per second of tshark extracting the same fields (process start included)."""
     if shutil.which("tshark") is None:
         return None
-    cmd = ["tshark", "-r", str(pcap), "-Y", "sip", "-T", "fields", "-E", "separator=|"]
+    # -n: no name resolution, as for any field extraction (and as bench_end_to_end runs it)
+    cmd = ["tshark", "-n", "-r", str(pcap), "-Y", "sip", "-T", "fields", "-E", "separator=|"]
     for f in (
         "sip.Method",
         "sip.Status-Code",
