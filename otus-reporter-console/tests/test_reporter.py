@@ -287,3 +287,39 @@ def test_wait_for_room_holds_until_the_writer_made_room() -> None:
     assert reporter.stats()["dropped.buffer_full"] == 0
     reporter.close(5.0)
     assert reporter.wait_for_room(1000, 0.0)  # closed: report() counts what it refuses
+
+
+def _compact(value: object) -> bytes:
+    """JSON as a parser hands it (``orjson.dumps``: compact, UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("include_raw", [False, True])
+@pytest.mark.parametrize(
+    ("labels", "payload"),
+    [
+        ({"sip.method": "INVITE", "sip.call_id": "a@b"}, {"kind": "request", "n": [1, 2, {}]}),
+        ({'q"uote': "back\\slash", "ctl": "\x1b[31m\n\t"}, {"s": "\x00\x7f", "t": True, "n": None}),
+        ({}, {}),
+        ({"caller": "Zoë"}, {"display": "Zoë"}),  # not ASCII: encoded the other way, same line
+    ],
+)
+def test_lines_from_serialised_labels_and_payload_are_the_same_bytes(
+    labels: dict[str, str], payload: dict[str, object], include_raw: bool
+) -> None:
+    from otus import Record
+    from otus_reporter_console._format import json_line
+
+    def record(**kw: object) -> Record:
+        return Record(
+            ts_ns=1_700_000_000_123_456_789, src_ip="2001:db8::1", dst_ip="192.0.2.2",
+            src_port=5060, dst_port=5062, protocol=17, payload_type="sip",
+            raw_payload=b"INVITE sip:x SIP/2.0\r\n", task_id="t\u00e9", agent_id="edge-1",
+            **kw,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    fmt = json_line(include_raw)
+    spliced = fmt(record(labels_json=_compact(labels), payload_json=_compact(payload)))
+    plain = fmt(record(labels=dict(labels), payload=payload))
+    assert spliced == plain
+    assert json.loads(spliced)["labels"] == labels
