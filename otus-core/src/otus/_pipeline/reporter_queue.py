@@ -105,7 +105,11 @@ class QueuedReporter(Reporter):
             self._stalled = False
         since = time.monotonic()
         while not (queue.closed or queue.waiting_stopped):
-            if inner.wait_for_room(records, _ROOM_SLICE):
+            try:
+                if inner.wait_for_room(records, _ROOM_SLICE):
+                    return
+            except Exception as exc:  # a plugin's bug: report() decides as for a live source
+                log.error("reporter %s: wait_for_room failed: %r", queue.stage, exc)
                 return
             now, done = time.monotonic(), delivered(inner)
             if done != self._delivered_mark:
