@@ -4,15 +4,15 @@
  * registry's own Python objects, as SipParser._media_ops would with MediaFlowRegistry
  * (media.py): ops is [is_end, dialog, ts_ns, media, ...]; is_end: end_call(dialog.call_id,
  * ts_ns + linger_ns), else one MediaFlow per announced endpoint registered (RTP, and RTCP
- * unless rtcp-mux) with expires_ns = ts_ns + ttl_ns. cfg is (registry._flows (an OrderedDict
- * of (ip, port) to MediaFlow), registry._by_call (dict of Call-ID to a set of keys),
+ * unless rtcp-mux) with expires_ns = ts_ns + ttl_ns. cfg is (registry._flows (a dict of
+ * (ip, port) to MediaFlow, in order of registration), registry._by_call (dict of Call-ID to a set of keys),
  * max_flows, MediaFlow, ttl_ns, linger_ns, registry._ended (the deque of (expiry, Call-ID) of
  * ended calls)). Returns (registered, evicted) for Python to add to the registry's counters.
  *
- * The OrderedDict is only written through the mapping protocol and its own methods (pop,
- * popitem, move_to_end), never through the dict C API, which would bypass its order. A call
- * announcing an endpoint it already holds, with the same description, refreshes that flow
- * (expiry, position) instead of replacing it with an equal new object (refresh()). MediaFlow objects are
+ * The flows dict keeps the order of registration as the Python registry does: a registration
+ * deletes the key and inserts it again, eviction takes the first. A call announcing an
+ * endpoint it already holds, with the same description, refreshes that flow (expiry,
+ * position) instead of replacing it with an equal new object (refresh()). MediaFlow objects are
  * built by writing their slots when MediaFlow's __slots__ are exactly the ones known here,
  * else by calling the class.
  */
@@ -27,8 +27,7 @@ static const char *const M_NAMES[M_N] = {"ip",    "port",   "kind",      "call_i
 static PyTypeObject *m_type;
 static Py_ssize_t m_off[M_N];
 static int m_direct;
-static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_pop, *s_popitem, *s_call_id, *s_expires,
-    *s_append;
+static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_call_id, *s_expires, *s_append;
 
 #define MSLOT(o, k) (*(PyObject **)((char *)(o) + m_off[k]))
 
@@ -37,13 +36,10 @@ static int setup(PyTypeObject *t) {
         s_rtp = PyUnicode_InternFromString("rtp");
         s_rtcp = PyUnicode_InternFromString("rtcp");
         s_rtp_rtcp = PyUnicode_InternFromString("rtp+rtcp");
-        s_pop = PyUnicode_InternFromString("pop");
-        s_popitem = PyUnicode_InternFromString("popitem");
         s_call_id = PyUnicode_InternFromString("call_id");
         s_expires = PyUnicode_InternFromString("expires_ns");
         s_append = PyUnicode_InternFromString("append");
-        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_pop || !s_popitem || !s_call_id ||
-            !s_expires || !s_append)
+        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_call_id || !s_expires || !s_append)
             return -1;
     }
     if (t == m_type)
@@ -127,16 +123,11 @@ static int same_str(PyObject *a, PyObject *b) {
 }
 
 /* The call announcing the same endpoint again with the same description (every SDP of a call
- * repeats its endpoints: offer, answer, re-INVITE, the retransmissions): the flow there is
- * refreshed in place (its expiry, and moved to the end) instead of replaced by an equal new
- * object, as register() would. 1 when done, 0 when not that case, -1 on error. */
-static int refresh(mstate *s, PyObject *key, PyObject *const *v) {
-    if (!m_direct || !PyODict_CheckExact(s->flows))
-        return 0;
-    PyObject *old = PyDict_GetItemWithError(s->flows, key); /* reading is safe, see reg() */
-    if (old == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    if (!Py_IS_TYPE(old, m_type))
+ * repeats its endpoints: offer, answer, re-INVITE, the retransmissions): the flow `old` there
+ * is refreshed (its expiry, and moved to the end) instead of replaced by an equal new object,
+ * as register() would. 1 when done, 0 when not that case, -1 on error. */
+static int refresh(mstate *s, PyObject *key, PyObject *old, PyObject *const *v) {
+    if (!m_direct || !Py_IS_TYPE(old, m_type))
         return 0;
     static const int strs[] = {M_KIND, M_CALL_ID, M_MEDIA};
     for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++) {
@@ -154,19 +145,35 @@ static int refresh(mstate *s, PyObject *key, PyObject *const *v) {
         if (same <= 0)
             return same;
     }
-    PyObject *mte = otus_sip_odict_move_to_end(s->flows);
-    if (mte == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    Py_INCREF(old); /* move_to_end keeps it in the dict; held across the call anyway */
-    PyObject *r = PyObject_Vectorcall(mte, (PyObject *[]){s->flows, key}, 2, NULL);
-    if (r != NULL)
+    /* to the end: out and in again (the dict keeps insertion order) */
+    Py_INCREF(old);
+    int rc = PyDict_DelItem(s->flows, key) < 0 || PyDict_SetItem(s->flows, key, old) < 0 ? -1 : 1;
+    if (rc == 1) {
         Py_XSETREF(MSLOT(old, M_EXPIRES), Py_NewRef(v[M_EXPIRES]));
+        s->registered++;
+    }
     Py_DECREF(old);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    s->registered++;
-    return 1;
+    return rc;
+}
+
+/* The least recently registered flow out (the first of the dict's order), for eviction. */
+static int evict_oldest(mstate *s) {
+    Py_ssize_t pos = 0;
+    PyObject *k, *victim;
+    if (!PyDict_Next(s->flows, &pos, &k, &victim))
+        return 0;
+    Py_INCREF(k);
+    Py_INCREF(victim);
+    int rc = PyDict_DelItem(s->flows, k);
+    PyObject *victim_cid = rc < 0 ? NULL : flow_attr(victim, M_CALL_ID, s_call_id);
+    if (victim_cid == NULL || unlink_key(s, victim_cid, k) < 0)
+        rc = -1;
+    Py_XDECREF(victim_cid);
+    Py_DECREF(victim);
+    Py_DECREF(k);
+    if (rc == 0)
+        s->evicted++;
+    return rc;
 }
 
 /* MediaFlowRegistry.register(MediaFlow(*v)) for the endpoint (ip, port) of call_id. */
@@ -178,43 +185,29 @@ static int reg(mstate *s, PyObject *const *v, PyObject *ip, PyObject *port, PyOb
      * collection until then walked every new endpoint's key) */
     if (PyUnicode_CheckExact(ip) && PyLong_CheckExact(port))
         PyObject_GC_UnTrack(key);
-    int rc = refresh(s, key, v);
-    if (rc != 0) {
-        Py_DECREF(key);
-        return rc < 0 ? -1 : 0;
-    }
-    rc = -1;
-    PyObject *flow = new_flow(v);
-    if (flow == NULL)
+    int rc = -1;
+    PyObject *flow = NULL;
+    PyObject *old = PyDict_GetItemWithError(s->flows, key); /* borrowed */
+    if (old == NULL && PyErr_Occurred())
         goto done;
-    /* flows.pop(key, None); a new endpoint (the usual case) is not there, and a lookup
-     * through the dict API says so without the method call (reading an OrderedDict through
-     * it is safe, only writes must go through its own methods) */
-    PyObject *old = NULL;
-    if (PyODict_CheckExact(s->flows)) {
-        old = PyDict_GetItemWithError(s->flows, key);
-        if (old == NULL && PyErr_Occurred())
+    if (old != NULL) {
+        int r = refresh(s, key, old, v);
+        if (r != 0) {
+            rc = r < 0 ? -1 : 0;
             goto done;
-        if (old == NULL)
-            old = Py_NewRef(Py_None);
-        else
-            old = NULL; /* there: popped below */
-    }
-    if (old == NULL && (old = PyObject_CallMethodObjArgs(s->flows, s_pop, key, Py_None,
-                                                         NULL)) == NULL)
-        goto done;
-    if (old != Py_None) {
+        }
+        /* flows.pop(key): replaced below; the call that held it lets it go */
+        Py_INCREF(old);
         PyObject *old_cid = flow_attr(old, M_CALL_ID, s_call_id);
         int same = old_cid == NULL ? -1 : PyObject_RichCompareBool(old_cid, call_id, Py_EQ);
-        int bad = same < 0 || (!same && unlink_key(s, old_cid, key) < 0);
+        int bad = same < 0 || (!same && unlink_key(s, old_cid, key) < 0) ||
+                  PyDict_DelItem(s->flows, key) < 0;
         Py_XDECREF(old_cid);
         Py_DECREF(old);
         if (bad)
             goto done;
-    } else {
-        Py_DECREF(old);
     }
-    if (PyObject_SetItem(s->flows, key, flow) < 0)
+    if ((flow = new_flow(v)) == NULL || PyDict_SetItem(s->flows, key, flow) < 0)
         goto done;
     PyObject *keys = PyDict_GetItemWithError(s->by_call, call_id);
     if (keys == NULL) {
@@ -235,26 +228,9 @@ static int reg(mstate *s, PyObject *const *v, PyObject *ip, PyObject *port, PyOb
         goto done;
     }
     s->registered++;
-    while (PyObject_Length(s->flows) > s->max_flows) {
-        PyObject *pair = PyObject_CallMethodObjArgs(s->flows, s_popitem, Py_False, NULL);
-        if (pair == NULL)
+    while (PyDict_GET_SIZE(s->flows) > s->max_flows)
+        if (evict_oldest(s) < 0)
             goto done;
-        int bad = !PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2;
-        PyObject *victim_cid = bad ? NULL
-                                   : flow_attr(PyTuple_GET_ITEM(pair, 1), M_CALL_ID, s_call_id);
-        bad = bad || victim_cid == NULL ||
-              unlink_key(s, victim_cid, PyTuple_GET_ITEM(pair, 0)) < 0;
-        Py_XDECREF(victim_cid);
-        Py_DECREF(pair);
-        if (bad) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_TypeError, "media_apply: popitem() gave no pair");
-            goto done;
-        }
-        s->evicted++;
-    }
-    if (PyObject_Length(s->flows) < 0)
-        goto done;
     rc = 0;
 done:
     Py_XDECREF(flow);
@@ -314,19 +290,27 @@ static int end_call(mstate *s, PyObject *call_id, PyObject *expires) {
         return -1;
     int rc = 0;
     for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(list); i++) {
-        PyObject *flow = PyObject_GetItem(s->flows, PyList_GET_ITEM(list, i));
+        PyObject *flow = PyDict_GetItemWithError(s->flows, PyList_GET_ITEM(list, i));
         if (flow == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_KeyError))
-                PyErr_Clear();
-            else
-                rc = -1;
+            rc = PyErr_Occurred() ? -1 : 0;
             continue;
         }
-        PyObject *cur = flow_attr(flow, M_EXPIRES, s_expires);
-        int less = cur == NULL ? -1 : PyObject_RichCompareBool(expires, cur, Py_LT);
-        if (less < 0 || (less && PyObject_SetAttr(flow, s_expires, expires) < 0))
-            rc = -1;
-        Py_XDECREF(cur);
+        Py_INCREF(flow);
+        if (m_direct && Py_IS_TYPE(flow, m_type) && PyLong_CheckExact(expires) &&
+            MSLOT(flow, M_EXPIRES) != NULL && PyLong_CheckExact(MSLOT(flow, M_EXPIRES))) {
+            /* two ints: compared and stored without running any Python code */
+            int less = PyObject_RichCompareBool(expires, MSLOT(flow, M_EXPIRES), Py_LT);
+            if (less < 0)
+                rc = -1;
+            else if (less)
+                Py_SETREF(MSLOT(flow, M_EXPIRES), Py_NewRef(expires));
+        } else {
+            PyObject *cur = flow_attr(flow, M_EXPIRES, s_expires);
+            int less = cur == NULL ? -1 : PyObject_RichCompareBool(expires, cur, Py_LT);
+            if (less < 0 || (less && PyObject_SetAttr(flow, s_expires, expires) < 0))
+                rc = -1;
+            Py_XDECREF(cur);
+        }
         Py_DECREF(flow);
     }
     Py_DECREF(list);
@@ -336,8 +320,8 @@ static int end_call(mstate *s, PyObject *call_id, PyObject *expires) {
 PyObject *otus_sip_media_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) ||
-        PyTuple_GET_SIZE(args[1]) != 7 || !PyDict_Check(PyTuple_GET_ITEM(args[1], 0)) ||
-        !PyDict_Check(PyTuple_GET_ITEM(args[1], 1)) ||
+        PyTuple_GET_SIZE(args[1]) != 7 || !PyDict_CheckExact(PyTuple_GET_ITEM(args[1], 0)) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(args[1], 1)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[1], 3)) || PyList_GET_SIZE(args[0]) % 4 != 0) {
         PyErr_SetString(PyExc_TypeError, "media_apply(ops: list, cfg: tuple)");
         return NULL;
