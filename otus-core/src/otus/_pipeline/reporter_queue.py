@@ -60,8 +60,11 @@ class QueuedReporter(Reporter):
         # The slot's counters: errors (exceptions of the inner report()) and lost (their
         # records) are counted here, on the delivery thread, the run loop counts items_in.
         self.counters = counters
-        self._idle = threading.Event()
-        self._idle.set()
+        # The weight of the batches handed to ``inner`` so far; with the queue's ``got_items``
+        # (counted when a batch is taken, under the queue's lock) it tells a batch taken and
+        # not yet delivered from none: no window in which a taken batch is invisible.
+        self._done = 0
+        self._done_cv = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"otus-{queue.stage}", daemon=True)
 
     def start(self) -> None:
@@ -79,7 +82,6 @@ class QueuedReporter(Reporter):
                 if queue.closed and not len(queue):
                     return
                 continue
-            self._idle.clear()
             try:
                 if self.pausable:
                     self._await_room(len(batch))
@@ -91,8 +93,9 @@ class QueuedReporter(Reporter):
                 if c.errors == 1 or c.errors % 1000 == 0:
                     log.error("reporter %s failed (%d times): %r", queue.stage, c.errors, exc)
             finally:
-                if not len(queue):
-                    self._idle.set()
+                with self._done_cv:
+                    self._done += len(batch)
+                    self._done_cv.notify_all()
 
     def _await_room(self, records: int) -> None:
         """Until the reporter has room for ``records``; not when the run stops or ends, nor
@@ -124,13 +127,15 @@ class QueuedReporter(Reporter):
                 return
 
     def _wait_empty(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while len(self.queue) or not self._idle.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self._idle.wait(min(left, 0.05))
-        return True
+        """Until every batch queued so far was handed to the reporter (``timeout`` at most)."""
+        queue = self.queue
+
+        def empty() -> bool:
+            # a batch is either still queued (len) or taken (got_items) before it is done
+            return not len(queue) and queue.got_items == self._done
+
+        with self._done_cv:
+            return self._done_cv.wait_for(empty, max(timeout, 0.0))
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
