@@ -14,7 +14,7 @@ the flows before it are.)
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 __all__ = ["MediaFlow", "MediaFlowRegistry"]
@@ -38,9 +38,11 @@ class MediaFlowRegistry:
 
     def __init__(self, max_flows: int = 200000) -> None:
         self.max_flows = max_flows
-        #: (ip, port) -> flow, in order of registration (a plain dict: insertion order; a
-        #: registration deletes and inserts again, so the oldest is first)
-        self._flows: dict[tuple[str, int], MediaFlow] = {}
+        #: (ip, port) -> flow, in order of registration (a registration takes the key out and
+        #: in again, so the oldest is first). An OrderedDict, not a dict: taking the oldest out
+        #: of a dict walks the deleted entries in front of it, which at capacity (one eviction
+        #: per registration) grow to hundreds of thousands between the dict's compactions.
+        self._flows: OrderedDict[tuple[str, int], MediaFlow] = OrderedDict()
         self._by_call: dict[str, set[tuple[str, int]]] = {}
         #: (expiry, Call-ID) of calls that ended, in the order they ended (``end_call``);
         #: bounded: without ``expire`` calls the oldest are dropped (their flows then go when
@@ -70,8 +72,8 @@ class MediaFlowRegistry:
         self.registered += 1
         if len(flows) > self.max_flows:
             while len(flows) > self.max_flows:
-                k = next(iter(flows))  # the least recently registered
-                self._unlink(flows.pop(k).call_id, k)
+                k, victim = flows.popitem(last=False)  # the least recently registered
+                self._unlink(victim.call_id, k)
                 self.evicted += 1
 
     def lookup(self, ip: str, port: int) -> MediaFlow | None:

@@ -4,15 +4,17 @@
  * registry's own Python objects, as SipParser._media_ops would with MediaFlowRegistry
  * (media.py): ops is [is_end, dialog, ts_ns, media, ...]; is_end: end_call(dialog.call_id,
  * ts_ns + linger_ns), else one MediaFlow per announced endpoint registered (RTP, and RTCP
- * unless rtcp-mux) with expires_ns = ts_ns + ttl_ns. cfg is (registry._flows (a dict of
- * (ip, port) to MediaFlow, in order of registration), registry._by_call (dict of Call-ID to a set of keys),
+ * unless rtcp-mux) with expires_ns = ts_ns + ttl_ns. cfg is (registry._flows (an OrderedDict
+ * of (ip, port) to MediaFlow, in order of registration), registry._by_call (dict of Call-ID to a set of keys),
  * max_flows, MediaFlow, ttl_ns, linger_ns, registry._ended (the deque of (expiry, Call-ID) of
  * ended calls)). Returns (registered, evicted) for Python to add to the registry's counters.
  *
- * The flows dict keeps the order of registration as the Python registry does: a registration
- * deletes the key and inserts it again, eviction takes the first. A call announcing an
- * endpoint it already holds, with the same description, refreshes that flow (expiry,
- * position) instead of replacing it with an equal new object (refresh()). MediaFlow objects are
+ * The flows keep the order of registration as the Python registry does: a registration takes
+ * the key out and in again, eviction takes the first. The OrderedDict is read through the dict
+ * API (safe) and written only through its own C API (PyODict_SetItem/DelItem, which keep its
+ * order; no method calls) and popitem for eviction. A call announcing an endpoint it already
+ * holds, with the same description, refreshes that flow (expiry, position) instead of
+ * replacing it with an equal new object (refresh()). MediaFlow objects are
  * built by writing their slots when MediaFlow's __slots__ are exactly the ones known here,
  * else by calling the class.
  */
@@ -27,7 +29,7 @@ static const char *const M_NAMES[M_N] = {"ip",    "port",   "kind",      "call_i
 static PyTypeObject *m_type;
 static Py_ssize_t m_off[M_N];
 static int m_direct;
-static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_call_id, *s_expires, *s_append;
+static PyObject *s_rtp, *s_rtcp, *s_rtp_rtcp, *s_call_id, *s_expires, *s_append, *s_popitem;
 
 #define MSLOT(o, k) (*(PyObject **)((char *)(o) + m_off[k]))
 
@@ -39,7 +41,9 @@ static int setup(PyTypeObject *t) {
         s_call_id = PyUnicode_InternFromString("call_id");
         s_expires = PyUnicode_InternFromString("expires_ns");
         s_append = PyUnicode_InternFromString("append");
-        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_call_id || !s_expires || !s_append)
+        s_popitem = PyUnicode_InternFromString("popitem");
+        if (!s_rtp || !s_rtcp || !s_rtp_rtcp || !s_call_id || !s_expires || !s_append ||
+            !s_popitem)
             return -1;
     }
     if (t == m_type)
@@ -145,9 +149,9 @@ static int refresh(mstate *s, PyObject *key, PyObject *old, PyObject *const *v) 
         if (same <= 0)
             return same;
     }
-    /* to the end: out and in again (the dict keeps insertion order) */
+    /* to the end: out and in again */
     Py_INCREF(old);
-    int rc = PyDict_DelItem(s->flows, key) < 0 || PyDict_SetItem(s->flows, key, old) < 0 ? -1 : 1;
+    int rc = PyODict_DelItem(s->flows, key) < 0 || PyODict_SetItem(s->flows, key, old) < 0 ? -1 : 1;
     if (rc == 1) {
         Py_XSETREF(MSLOT(old, M_EXPIRES), Py_NewRef(v[M_EXPIRES]));
         s->registered++;
@@ -156,21 +160,21 @@ static int refresh(mstate *s, PyObject *key, PyObject *old, PyObject *const *v) 
     return rc;
 }
 
-/* The least recently registered flow out (the first of the dict's order), for eviction. */
+/* The least recently registered flow out (OrderedDict.popitem(last=False): O(1)). */
 static int evict_oldest(mstate *s) {
-    Py_ssize_t pos = 0;
-    PyObject *k, *victim;
-    if (!PyDict_Next(s->flows, &pos, &k, &victim))
-        return 0;
-    Py_INCREF(k);
-    Py_INCREF(victim);
-    int rc = PyDict_DelItem(s->flows, k);
-    PyObject *victim_cid = rc < 0 ? NULL : flow_attr(victim, M_CALL_ID, s_call_id);
-    if (victim_cid == NULL || unlink_key(s, victim_cid, k) < 0)
-        rc = -1;
-    Py_XDECREF(victim_cid);
-    Py_DECREF(victim);
-    Py_DECREF(k);
+    PyObject *pair = PyObject_CallMethodObjArgs(s->flows, s_popitem, Py_False, NULL);
+    if (pair == NULL)
+        return -1;
+    int rc = -1;
+    if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2) {
+        PyObject *victim_cid = flow_attr(PyTuple_GET_ITEM(pair, 1), M_CALL_ID, s_call_id);
+        if (victim_cid != NULL && unlink_key(s, victim_cid, PyTuple_GET_ITEM(pair, 0)) == 0)
+            rc = 0;
+        Py_XDECREF(victim_cid);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "media_apply: popitem() gave no pair");
+    }
+    Py_DECREF(pair);
     if (rc == 0)
         s->evicted++;
     return rc;
@@ -201,13 +205,13 @@ static int reg(mstate *s, PyObject *const *v, PyObject *ip, PyObject *port, PyOb
         PyObject *old_cid = flow_attr(old, M_CALL_ID, s_call_id);
         int same = old_cid == NULL ? -1 : PyObject_RichCompareBool(old_cid, call_id, Py_EQ);
         int bad = same < 0 || (!same && unlink_key(s, old_cid, key) < 0) ||
-                  PyDict_DelItem(s->flows, key) < 0;
+                  PyODict_DelItem(s->flows, key) < 0;
         Py_XDECREF(old_cid);
         Py_DECREF(old);
         if (bad)
             goto done;
     }
-    if ((flow = new_flow(v)) == NULL || PyDict_SetItem(s->flows, key, flow) < 0)
+    if ((flow = new_flow(v)) == NULL || PyODict_SetItem(s->flows, key, flow) < 0)
         goto done;
     PyObject *keys = PyDict_GetItemWithError(s->by_call, call_id);
     if (keys == NULL) {
@@ -320,7 +324,7 @@ static int end_call(mstate *s, PyObject *call_id, PyObject *expires) {
 PyObject *otus_sip_media_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) ||
-        PyTuple_GET_SIZE(args[1]) != 7 || !PyDict_CheckExact(PyTuple_GET_ITEM(args[1], 0)) ||
+        PyTuple_GET_SIZE(args[1]) != 7 || !PyODict_CheckExact(PyTuple_GET_ITEM(args[1], 0)) ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(args[1], 1)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[1], 3)) || PyList_GET_SIZE(args[0]) % 4 != 0) {
         PyErr_SetString(PyExc_TypeError, "media_apply(ops: list, cfg: tuple)");
