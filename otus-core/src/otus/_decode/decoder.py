@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otus._decode.addresses import AddressCache
+from otus._decode.addresses import address_text
 from otus._decode.layout import INDEX, NAMES, entry_struct
 from otus._decode.options import DecoderOptions
 from otus._decode.segments import TcpSegment
@@ -78,7 +78,6 @@ class Decoder:
         self._counts = ffi.new("uint32_t[]", MAX_INTERESTS)
         self._arena_len = ffi.new("uint64_t *")
         self._entry = entry_struct(ffi)
-        self._addrs = AddressCache()  # row(): tests and debugging
         self._builders = builders()
         self._n_interests = len(interests)
 
@@ -276,7 +275,7 @@ class DecodedBatch:
             raise IndexError(i)
         e = self._dec._entry.unpack_from(self._entries_mv(), i * self._dec._entry.size)
         r = dict(zip(NAMES, e, strict=True))
-        text = self._dec._addrs.text
+        text = address_text
         r["src"] = text(r["src_ip"], r["ip_version"])
         r["dst"] = text(r["dst_ip"], r["ip_version"])
         r["outer_src_text"] = text(r["outer_src"], r["outer_version"])

@@ -1304,6 +1304,26 @@ static Py_ssize_t encode_loop(const ctx_t *c, PyObject *records, Py_ssize_t star
     return i;
 }
 
+/* The arguments encode_bodies() and encode_sections() share: records, start, out, flows,
+ * new_flow, dumps, topic, topics, prefix (0-8), max_size and framing (at ms and ms + 1) and
+ * message_type (at mt), checked and taken into *c (keep 0, no route). 0, or -1 with an
+ * exception (a TypeError named after fn). */
+static int shared_args(const char *fn, PyObject *const *args, Py_ssize_t ms, Py_ssize_t mt,
+                       ctx_t *c, Py_ssize_t *start) {
+    *start = PyLong_AsSsize_t(args[1]);
+    if (*start == -1 && PyErr_Occurred()) return -1;
+    if (!PyList_Check(args[0]) || !PyList_Check(args[2]) || !PyDict_Check(args[3])
+        || !PyDict_Check(args[7]) || !PyUnicode_Check(args[8])
+        || (args[6] != Py_None && !PyUnicode_Check(args[6])) || !PyType_Check(args[mt])
+        || !PyType_IsSubtype((PyTypeObject *)args[mt], &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s(): bad argument types", fn);
+        return -1;
+    }
+    *c = (ctx_t){args[3], args[4], args[5], args[6], args[7], args[8], args[mt], 0,
+                 PyLong_AsSsize_t(args[ms]), PyLong_AsSsize_t(args[ms + 1]), NULL};
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 PyDoc_STRVAR(encode_bodies_doc,
              "encode_bodies(records, start, out, flows, new_flow, dumps, topic, topics, prefix, "
              "keep, max_size, framing, message_type) -> (stop, held)\n\n"
@@ -1317,24 +1337,14 @@ static PyObject *encode_bodies(PyObject *self, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "encode_bodies() takes 13 arguments");
         return NULL;
     }
-    PyObject *records = args[0], *out = args[2];
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) return NULL;
-    if (!PyList_Check(records) || !PyList_Check(out) || !PyDict_Check(args[3])
-        || !PyDict_Check(args[7]) || !PyUnicode_Check(args[8]) || !PyType_Check(args[12])
-        || !PyType_IsSubtype((PyTypeObject *)args[12], &PyTuple_Type)
-        || (args[6] != Py_None && !PyUnicode_Check(args[6]))) {
-        PyErr_SetString(PyExc_TypeError, "encode_bodies(): bad argument types");
-        return NULL;
-    }
-    ctx_t c = {args[3], args[4], args[5], args[6], args[7], args[8], args[12],
-               PyObject_IsTrue(args[9]), 0, 0, NULL};
-    c.max_size = PyLong_AsSsize_t(args[10]);
-    c.framing = PyLong_AsSsize_t(args[11]);
-    if (c.keep < 0 || PyErr_Occurred()) return NULL;
+    ctx_t c;
+    Py_ssize_t start;
+    if (shared_args("encode_bodies", args, 10, 12, &c, &start) < 0) return NULL;
+    c.keep = PyObject_IsTrue(args[9]);
+    if (c.keep < 0) return NULL;
     budget_t budget = {0, 0};
     tally_t t = {0, 0, 0, 0};
-    Py_ssize_t stop = encode_loop(&c, records, start, out, &budget, &t);
+    Py_ssize_t stop = encode_loop(&c, args[0], start, args[2], &budget, &t);
     return stop < 0 ? NULL : Py_BuildValue("nn", stop, t.message_held);
 }
 
@@ -1357,26 +1367,20 @@ static PyObject *encode_sections(PyObject *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "encode_sections() takes 18 arguments");
         return NULL;
     }
-    PyObject *records = args[0], *out = args[2];
-    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred()) return NULL;
-    if (!PyList_Check(records) || !PyList_Check(out) || !PyDict_Check(args[3])
-        || !PyDict_Check(args[7]) || !PyUnicode_Check(args[8])
-        || (args[6] != Py_None && !PyUnicode_Check(args[6])) || !PyType_Check(args[11])
-        || !PyType_IsSubtype((PyTypeObject *)args[11], &PyTuple_Type)
-        || !PyDict_CheckExact(args[12]) || !PyList_CheckExact(args[13])
+    ctx_t c;
+    Py_ssize_t start;
+    if (shared_args("encode_sections", args, 9, 11, &c, &start) < 0) return NULL;
+    if (!PyDict_CheckExact(args[12]) || !PyList_CheckExact(args[13])
         || !PyList_CheckExact(args[14])) {
         PyErr_SetString(PyExc_TypeError, "encode_sections(): bad argument types");
         return NULL;
     }
     route_t route = {args[12], args[13], args[14], PyLong_AsSsize_t(args[15])};
-    ctx_t c = {args[3], args[4], args[5], args[6], args[7], args[8], args[11], 0, 0, 0, &route};
-    c.max_size = PyLong_AsSsize_t(args[9]);
-    c.framing = PyLong_AsSsize_t(args[10]);
+    c.route = &route;
     budget_t budget = {PyLong_AsSsize_t(args[16]), PyLong_AsSsize_t(args[17])};
     if (PyErr_Occurred()) return NULL;
     tally_t t = {0, 0, 0, 0};
-    Py_ssize_t stop = encode_loop(&c, records, start, out, &budget, &t);
+    Py_ssize_t stop = encode_loop(&c, args[0], start, args[2], &budget, &t);
     return stop < 0 ? NULL
                     : Py_BuildValue("nnnnn", stop, t.held, t.count, t.refused, t.message_held);
 }

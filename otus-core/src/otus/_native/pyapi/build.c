@@ -22,10 +22,12 @@
 
 #include "../decode.h"
 
-enum { F_TS, F_SRC, F_DST, F_SPORT, F_DPORT, F_PROTO, F_PAYLOAD, F_VLAN, F_IFINDEX, F_N };
+/* The slots both classes have, first and in this order; then each one's own. */
+enum { C_TS, C_SRC, C_DST, C_SPORT, C_DPORT, C_N };
+enum { F_PROTO = C_N, F_PAYLOAD, F_VLAN, F_IFINDEX, F_N };
 static const char *const F_NAMES[F_N] = {"ts_ns",    "src_ip",   "dst_ip",  "src_port", "dst_port",
                                          "protocol", "payload",  "vlan_id", "ifindex"};
-enum { S_TS, S_SRC, S_DST, S_SPORT, S_DPORT, S_SEQ, S_ACK, S_FLAGS, S_PAYLOAD, S_PARSER, S_N };
+enum { S_SEQ = C_N, S_ACK, S_FLAGS, S_PAYLOAD, S_PARSER, S_N };
 static const char *const S_NAMES[S_N] = {"ts_ns", "src_ip", "dst_ip",  "src_port", "dst_port",
                                          "seq",   "ack",    "flags",   "payload",  "parser"};
 
@@ -154,6 +156,17 @@ static inline int put(PyObject *o, const layout *l, int k, PyObject *v) {
     return 0;
 }
 
+/* The time and the two ends of entry e into the slots both classes share; -1 on error. */
+static inline int put_ends(PyObject *o, const layout *l, const otus_dec_t *e) {
+    return put(o, l, C_TS, PyLong_FromLongLong(e->ts_ns)) < 0 ||
+                   put(o, l, C_SRC, addr_text(e->src_ip, e->ip_version)) < 0 ||
+                   put(o, l, C_DST, addr_text(e->dst_ip, e->ip_version)) < 0 ||
+                   put(o, l, C_SPORT, PyLong_FromLong(e->src_port)) < 0 ||
+                   put(o, l, C_DPORT, PyLong_FromLong(e->dst_port)) < 0
+               ? -1
+               : 0;
+}
+
 /* One Datagram of entry e (new reference), or NULL with an exception set. Each value is
  * stored as it is made: a failure leaves a partly filled object whose dealloc drops it. */
 static PyObject *datagram(const otus_dec_t *e, PyObject *data, PyObject *arena) {
@@ -163,12 +176,7 @@ static PyObject *datagram(const otus_dec_t *e, PyObject *data, PyObject *arena) 
     PyObject *o = l->type->tp_alloc(l->type, 0);
     if (o == NULL)
         return NULL;
-    if (put(o, l, F_TS, PyLong_FromLongLong(e->ts_ns)) < 0 ||
-        put(o, l, F_SRC, addr_text(e->src_ip, e->ip_version)) < 0 ||
-        put(o, l, F_DST, addr_text(e->dst_ip, e->ip_version)) < 0 ||
-        put(o, l, F_SPORT, PyLong_FromLong(e->src_port)) < 0 ||
-        put(o, l, F_DPORT, PyLong_FromLong(e->dst_port)) < 0 ||
-        put(o, l, F_PROTO, PyLong_FromLong(e->ip_proto)) < 0 ||
+    if (put_ends(o, l, e) < 0 || put(o, l, F_PROTO, PyLong_FromLong(e->ip_proto)) < 0 ||
         put(o, l, F_PAYLOAD,
             PySequence_GetSlice(buf, off, off + (Py_ssize_t)e->payload_len)) < 0 ||
         put(o, l, F_VLAN, PyLong_FromLong(e->vlan_outer)) < 0 ||
@@ -193,12 +201,7 @@ static PyObject *segment(const otus_dec_t *e, const char *data, Py_ssize_t data_
     PyObject *o = l->type->tp_alloc(l->type, 0);
     if (o == NULL)
         return NULL;
-    if (put(o, l, S_TS, PyLong_FromLongLong(e->ts_ns)) < 0 ||
-        put(o, l, S_SRC, addr_text(e->src_ip, e->ip_version)) < 0 ||
-        put(o, l, S_DST, addr_text(e->dst_ip, e->ip_version)) < 0 ||
-        put(o, l, S_SPORT, PyLong_FromLong(e->src_port)) < 0 ||
-        put(o, l, S_DPORT, PyLong_FromLong(e->dst_port)) < 0 ||
-        put(o, l, S_SEQ, PyLong_FromUnsignedLong(e->tcp_seq)) < 0 ||
+    if (put_ends(o, l, e) < 0 || put(o, l, S_SEQ, PyLong_FromUnsignedLong(e->tcp_seq)) < 0 ||
         put(o, l, S_ACK, PyLong_FromUnsignedLong(e->tcp_ack)) < 0 ||
         put(o, l, S_FLAGS, PyLong_FromLong(e->tcp_flags)) < 0 ||
         put(o, l, S_PAYLOAD, PyBytes_FromStringAndSize(base + off, n)) < 0 ||
