@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sip_builders import SDP, chunk, sip
 
 from otus_parser_sip import SipOptions
+from otus_parser_sip._stream import StreamFramer, _content_length
 from otus_parser_sip.parser import SipParser
 
 MSGS = [
@@ -139,3 +142,52 @@ def test_sip_over_websocket() -> None:
     recs = p.parse_stream([chunk(upgrade), chunk(frames[:70]), chunk(frames[70:])])
     assert kinds(recs) == ["INVITE", "ACK"]
     assert recs[0].raw_payload == MSGS[0]
+
+
+def _content_length_by_lines(head: bytes) -> int:
+    """The reference: every header line in turn (continuation lines name nothing)."""
+    for line in head.split(b"\r\n")[1:]:
+        colon = line.find(b":")
+        if colon <= 0 or line[:1] in (b" ", b"\t"):
+            continue
+        if line[:colon].rstrip(b" \t").lower() in (b"content-length", b"l"):
+            value = line[colon + 1 :].strip()
+            return int(value) if value.isdigit() and len(value) <= 9 else -2
+    return -1
+
+
+_NAMES = st.sampled_from(
+    ["Content-Length", "content-length", "CONTENT-LENGTH", "l", "L", "l ", "Content-Length\t",
+     "Content-Lengthx", "X-l", "lx", "Via", "Subject", " Content-Length", "\tl"]
+)  # fmt: skip
+_VALUES = st.sampled_from(["0", " 12", "12 ", "007", "-1", "", "abc", "1234567890", "l: 3", "9"])
+
+
+@given(st.lists(st.tuples(_NAMES, st.sampled_from([":", " :", ": "]), _VALUES), max_size=8))
+@settings(max_examples=400, deadline=None)
+def test_content_length_is_the_first_header_line_so_named(lines: list) -> None:  # type: ignore[type-arg]
+    head = b"\r\n".join([b"INVITE sip:a@b SIP/2.0"] + [f"{n}{c}{v}".encode() for n, c, v in lines])
+    assert _content_length(head) == _content_length_by_lines(head)
+
+
+def test_a_continuation_line_names_no_header() -> None:
+    head = b"INVITE sip:a@b SIP/2.0\r\nSubject: hi\r\n Content-Length: 5\r\nl: 7"
+    assert _content_length(head) == 7
+    assert _content_length(b"SIP/2.0 200 OK\r\nVia: x\r\n\tl: 3") == -1
+
+
+def test_whole_messages_are_cut_from_the_chunk_itself() -> None:
+    errors: dict[str, int] = {}
+    f = StreamFramer(errors, max_message_size=65535, buffer_limit=1 << 20, max_flows=8,
+                     websocket=False)  # fmt: skip
+    one = MSGS[0]
+    [(msg, ws)] = list(f.feed(chunk(one)))
+    assert msg is one  # one message per segment: passed on, not copied
+    assert not ws
+    cut = len(MSGS[2]) // 2
+    got = [m for m, _ in f.feed(chunk(MSGS[1] + MSGS[2][:cut]))]
+    assert got == [MSGS[1]]  # the partial one waits in the flow's buffer
+    got = [m for m, _ in f.feed(chunk(MSGS[2][cut:] + MSGS[3]))]
+    assert got == [MSGS[2], MSGS[3]]
+    assert not errors
+    assert f.resyncs == 0

@@ -54,15 +54,38 @@ def find_start_line(buf: bytes | bytearray) -> int:
 
 
 def _content_length(head: bytes) -> int:
-    """Content-Length (or ``l``) of a header block; -1 when absent, -2 when not a number."""
-    for line in head.split(b"\r\n")[1:]:
-        colon = line.find(b":")
-        if colon <= 0:
-            continue
-        name = line[:colon].strip().lower()
-        if name in {b"content-length", b"l"}:
-            value = line[colon + 1 :].strip()
-            return int(value) if value.isdigit() and len(value) <= 9 else -2
+    """Content-Length (or ``l``) of a header block; -1 when absent, -2 when not a number.
+
+    The first header line so named wins (blanks between the name and its colon allowed). A
+    line that starts with white space continues the header before it (RFC 3261 7.3.1), so it
+    names nothing. Found by searching the lower-cased block for the two names at line starts:
+    a few C calls, not a loop over the lines.
+    """
+    low = head.lower()
+    at = _value_at(low, b"\r\ncontent-length", len(low))
+    short = _value_at(low, b"\r\nl", at if at >= 0 else len(low))  # only on an earlier line
+    if short >= 0:
+        at = short
+    if at < 0:
+        return -1
+    end = low.find(b"\r\n", at)
+    value = low[at : end if end >= 0 else len(low)].strip()
+    return int(value) if value.isdigit() and len(value) <= 9 else -2
+
+
+def _value_at(low: bytes, mark: bytes, before: int) -> int:
+    """Where the value of the first header line that ``mark`` (CRLF and a lower-case name)
+    starts, before offset ``before``, begins (after its colon); -1 when there is none."""
+    n = len(mark)
+    k = low.find(mark, 0, before)
+    while k >= 0:
+        if low.startswith(b":", k + n):  # the usual spelling, no blanks before the colon
+            return k + n + 1
+        colon = low.find(b":", k + n)
+        eol = low.find(b"\r\n", k + n)
+        if colon >= 0 and (eol < 0 or colon < eol) and not low[k + n : colon].strip(b" \t"):
+            return colon + 1
+        k = low.find(mark, k + 2, before)
     return -1
 
 
@@ -138,16 +161,45 @@ class StreamFramer:
             self._flows.move_to_end(key)
         if fl.mode == MODE_IGNORE or not data:
             return
-        fl.buf += data
         if fl.mode == MODE_WS:
+            fl.buf += data
             yield from self._ws_frames(fl)
-        else:
+        elif fl.buf or fl.need or fl.resync:
+            fl.buf += data
             yield from self._sip_messages(fl)
+        else:
+            yield from self._whole_messages(fl, data)
         if len(fl.buf) > self.buffer_limit:
             self._err("buffer_overflow")
             fl.buf.clear()
             fl.need = 0
             fl.resync = True
+
+    def _whole_messages(self, fl: _Flow, data: bytes) -> Iterator[tuple[bytes, bool]]:
+        """The common case, a chunk that starts a message (nothing buffered, no resync): the
+        complete messages at its front are cut from ``data`` itself (a chunk that is one
+        message is passed on as is); the rest, and anything unusual, goes through the buffer
+        (``_sip_messages``, which counts errors and resyncs)."""
+        off = 0
+        n = len(data)
+        while off < n:
+            while data.startswith(b"\r\n", off):
+                off += 2
+            eol = data.find(b"\r\n", off)
+            if eol < 0 or not _is_start_line(data[off:eol]):
+                break
+            hend = data.find(b"\r\n\r\n", off)
+            if hend < 0:
+                break
+            cl = _content_length(data[off:hend])
+            total = hend + 4 - off + max(cl, 0)
+            if cl == -2 or total > self.max_message_size or off + total > n:
+                break
+            yield (data if total == n else data[off : off + total]), False
+            off += total
+        if off < n:
+            fl.buf += memoryview(data)[off:] if off else data
+            yield from self._sip_messages(fl)
 
     def _sip_messages(self, fl: _Flow) -> Iterator[tuple[bytes, bool]]:
         buf = fl.buf
