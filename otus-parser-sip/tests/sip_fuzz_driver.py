@@ -124,6 +124,49 @@ def hostile_datagrams(
     fn(dgrams, 0, [], cfg, dcfg)
 
 
+#: Addresses for the registry fuzz: IPv4, IPv6 up to its 45 characters, a long host name
+#: (past the C table's inline room), non-ASCII.
+_ADDRS = ("10.0.0.1", "10.0.0.2", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+          "media." + "x" * 60 + ".example", "h\u00f4te", "")  # fmt: skip
+
+
+def registry_ops(rng: random.Random, c_reg: Any, py_reg: Any) -> None:
+    """A random run of registry operations on the C table and the pure-Python registry, which
+    must answer the same and hold the same flows."""
+    from otus_parser_sip.media import MediaFlow
+
+    for _ in range(rng.randrange(1, 60)):
+        op = rng.random()
+        cid = f"c{rng.randrange(12)}"
+        ip, port = rng.choice(_ADDRS), rng.randrange(6)
+        t = rng.choice((0, rng.randrange(10**6), 2**63 + rng.randrange(10), -(2**64)))
+        if op < 0.5:
+            codecs = {str(k): rng.choice(("PCMU", "telephone-event" * rng.randrange(8)))
+                      for k in range(rng.randrange(5))}  # fmt: skip
+            kind, media = rng.choice(("rtp", "rtcp", "rtp+rtcp")), rng.choice(("audio", "v"))
+            for reg in (c_reg, py_reg):
+                reg.register(MediaFlow(ip, port, kind, cid, media, dict(codecs), t))
+        elif op < 0.65:
+            for reg in (c_reg, py_reg):
+                reg.end_call(cid, t)
+        elif op < 0.75:
+            for reg in (c_reg, py_reg):
+                reg.remove_call(cid)
+        elif op < 0.85:
+            assert c_reg.expire(t) == py_reg.expire(t)
+        elif op < 0.95:
+            assert c_reg.lookup(ip, port) == py_reg.lookup(ip, port)
+            assert sorted(c_reg.flows_of(cid), key=repr) == sorted(py_reg.flows_of(cid), key=repr)
+        else:
+            c_reg.max_flows = py_reg.max_flows = rng.randrange(1, 8)
+    assert c_reg.flows() == py_reg.flows()
+    assert c_reg.ended() == py_reg.ended()
+    assert c_reg.stats() == py_reg.stats()
+    assert {k: sorted(v) for k, v in c_reg.calls().items()} == {
+        k: sorted(v) for k, v in py_reg.calls().items()
+    }
+
+
 def main() -> None:
     fast_so, native_so, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     load_extension("otus_parser_sip._native._sip_fast", fast_so)
@@ -183,6 +226,11 @@ def main() -> None:
         if rng.random() < 0.05:
             p.tick(10**12 * rng.randint(1, 100))
 
+    from otus_parser_sip.media import MediaFlowRegistry, PyMediaFlowRegistry
+
+    assert MediaFlowRegistry is not PyMediaFlowRegistry  # the C table
+    registries = [(MediaFlowRegistry(5), PyMediaFlowRegistry(5))]
+    counts["registry"] = 0
     step: Callable[[list[bytes]], None] = batch
     batch_fn = _scan.batch_parser()
     assert batch_fn is not None
@@ -212,6 +260,12 @@ def main() -> None:
             for data in group:
                 direct(data)
             step(group)
+            if rng.random() < 0.3:
+                if rng.random() < 0.05:  # a fresh pair now and then (frees the old C table)
+                    n = rng.randrange(1, 2000)
+                    registries[0] = (MediaFlowRegistry(n), PyMediaFlowRegistry(n))
+                registry_ops(rng, *registries[0])
+                counts["registry"] += 1
         except Exception:
             print("failing group:", repr(group), file=sys.stderr)
             raise

@@ -16,7 +16,9 @@ from sip_builders import SDP, dgram, sip
 from otus import Datagram, Record, StreamChunk
 from otus.testing import need
 from otus_parser_sip import SipOptions, _scan
+from otus_parser_sip import parser as parser_module
 from otus_parser_sip._dialogs import Dialog
+from otus_parser_sip.media import PyMediaFlowRegistry
 from otus_parser_sip.parser import SipParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -128,11 +130,14 @@ def _run(
 ) -> Iterator[Any]:
     """Records, statistics, dialogs and media flows of one parser over the traffic of ``seed``,
     as datagrams in batches of random sizes and then as TCP streams; ``mode``: ``batch``,
-    ``message`` (per-message C) or ``python``."""
+    ``message`` (per-message C), ``python`` (with the pure-Python media registry too) or
+    ``batch_pyreg`` (the batch path handing its media work to the pure-Python registry)."""
     _scan.set_enabled(mode != "python")
     with monkeypatch.context() as m:
         if mode == "message":
             m.setitem(_scan._batch, "fn", None)
+        if mode in ("python", "batch_pyreg"):
+            m.setattr(parser_module, "MediaFlowRegistry", PyMediaFlowRegistry)
         try:
             parser = SipParser(options)
             dgrams = _datagrams(_traffic(seed), seed)
@@ -159,8 +164,9 @@ def _run(
     yield [d.as_dict() for d in parser.dialogs.calls.values()]
     yield [_slots(d) for d in parser.dialogs.calls.values()]
     assert parser.media is not None
-    yield list(parser.media._flows.items())
-    yield {k: sorted(v) for k, v in parser.media._by_call.items()}
+    yield parser.media.flows()
+    yield {k: sorted(v) for k, v in parser.media.calls().items()}
+    yield parser.media.ended()
 
 
 def _slots(d: Dialog) -> list[tuple[str, Any, type]]:
@@ -194,16 +200,24 @@ def test_batch_path_equals_message_and_python_paths(
     batch = list(_run("batch", seed, options, monkeypatch))
     assert batch == list(_run("message", seed, options, monkeypatch))
     assert batch == list(_run("python", seed, options, monkeypatch))
+    assert batch == list(_run("batch_pyreg", seed, options, monkeypatch))
     assert len(batch) > 150
 
 
-def test_batch_path_handles_the_bench_mix_alone() -> None:
+@pytest.mark.parametrize("registry", ["c", "python"])
+def test_batch_path_handles_the_bench_mix_alone(
+    registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The common case stays in C: one call for a batch of the bench mix, every record built
-    and every dialog updated there; only the media registry's work handed back."""
+    and every dialog updated there, and the media registry's work done on the C table; only
+    a pure-Python registry gets its work handed back."""
     need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
     fn = _scan.batch_parser()
     assert fn is not None
+    if registry == "python":
+        monkeypatch.setattr(parser_module, "MediaFlowRegistry", PyMediaFlowRegistry)
     parser = SipParser(SipOptions())
+    assert parser.media is not None
     dgrams = [
         Datagram(k, "10.0.0.1", "10.0.0.2", 5060, 5060, 17, memoryview(p))
         for k, p in enumerate(call_mix(10))
@@ -217,9 +231,17 @@ def test_batch_path_handles_the_bench_mix_alone() -> None:
     sdp_or_bye = [r for r in out if _sdp_or_bye(r.labels)]
     ended = [r.labels.get("sip.method") == "BYE" for r in sdp_or_bye]
     assert (ended.count(False), ended.count(True)) == (20, 10)
-    assert ops[0::4] == ended
-    assert ops[2::4] == [r.ts_ns for r in sdp_or_bye]
-    assert [d.call_id for d in ops[1::4]] == [r.labels["sip.call_id"] for r in sdp_or_bye]
+    if registry == "python":
+        assert ops[0::4] == ended
+        assert ops[2::4] == [r.ts_ns for r in sdp_or_bye]
+        assert [d.call_id for d in ops[1::4]] == [r.labels["sip.call_id"] for r in sdp_or_bye]
+        parser._media_ops(ops)
+    else:
+        assert ops == []
+    byes = [r for r in sdp_or_bye if r.labels.get("sip.method") == "BYE"]
+    linger = parser._media_linger_ns
+    assert parser.media.ended() == [(r.ts_ns + linger, r.labels["sip.call_id"]) for r in byes]
+    assert parser.media.stats()["media.registered"] == len(parser.media) == 40  # RTP + RTCP
     assert dcounts == (10, 0, 10, 0, 10, 0, 0, 0, 0, 0, 0, 0)
     assert [d.state for d in parser.dialogs.calls.values()] == ["terminated"] * 10
     assert parser.dialogs.by_outcome == {"terminated": 10}
@@ -278,7 +300,7 @@ def _dialog_view(parser: SipParser, records: list[Any]) -> list[Any]:
         list(parser.stats().items()),
         [d.as_dict() for d in parser.dialogs.calls.values()],
         [_slots(d) for d in parser.dialogs.calls.values()],
-        list(parser.media._flows.items()),
+        parser.media.flows(),
     ]
 
 

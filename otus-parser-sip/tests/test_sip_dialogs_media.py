@@ -9,7 +9,7 @@ from sip_builders import SDP, dgram, sip
 from otus import PluginContext
 from otus.testing import need
 from otus_parser_sip import MediaFlowRegistry, SipOptions, _scan
-from otus_parser_sip.media import MediaFlow
+from otus_parser_sip.media import MediaFlow, PyMediaFlowRegistry
 from otus_parser_sip.parser import SipParser
 
 S = 1_000_000_000
@@ -138,14 +138,15 @@ def test_media_registry_off() -> None:
 
 
 def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
-    """The batch path's long-lived objects hold only str/int (a flow: a codecs dict of strs),
-    so they are untracked; they stay intact through collections and the Python path's are
-    tracked as CPython makes them."""
+    """The batch path's dialogs hold only str/int, so they are untracked; the media registry is
+    the C table, which keeps its flows as plain structs (no Python object per flow for the
+    collector to walk) and builds equal MediaFlow objects on demand."""
     need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
     ctx = PluginContext()
     p = SipParser(SipOptions(), ctx)
     reg = ctx.shared["media_flows"]
     assert isinstance(reg, MediaFlowRegistry)
+    assert not isinstance(reg, PyMediaFlowRegistry)
     feed(p, (1 * S, sip(body=SDP)), (2 * S, sip("SIP/2.0 200 OK", to_tag="b1", body=ANSWER)))
     gc.collect()
     calls = list(p.dialogs._d.values())
@@ -153,14 +154,14 @@ def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
         ("abc123@192.0.2.10", "confirmed", False)
     ]
     assert len(reg) == 4
-    for key, flow in reg._flows.items():
-        assert not gc.is_tracked(key)
-        assert not gc.is_tracked(flow)
-        assert flow.codecs
-        assert not gc.is_tracked(flow.codecs)
-    assert [gc.is_tracked(s) for s in reg._by_call.values()] == [False]
-    assert reg.lookup("192.0.2.20", 30011).kind == "rtcp"  # type: ignore[union-attr]
-    # the pure-Python path builds them as CPython does (tracked until a collection says not)
-    reg.register(MediaFlow("192.0.2.99", 4000, "rtp", "x", "audio", {}, 0))
-    assert gc.is_tracked(reg._flows["192.0.2.99", 4000])
-    assert gc.is_tracked(reg._by_call["x"])
+    # its class and the class it builds flows with, nothing else
+    assert gc.get_referents(reg) == [type(reg), MediaFlow]
+    flow = reg.lookup("192.0.2.20", 30011)
+    assert flow is not None
+    assert flow.kind == "rtcp"
+    assert flow.codecs
+    assert flow == reg.lookup("192.0.2.20", 30011)
+    assert flow is not reg.lookup("192.0.2.20", 30011)
+    assert sorted(reg.flows_of("abc123@192.0.2.10"), key=lambda f: f.port) == sorted(
+        reg.flows(), key=lambda f: f.port
+    )

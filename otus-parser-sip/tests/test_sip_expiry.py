@@ -3,12 +3,13 @@ removes must be exactly what a full scan would (the model below), in any order o
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sip_builders import dgram, sip
 
 from otus_parser_sip import MediaFlowRegistry, SipOptions
-from otus_parser_sip.media import MediaFlow
+from otus_parser_sip.media import MediaFlow, PyMediaFlowRegistry
 from otus_parser_sip.parser import SipParser
 
 S = 1_000_000_000
@@ -27,12 +28,19 @@ _ops = st.lists(
 )
 
 
+#: The registry of the parser (the C table when the extension is built) and the pure-Python one.
+REGISTRIES = pytest.mark.parametrize(
+    "registry", [MediaFlowRegistry, PyMediaFlowRegistry], ids=["default", "python"]
+)
+
+
+@REGISTRIES
 @settings(max_examples=300, deadline=None)
 @given(ops=_ops)
 def test_media_expiry_removes_exactly_what_a_full_scan_would(
-    ops: list[tuple[str, int, int, int]],
+    registry: type[PyMediaFlowRegistry], ops: list[tuple[str, int, int, int]]
 ) -> None:
-    reg = MediaFlowRegistry(max_flows=1000)
+    reg = registry(max_flows=1000)
     model: dict[tuple[str, int], tuple[str, int]] = {}  # key -> (call, expiry)
     now = 0
     for op, call, port, step in ops:
@@ -54,12 +62,15 @@ def test_media_expiry_removes_exactly_what_a_full_scan_would(
             expected = sum(1 for _, exp in model.values() if exp <= now)
             assert reg.expire(now) == expected
             model = {k: v for k, v in model.items() if v[1] > now}
-        assert {k: (f.call_id, f.expires_ns) for k, f in reg._flows.items()} == model
-        assert len(reg._by_call) == len({c for c, _ in model.values()})
+        assert {(f.ip, f.port): (f.call_id, f.expires_ns) for f in reg.flows()} == model
+        assert len(reg.calls()) == len({c for c, _ in model.values()})
 
 
-def test_a_call_that_ended_is_expired_ahead_of_older_live_flows() -> None:
-    reg = MediaFlowRegistry()
+@REGISTRIES
+def test_a_call_that_ended_is_expired_ahead_of_older_live_flows(
+    registry: type[PyMediaFlowRegistry],
+) -> None:
+    reg = registry()
     reg.register(MediaFlow("10.0.0.1", 1000, "rtp", "old", "audio", {}, 100 * S))
     reg.register(MediaFlow("10.0.0.1", 2000, "rtp", "short", "audio", {}, 200 * S))
     reg.end_call("short", 10 * S)
@@ -69,7 +80,7 @@ def test_a_call_that_ended_is_expired_ahead_of_older_live_flows() -> None:
     assert reg.lookup("10.0.0.1", 1000) is not None
     assert reg.expire(100 * S) == 1
     assert len(reg) == 0
-    assert not reg._ended
+    assert not reg.ended()
 
 
 @settings(max_examples=150, deadline=None)
@@ -128,7 +139,7 @@ def test_a_bye_through_the_batch_path_queues_the_call_for_expiry() -> None:
     p.parse([dgram(sip("SIP/2.0 200 OK", to_tag="b1", body=SDP.replace(b"49170", b"30000")),
                    ts_ns=2 * S)])  # fmt: skip
     p.parse([dgram(sip("BYE sip:bob@x SIP/2.0", cseq="2 BYE", to_tag="b1"), ts_ns=60 * S)])
-    assert list(reg._ended) == [(92 * S, "abc123@192.0.2.10")]
+    assert reg.ended() == [(92 * S, "abc123@192.0.2.10")]
     assert reg.expire(91 * S) == 0
     assert reg.expire(92 * S) == 4  # RTP and RTCP of both sides
     assert len(reg) == 0

@@ -194,7 +194,7 @@ def _flows(native: bool, body: bytes) -> list[tuple[object, ...]]:
         assert p.media is not None
         flows = [
             (f.ip, f.port, f.kind, f.call_id, f.media, list(f.codecs.items()), f.expires_ns)
-            for f in p.media._flows.values()
+            for f in p.media.flows()
         ]
         return [*flows, tuple(sorted(p.media.stats().items()))]
     finally:

@@ -11,6 +11,7 @@ slicing, or None when the extension is not built or the block needs the general 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from typing import Any
 
 __all__ = [
@@ -58,14 +59,12 @@ _json: dict[str, JsonFn] = {"fn": _no_json}
 BatchResult = tuple[int, list[Any], tuple[int, ...], tuple[int, ...]]
 BatchFn = Callable[[Sequence[Any], int, list[Any], tuple[Any, ...], tuple[Any, ...]], BatchResult]
 _batch: dict[str, BatchFn | None] = {"fn": None}
-#: ``media_apply(ops, cfg) -> (registered, evicted)``: ``_native/sip_media.c``.
-MediaFn = Callable[[list[Any], tuple[Any, ...]], tuple[int, int]]
 
 
 def _load() -> None:
     _state["loaded"] = True
     try:
-        from otus_parser_sip._native import _sip_fast  # type: ignore[attr-defined]
+        _sip_fast: Any = import_module("otus_parser_sip._native._sip_fast")
     except ImportError:
         pass
     else:
@@ -73,7 +72,6 @@ def _load() -> None:
         _json["fn"] = _sip_fast.parse_json
         _state["batch"] = _sip_fast.parse_batch
         _batch["fn"] = _sip_fast.parse_batch
-        _state["media"] = _sip_fast.media_apply
     try:
         from otus_parser_sip._native import _sip_native  # type: ignore[attr-defined]
     except ImportError:
@@ -127,15 +125,6 @@ def batch_parser() -> BatchFn | None:
     if not _state["loaded"]:
         _load()
     return _batch["fn"]
-
-
-def media_applier() -> MediaFn:
-    """``media_apply(ops, cfg)`` of ``_sip_fast`` (``sip_media.c``): the media registry's
-    work of a ``parse_batch`` run (which exists only with the extension)."""
-    if not _state["loaded"]:
-        _load()
-    fn: MediaFn = _state["media"]
-    return fn
 
 
 def index_headers(

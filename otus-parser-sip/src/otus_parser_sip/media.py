@@ -4,6 +4,13 @@ The SIP parser publishes one instance per pipeline in ``context.shared["media_fl
 parser looks packets up by destination (or source) address. Entries are bounded in number and
 expire when their call ends or times out.
 
+``MediaFlowRegistry`` is the C table of the ``_sip_fast`` extension (``_native/sip_media.c``:
+flows as plain structs, hashed on the address and port, chained in registration order and per
+call; the batch path registers an SDP's endpoints straight from its description) when the
+extension is built, else ``PyMediaFlowRegistry`` below; both behave the same, operation for
+operation. The C table keeps no ``MediaFlow`` objects: ``lookup``, ``flows_of`` and ``flows``
+build new ones (equal, not identical, from call to call).
+
 Expiry costs what expires, not what is registered: flows are kept in registration order, and a
 flow's own expiry (registration time plus the parser's media timeout) grows along it, so
 ``expire`` reads from the oldest registration up to the first live one; flows whose expiry
@@ -16,8 +23,10 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["MediaFlow", "MediaFlowRegistry"]
+__all__ = ["MediaFlow", "MediaFlowRegistry", "PyMediaFlowRegistry"]
 
 
 @dataclass(slots=True)
@@ -33,8 +42,10 @@ class MediaFlow:
     expires_ns: int
 
 
-class MediaFlowRegistry:
-    """Lookup of media flows by ``(ip, port)``; least recently registered evicted when full."""
+class PyMediaFlowRegistry:
+    """Lookup of media flows by ``(ip, port)``; least recently registered evicted when full.
+
+    The pure-Python registry (the C table's reference, used without the extension)."""
 
     def __init__(self, max_flows: int = 200000) -> None:
         self.max_flows = max_flows
@@ -136,3 +147,42 @@ class MediaFlowRegistry:
             "media.evicted": self.evicted,
             "media.expired": self.expired,
         }
+
+    def flows(self) -> list[MediaFlow]:
+        """Every flow, least recently registered first (tests and debugging)."""
+        return list(self._flows.values())
+
+    def calls(self) -> dict[str, list[tuple[str, int]]]:
+        """The ``(ip, port)`` endpoints of each call holding flows (tests and debugging)."""
+        return {call_id: list(keys) for call_id, keys in self._by_call.items()}
+
+    def ended(self) -> list[tuple[int, str]]:
+        """``(expiry, Call-ID)`` of the ended calls ``expire`` has yet to read, oldest first."""
+        return list(self._ended)
+
+
+def _native() -> type[PyMediaFlowRegistry] | None:
+    """The C table as a ``MediaFlowRegistry`` class, or None without the extension."""
+    try:
+        table: Any = import_module("otus_parser_sip._native._sip_fast").MediaTable
+    except ImportError:
+        return None
+
+    class MediaFlowRegistry(table):  # type: ignore[misc]
+        """Lookup of media flows by ``(ip, port)``; least recently registered evicted when
+        full (the C table, ``_native/sip_media.c``)."""
+
+        __slots__ = ()
+
+        def __init__(self, max_flows: int = 200000) -> None:
+            super().__init__(max_flows, MediaFlow)
+
+    MediaFlowRegistry.__module__ = __name__
+    MediaFlowRegistry.__qualname__ = "MediaFlowRegistry"
+    return MediaFlowRegistry
+
+
+if TYPE_CHECKING:
+    MediaFlowRegistry = PyMediaFlowRegistry
+else:
+    MediaFlowRegistry = _native() or PyMediaFlowRegistry

@@ -12,14 +12,7 @@ from otus_parser_sip._body import media_of
 from otus_parser_sip._dialogs import Dialog, DialogTable
 from otus_parser_sip._message import FastResult, Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
-from otus_parser_sip._scan import (
-    BatchFn,
-    JsonFn,
-    MediaSummary,
-    batch_parser,
-    json_parser,
-    media_applier,
-)
+from otus_parser_sip._scan import BatchFn, JsonFn, MediaSummary, batch_parser, json_parser
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -126,10 +119,12 @@ class SipParser(Parser):
             options.max_header_line, options.parse_sdp, "sip", True,
         )  # fmt: skip
         self._stream_cfg = (*self._batch_cfg[:7], False)
-        #: ``dcfg`` of ``parse_batch``: the dialog table is updated in C (``sip_dialog.c``).
+        self._media_linger_ns = int(options.dialog_linger_s * _NS)
+        #: ``dcfg`` of ``parse_batch``: the dialog table is updated in C (``sip_dialog.c``),
+        #: and the media registry when it is the C table (else ``_media_ops``).
         self._dialog_cfg = (
             self.dialogs.calls, self.dialogs.by_outcome, options.max_dialogs, Dialog,
-            options.include_dialog_labels, self.media is not None,
+            options.include_dialog_labels, self.media, self._media_ttl_ns, self._media_linger_ns,
         )  # fmt: skip
         self.framer = StreamFramer(
             self.errors,
@@ -365,19 +360,17 @@ class SipParser(Parser):
                     self._calls_ended(ts_ns)
 
     def _media_ops(self, ops: list[Any]) -> None:
-        """The media registry's share of a ``parse_batch`` run (``is_end, dialog, ts_ns, media``
-        quadruples in message order): what ``_follow`` does after each ``DialogTable.update``
-        (``_register_media``, ``MediaFlowRegistry.end_call``), in C on the registry's own
-        objects (``sip_media.c``)."""
+        """The media registry's share of a ``parse_batch`` run when the registry is not the C
+        table (which the batch path feeds itself): ``is_end, dialog, ts_ns, media``
+        quadruples in message order, what ``_follow`` does after each ``DialogTable.update``."""
         registry = self.media
         assert registry is not None
-        cfg = (
-            registry._flows, registry._by_call, registry.max_flows, MediaFlow,
-            self._media_ttl_ns, int(self.options.dialog_linger_s * _NS), registry._ended,
-        )  # fmt: skip
-        registered, evicted = media_applier()(ops, cfg)
-        registry.registered += registered
-        registry.evicted += evicted
+        for k in range(0, len(ops), 4):
+            is_end, dialog, ts_ns, media = ops[k : k + 4]
+            if is_end:
+                registry.end_call(dialog.call_id, ts_ns + self._media_linger_ns)
+            else:
+                self._register_media(media, dialog, ts_ns)
 
     def _register_media(self, media: list[MediaSummary], dialog: Dialog, ts_ns: int) -> None:
         """SDP offer or answer (``media``: ``_body.media_of`` of the body): each side announces
@@ -398,7 +391,7 @@ class SipParser(Parser):
     def _calls_ended(self, ts_ns: int) -> None:
         ended = self.dialogs.ended
         if self.media is not None:
-            linger = ts_ns + int(self.options.dialog_linger_s * _NS)
+            linger = ts_ns + self._media_linger_ns
             for d in ended:
                 self.media.end_call(d.call_id, linger)
         ended.clear()

@@ -11,6 +11,8 @@
  *   next     the index Python continues at (len(datagrams) when all were handled);
  *   ops      the media registry's work, in order: [is_end, dialog, ts_ns, media, ...] (is_end:
  *            the call ended or was evicted at ts_ns; else register media, an SDP's summary);
+ *            empty when the registry is the C table (MediaTable, sip_media.c): then the SDP's
+ *            endpoints and the ended calls go to it directly;
  *   counts   (messages, requests, responses, trailing, keepalives, 1xx .. 6xx, then
  *            (method index, count) pairs in first-seen order; index into KNOWN below, 14 is
  *            "other");
@@ -18,7 +20,8 @@
  * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip",
  * datagram): datagram false for messages framed from a TCP stream (SipParser.parse_stream:
  * Content-Length required, and a keep-alive, TLS or leading CRLF is left to Python); dcfg
- * is (DialogTable._d, DialogTable.by_outcome, max_dialogs, Dialog, dialog labels on, media on).
+ * is (DialogTable._d, DialogTable.by_outcome, max_dialogs, Dialog, dialog labels on, the media
+ * registry or None, media timeout ns, dialog linger ns).
  * Records are built by writing otus.Record's slots directly when its __slots__ are exactly the
  * ones known here (else by calling the class with keywords): same values __init__ stores. The
  * labels go in as JSON (Record(labels_json=...)): otus_sip_json_core writes the message's,
@@ -230,7 +233,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     (void)self;
     if (nargs != 5 || !PyList_Check(args[2]) || !PyTuple_Check(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_Check(args[4]) ||
-        PyTuple_GET_SIZE(args[4]) != 6 || !PyDict_Check(PyTuple_GET_ITEM(args[4], 0)) ||
+        PyTuple_GET_SIZE(args[4]) != 8 || !PyDict_Check(PyTuple_GET_ITEM(args[4], 0)) ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(args[4], 1)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[4], 3)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[3], 0)) ||
@@ -245,7 +248,17 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     st.by_outcome = PyTuple_GET_ITEM(dcfg, 1);
     st.max_dialogs = PyLong_AsSsize_t(PyTuple_GET_ITEM(dcfg, 2));
     st.labels_on = PyObject_IsTrue(PyTuple_GET_ITEM(dcfg, 4));
-    st.media_on = PyObject_IsTrue(PyTuple_GET_ITEM(dcfg, 5));
+    PyObject *registry = PyTuple_GET_ITEM(dcfg, 5);
+    st.media_on = registry != Py_None;
+    int over1, over2; /* beyond 64 bits: the registry's work goes through Python */
+    st.ttl_ns = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(dcfg, 6), &over1);
+    st.linger_ns = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(dcfg, 7), &over2);
+    if (over1 || over2)
+        st.ttl_ns = -1;
+    /* times within 2**62 (otus_sip_dialog_check) plus these stay within 64 bits */
+    if (st.media_on && otus_sip_mreg_check(registry) && st.ttl_ns >= 0 &&
+        st.ttl_ns <= (1LL << 62) && st.linger_ns >= 0 && st.linger_ns <= (1LL << 62))
+        st.creg = registry;
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
     long max_size = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 2));
     long max_headers = PyLong_AsLong(PyTuple_GET_ITEM(cfg, 3));
@@ -265,6 +278,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     PyObject *result = NULL;
     jb lab; /* the labels JSON of the message at hand */
+    sip_msums ms; /* its SDP's endpoints for the C registry */
     jb_init(&lab);
     PyObject *pending = st.ops = PyList_New(0);
     long cnt[11] = {0}; /* messages, requests, responses, trailing, keepalives, 1xx..6xx */
@@ -322,6 +336,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 while (size > 0 && (*buf == '\r' || *buf == '\n'))
                     buf++, size--;
             sip_jres r;
+            r.msum = st.creg != NULL ? &ms : NULL;
             int rc = size > max_size ? BAIL
                                      : otus_sip_json_core(buf, size, max_headers, max_line,
                                                           datagram, parse_sdp, 0, &r, &lab);
@@ -342,7 +357,7 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
             if (rc == OK) {
                 /* the dialog first: its labels close the record's labels JSON */
                 int ok = otus_sip_dialog_update(&st, &r.lv, &lab, cid, r.status, f[D_TS],
-                                                r.media, found) == 0;
+                                                r.media, r.msum, found) == 0;
                 PyObject *raw = NULL, *labels = NULL, *rec = NULL;
                 if (ok) {
                     LIT(&lab, "}");

@@ -3,8 +3,9 @@
  * The table stays the Python objects: the OrderedDict of Call-ID to _dialogs.Dialog (whose
  * slots are read and written here), and the by_outcome dict. Counters that only add up
  * (created, evicted, setup histogram) are accumulated in sip_dstate and added by Python after
- * the run. Calls that ended (or were evicted) and SDP of a dialog message are handed back as
- * media operations, in message order, for the media registry.
+ * the run. Calls that ended (or were evicted) and SDP of a dialog message go to the media
+ * registry: on its C table right away (sip_media.c), else handed back as media operations, in
+ * message order.
  *
  * The message's labels are read from their views into the message (sip_lview) and the dialog
  * labels appended to the record's labels JSON.
@@ -35,7 +36,7 @@ static const char *const K_NAMES[K_N] = {
     ",\"sip.call_state\":", ",\"sip.caller\":", ",\"sip.callee\":", ",\"sip.ring_ms\":\"",
     ",\"sip.answer_ms\":\"", ",\"sip.final_status\":", ",\"sip.duration_ms\":\""};
 static size_t K_LENS[K_N]; /* strlen of K_NAMES, set up once */
-static PyObject *s_move_to_end, *s_popitem, *s_blank, *s_zero;
+static PyObject *s_move_to_end, *s_popitem, *s_blank, *s_zero, *s_call_id;
 
 #define GSLOT(o, k) (*(PyObject **)((char *)(o) + g_off[k]))
 #define OUTCOME_ENDED(s) ((s) >= S_TERMINATED)
@@ -78,7 +79,9 @@ int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
         s_popitem = PyUnicode_InternFromString("popitem");
         s_blank = PyUnicode_InternFromString("");
         s_zero = PyLong_FromLong(0);
-        if (s_move_to_end == NULL || s_popitem == NULL || s_blank == NULL || s_zero == NULL)
+        s_call_id = PyUnicode_InternFromString("call_id");
+        if (s_move_to_end == NULL || s_popitem == NULL || s_blank == NULL || s_zero == NULL ||
+            s_call_id == NULL)
             return -1;
         for (int k = 0; k < S_N; k++)
             if ((s_state[k] = PyUnicode_InternFromString(S_NAMES[k])) == NULL)
@@ -363,8 +366,28 @@ static int str_eq(PyObject *s, const char *lit, Py_ssize_t n) {
            PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND && memcmp(PyUnicode_DATA(s), lit, n) == 0;
 }
 
+/* The calls this message ended (ops: is_end, dialog, ts, None quadruples) on the C registry,
+ * after its SDP as in SipParser._follow; ops emptied. */
+static int ended_to_creg(sip_dstate *st) {
+    Py_ssize_t n = PyList_GET_SIZE(st->ops);
+    for (Py_ssize_t k = 0; k + 3 < n; k += 4) {
+        long long t;
+        PyObject *cid = PyObject_GetAttr(PyList_GET_ITEM(st->ops, k + 1), s_call_id);
+        int rc = cid == NULL || !i64(PyList_GET_ITEM(st->ops, k + 2), &t)
+                     ? -1
+                     : otus_sip_mreg_end(st->creg, cid, t + st->linger_ns);
+        if (rc < 0 && !PyErr_Occurred())
+            PyErr_SetString(PyExc_OverflowError, "parse_batch: time of an ended call");
+        Py_XDECREF(cid);
+        if (rc < 0)
+            return -1;
+    }
+    return PyList_SetSlice(st->ops, 0, n, NULL);
+}
+
 int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObject *cid,
-                           long status, PyObject *ts, PyObject *media, PyObject *found) {
+                           long status, PyObject *ts, PyObject *media, const sip_msums *ms,
+                           PyObject *found) {
     st->ops_mark = PyList_GET_SIZE(st->ops);
     PyObject *d = found; /* otus_sip_dialog_check's lookup: nothing ran in between */
     Py_XINCREF(d);
@@ -457,7 +480,15 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
     }
     /* SipParser._follow: media first, then the dialog labels, then the calls that ended (their
      * operations were queued by end_call/create, before this message's media: reorder). */
-    if (media != NULL && st->media_on && PyObject_IsTrue(media)) {
+    if (st->creg != NULL && ms != NULL && ms->n > 0) {
+        long long t;
+        if (!i64(ts, &t)) { /* otus_sip_dialog_check let only such times through */
+            PyErr_SetString(PyExc_OverflowError, "parse_batch: time of an SDP");
+            goto fail;
+        }
+        if (otus_sip_mreg_sdp(st->creg, ms, GSLOT(d, G_CALL_ID), t + st->ttl_ns) < 0)
+            goto fail;
+    } else if (media != NULL && st->media_on && PyObject_IsTrue(media)) {
         /* the ended operations of this message were appended already; the registry's
          * register must come before end_call as in _follow: insert before them */
         Py_ssize_t at = st->ops_mark;
@@ -467,6 +498,8 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
                 goto fail;
     }
     if (st->labels_on && lab != NULL && add_labels(d, lab) < 0)
+        goto fail;
+    if (st->creg != NULL && PyList_GET_SIZE(st->ops) > 0 && ended_to_creg(st) < 0)
         goto fail;
     Py_DECREF(d);
     return 0;

@@ -9,9 +9,13 @@
 struct jb;
 
 /* One run's view of the table: od (DialogTable._d), by_outcome, the media operations handed
- * back ([is_end, dialog, ts_ns, media] per operation) and the counters Python adds afterwards. */
+ * back ([is_end, dialog, ts_ns, media] per operation) and the counters Python adds afterwards.
+ * With creg (the registry is the C table, MediaTable) the media work is done on it right
+ * away instead (SDP endpoints expire ttl_ns after the message, ended calls' flows linger_ns
+ * after it) and ops only holds a message's ended calls until its SDP is registered. */
 typedef struct {
-    PyObject *od, *by_outcome, *ops;
+    PyObject *od, *by_outcome, *ops, *creg;
+    long long ttl_ns, linger_ns;
     PyObject *move_to_end; /* OrderedDict.move_to_end when od is a plain OrderedDict, or NULL */
     Py_ssize_t max_dialogs, ops_mark;
     int labels_on, media_on;
@@ -33,5 +37,6 @@ PyObject *otus_sip_odict_move_to_end(PyObject *od);
 /* The message's labels are read from lv; its dialog labels (when on) are appended to lab, the
  * labels JSON otus_sip_json_core wrote. */
 int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, struct jb *lab, PyObject *cid,
-                           long status, PyObject *ts, PyObject *media, PyObject *found);
+                           long status, PyObject *ts, PyObject *media, const sip_msums *ms,
+                           PyObject *found);
 #endif

@@ -2,8 +2,8 @@
  * C writers share (sip_json.c, sip_sdp.c).
  *
  * parse_json (sip_json.c) frames a message and writes its payload as JSON; parse_batch
- * (sip_batch.c, sip_dialog.c) does SipParser.parse for a run of datagrams, and media_apply
- * (sip_media.c) the media registry's share of it. Whatever they
+ * (sip_batch.c, sip_dialog.c) does SipParser.parse for a run of datagrams, and MediaTable
+ * (sip_media.c) is the media registry. Whatever they
  * decline runs through the pure-Python reference (_message.py, _headers.py).
  */
 #define PY_SSIZE_T_CLEAN
@@ -158,8 +158,6 @@ static PyMethodDef methods[] = {
      "status, trailing, body, content_type, media) | None"},
     {"parse_batch", (PyCFunction)(void (*)(void))otus_sip_parse_batch, METH_FASTCALL,
      "parse_batch(datagrams, start, out, cfg, table) -> (next, pending, counts)"},
-    {"media_apply", (PyCFunction)(void (*)(void))otus_sip_media_apply, METH_FASTCALL,
-     "media_apply(ops, cfg) -> (registered, evicted)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -171,5 +169,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__sip_fast(void) {
     if (otus_sip_json_init() < 0)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && otus_sip_mreg_ready(m) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -386,6 +386,7 @@ static inline void jb_int(jb *b, long long v) {
 
 /* The body description of _body.parse_body as JSON, and the media summary (a list, or NULL when
  * the body is not SDP) of _body.media_of; BAIL when the Python body path must run (sip_sdp.c). */
-int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media);
+int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media,
+                       sip_msums *ms);
 
 #endif

@@ -1113,6 +1113,8 @@ static const char *find_crlf2(const char *buf, size_t n) {
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
                        int datagram, int parse_sdp, int partial, sip_jres *r, struct jb *lab) {
     r->json = r->labels = r->body = r->ctype = r->media = NULL;
+    if (r->msum != NULL)
+        r->msum->n = 0;
     const char *end4 = size >= 4 ? find_crlf2(buf, (size_t)size) : NULL;
     if (end4 == NULL || max_headers < 0 || max_headers > MAX_STACK_HEADERS || max_line < 0 ||
         size > 0x7fffffff)
@@ -1176,7 +1178,7 @@ int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long 
         sv body_sv = {buf + body_start, body_len};
         sv ct = m.has_ct ? m.content_type : (sv){buf, 0};
         LIT(&b, ",\"body\":");
-        int brc = otus_sip_body_json(&b, body_sv, ct, parse_sdp, &media);
+        int brc = otus_sip_body_json(&b, body_sv, ct, parse_sdp, &media, r->msum);
         if (brc == ERR) {
             jb_free(&b);
             return ERR;
@@ -1240,6 +1242,7 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (PyErr_Occurred() || datagram < 0 || parse_sdp < 0)
         return NULL;
     sip_jres r;
+    r.msum = NULL;
     int rc = otus_sip_json_core(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
                                 max_headers, max_line, datagram, parse_sdp, 1, &r, NULL);
     if (rc == ERR)

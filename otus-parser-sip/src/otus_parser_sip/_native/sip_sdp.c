@@ -14,6 +14,8 @@
 #define SDP_MAX_MEDIA 16
 #define SDP_MAX_ATTRS 96
 #define SDP_MAX_MAPS 64
+_Static_assert(SDP_MAX_MEDIA <= SIP_MSUM_MAX && SDP_MAX_MAPS <= SIP_MSUM_CODECS,
+               "sip_msums holds every media and rtpmap of a description");
 
 /* Keys a level gets from its lines, in the order they first appear. */
 enum { K_CONN, K_DIR, K_RTPMAP, K_RTCP, K_MUX, K_VERSION, K_ORIGIN, K_NAME, K_TIMING, N_K };
@@ -517,6 +519,36 @@ static int media_summary(const sdp_desc *d, PyObject *list) {
     return OK;
 }
 
+/* media_summary's endpoints as views for the batch path's C registry (same selection). */
+static void media_views(const sdp_desc *d, sip_msums *ms) {
+    const sdp_level *s = &d->lv[0];
+    ms->n = 0;
+    int nc = 0;
+    for (int i = 1; i < d->nlv; i++) {
+        const sdp_level *m = &d->lv[i];
+        const sdp_level *cl = (m->seen & (1u << K_CONN)) ? m : s;
+        sv dir = (m->seen & (1u << K_DIR)) ? m->dir : s->dir;
+        int has_dir = (m->seen | s->seen) & (1u << K_DIR);
+        if (!m->mline3 || m->port == 0 || !(cl->seen & (1u << K_CONN)) ||
+            (has_dir && eq(dir, "inactive")) || cl->conn[2].n == 0)
+            continue;
+        int rtcp = (m->seen & (1u << K_RTCP)) != 0;
+        sip_msum *o = &ms->m[ms->n++]; /* at most SDP_MAX_MEDIA = SIP_MSUM_MAX */
+        o->addr = cl->conn[2];
+        o->raddr = rtcp && m->has_rtcp_addr ? m->rtcp_addr : o->addr;
+        o->port = m->port;
+        o->rport = rtcp ? m->rtcp_port : m->port + 1;
+        o->mux = (m->seen & (1u << K_MUX)) != 0;
+        o->media = m->media;
+        o->c0 = nc;
+        o->nc = m->nmap;
+        for (int k = m->map0; k < m->map0 + m->nmap; k++, nc++) { /* nc < SDP_MAX_MAPS */
+            ms->pt[nc] = d->maps[k].pt;
+            ms->enc[nc] = d->maps[k].enc;
+        }
+    }
+}
+
 static int lower_eq(sv a, const char *lit) {
     size_t n = strlen(lit);
     if ((size_t)a.n < n)
@@ -531,7 +563,8 @@ static int lower_eq(sv a, const char *lit) {
     return 1;
 }
 
-int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media) {
+int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media,
+                       sip_msums *ms) {
     *media = NULL;
     for (Py_ssize_t i = 0; i < ctype.n; i++) {
         unsigned char c = (unsigned char)ctype.p[i];
@@ -552,6 +585,11 @@ int otus_sip_body_json(jb *b, sv body, sv ctype, int parse_sdp, PyObject **media
         LIT(b, ",\"sdp\":");
         if (jb_reserve(b, sdp_room(&d, body.n))) /* else b->oom: the message fails */
             b->n = (size_t)(sdp_json(b->p + b->n, &d, b->rd_lo, b->rd_hi) - b->p);
+        if (ms != NULL) {
+            media_views(&d, ms);
+            LIT(b, "}");
+            return OK;
+        }
         PyObject *list = PyList_New(0);
         if (list == NULL)
             return ERR;

@@ -157,6 +157,23 @@ typedef struct {
     int has_from_tag, has_to_tag, has_from_user, has_to_user;
 } sip_lview;
 
+/* The media registry's part of one SDP, as views into the message (sip_sdp.c fills it for
+ * the batch path instead of _body.media_of's tuples): per registrable media the address and
+ * port of RTP, of RTCP (raddr/rport) unless mux, the media and its codecs, pt[c0 .. c0 + nc)
+ * and enc[...] (rtpmap payload types and encodings, in order). */
+#define SIP_MSUM_MAX 16
+#define SIP_MSUM_CODECS 64
+typedef struct {
+    sv addr, raddr, media;
+    long long port, rport;
+    int mux, c0, nc;
+} sip_msum;
+typedef struct {
+    int n;
+    sip_msum m[SIP_MSUM_MAX];
+    sv pt[SIP_MSUM_CODECS], enc[SIP_MSUM_CODECS];
+} sip_msums;
+
 /* One message framed and written as payload JSON (sip_json.c): json, labels (a dict, or NULL
  * when they were written as JSON instead) and media (a new reference or NULL when the body has
  * no media summary); body and ctype only when the body was left to Python (partial), else
@@ -167,6 +184,7 @@ typedef struct {
     Py_ssize_t trailing;
     sv method;
     sip_lview lv;
+    sip_msums *msum; /* set by the caller: the SDP's media summary goes here (NULL: r->media) */
 } sip_jres;
 /* Drops the references *r holds (each may be NULL). */
 static inline void sip_jres_clear(sip_jres *r) {
@@ -183,8 +201,13 @@ struct jb;
  * of a dict in r->labels. */
 int otus_sip_json_core(const char *buf, Py_ssize_t size, long max_headers, long max_line,
                        int datagram, int parse_sdp, int partial, sip_jres *r, struct jb *lab);
-/* _sip_fast.media_apply (defined in sip_media.c). */
-PyObject *otus_sip_media_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+/* The media registry's C table (sip_media.c): the type added to the module; 1 when o is one;
+ * an SDP's endpoints registered (expiring at `expires`), a call ended (its flows expire at
+ * `expires` at the latest). 0, or -1 with an exception set. */
+int otus_sip_mreg_ready(PyObject *module);
+int otus_sip_mreg_check(PyObject *o);
+int otus_sip_mreg_sdp(PyObject *reg, const sip_msums *ms, PyObject *call_id, long long expires);
+int otus_sip_mreg_end(PyObject *reg, PyObject *call_id, long long expires);
 /* _sip_fast.parse_batch (defined in sip_batch.c). */
 PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
