@@ -219,9 +219,10 @@ def test_refused_and_ignored_commands_are_counted(
     shutdown = command("daemon_shutdown")
     unknown = command("no_such_command")
     garbage_with_id = {"request_id": "garbage-1", "hello": 1}
+    nested = b"[" * 100_000  # past the JSON decoder's recursion limit
     send(
         broker, status, status, expired, iso_ok, other, empty, unsigned, bad_sig,
-        shutdown, unknown, garbage_with_id, b"\x00not json", b"[1,2]", b"",
+        shutdown, unknown, garbage_with_id, b"\x00not json", b"[1,2]", b"", nested,
     )  # fmt: skip
     assert response_to(broker, status["request_id"])["ok"] is True  # answered once only
     refused = response_to(broker, unsigned["request_id"])
@@ -236,8 +237,8 @@ def test_refused_and_ignored_commands_are_counted(
     assert not ids & {expired["request_id"], iso_ok["request_id"], other["request_id"]}
 
     after = daemon.wait_for(
-        lambda: (s := daemon.channel_stats())["received"] - before["received"] == 14 and s,
-        what="14 commands received",
+        lambda: (s := daemon.channel_stats())["received"] - before["received"] == 15 and s,
+        what="15 commands received",
     )
     delta = {k: after[k] - before[k] for k in after}
     assert delta["executed"] == 1
@@ -245,7 +246,8 @@ def test_refused_and_ignored_commands_are_counted(
     assert delta["expired"] == 2
     assert delta["ignored_target"] == 1
     assert delta["unauthenticated"] == 2
-    assert delta["malformed"] == 5  # empty target, garbage object, not JSON, a list, empty
+    assert delta["malformed"] == 6  # empty target, garbage object, not JSON, a list, empty, nested
+    assert delta["reconnects"] == 0  # the nested message did not take the channel down
     assert delta["errors"] == 2  # shutdown refused, unknown command
     assert daemon.proc is not None
     assert daemon.proc.poll() is None
@@ -280,6 +282,8 @@ def test_message_checks() -> None:
     with pytest.raises(CommandError) as info:
         parse_command(b'{"version": "v1"}')
     assert info.value.request_id is None
+    with pytest.raises(CommandError, match="nested too deeply"):
+        parse_command(b"[" * 100_000)
     assert parse_timestamp(1_700_000_000_000) == 1_700_000_000.0
     assert parse_timestamp("2023-11-14T22:13:20Z") == 1_700_000_000.0
     assert parse_timestamp("2023-11-14T22:13:20") == 1_700_000_000.0

@@ -40,6 +40,13 @@ def test_parse_error() -> None:
     assert _call(b"{nope")["error"]["code"] == -32700
 
 
+def test_deeply_nested_json_is_a_parse_error() -> None:
+    """A line nested past the decoder's recursion limit is answered, not a dropped connection."""
+    err = _call(b"[" * 100_000)["error"]
+    assert err["code"] == -32700
+    assert "nested too deeply" in err["message"]
+
+
 def test_invalid_requests() -> None:
     assert _call("[]")["error"]["code"] == -32600
     assert _call("3")["error"]["code"] == -32600

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from otus._control.jsonrpc import decode_json
+
 __all__ = [
     "VERSION",
     "Command",
@@ -61,8 +63,8 @@ def parse_command(value: bytes | None) -> Command:
     if not value:
         raise CommandError("empty message")
     try:
-        message = json.loads(value)
-    except (ValueError, UnicodeDecodeError) as exc:
+        message = decode_json(value)
+    except ValueError as exc:  # UnicodeDecodeError included
         raise CommandError(f"not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise CommandError("a command must be a JSON object")

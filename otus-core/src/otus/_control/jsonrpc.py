@@ -35,6 +35,15 @@ class RpcError(Exception):
         self.data = data
 
 
+def decode_json(data: bytes | str) -> Any:
+    """``json.loads`` for input from outside: nesting past the decoder's recursion limit (a
+    line of 100,000 ``[``) is a ``ValueError`` like any other malformed JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _error(req_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -55,8 +64,8 @@ class Dispatcher:
     async def handle_line(self, line: bytes) -> bytes | None:
         """Answer one newline-delimited message; ``None`` for a notification."""
         try:
-            message = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+            message = decode_json(line)
+        except ValueError as exc:  # UnicodeDecodeError included
             return _encode(_error(None, PARSE_ERROR, f"parse error: not valid JSON ({exc})"))
         if isinstance(message, list):
             if not message:
