@@ -114,6 +114,17 @@ def test_an_invalid_run_is_refused_before_anything_starts(tmp_path: Path) -> Non
     assert proc.stdout == ""
 
 
+def test_an_unwritable_summary_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    pcap = write_pcap(tmp_path / "calls.pcap", mixed_frames(2, 0))
+    summary = tmp_path / "no-such-dir" / "summary.json"
+    proc = run_otus("run", "--pcap", str(pcap), "--parser", "sip", "--summary-json", str(summary))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"otus: --summary-json {summary}: cannot write: No such file or directory"
+    ]
+    assert proc.stdout == ""  # refused before anything was read
+
+
 def test_a_broken_pcap_is_processed_up_to_the_damage_then_one_error_line(
     tmp_path: Path,
 ) -> None:

@@ -15,13 +15,18 @@ read, or ``duration`` elapsed), 1 an error (invalid task, broken capture file), 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import time
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from otus.errors import ConfigError
+from otus.errors import ConfigError, OtusError
+
+if TYPE_CHECKING:
+    from otus._config.settings import Settings
+    from otus._config.validate import ValidatedTask
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -161,11 +166,6 @@ def run(args: argparse.Namespace) -> int:
     from otus._config.settings import load_settings
     from otus._config.validate import validate_task
     from otus._logging.setup import configure_logging
-    from otus._pipeline.builder import build_pipeline
-    from otus._pipeline.progress import ProgressBar
-    from otus._pipeline.runner import Runner
-    from otus._pipeline.summary import format_summary, summary_data
-    from otus._pipeline.worker import pipeline_context, plain_settings
     from otus._plugins.registry import load_registry
     from otus.cli.main import config_path
 
@@ -189,6 +189,38 @@ def run(args: argparse.Namespace) -> int:
     task = validate_task(
         data, source=source, registry=registry, decoder_defaults=settings.core.decoder
     )
+    summary_file = _open_summary(args.summary_json)
+    try:
+        return _run(args, task, settings, summary_file)
+    finally:
+        if summary_file is not None:
+            with contextlib.suppress(OSError):  # a failed write was reported by _run
+                summary_file.close()
+
+
+def _open_summary(path: str | None) -> IO[str] | None:
+    """The ``--summary-json`` file, opened before the run so a bad path costs no run."""
+    if path is None:
+        return None
+    try:
+        return open(path, "w", encoding="utf-8")  # closed by run()
+    except OSError as exc:
+        raise OtusError(f"--summary-json {path}: cannot write: {exc.strerror}") from None
+
+
+def _run(
+    args: argparse.Namespace,
+    task: ValidatedTask,
+    settings: Settings,
+    summary_file: IO[str] | None,
+) -> int:
+    """Build the pipeline, run it with a progress bar and signal handling, then summarise."""
+    from otus._pipeline.builder import build_pipeline
+    from otus._pipeline.progress import ProgressBar
+    from otus._pipeline.runner import Runner
+    from otus._pipeline.summary import format_summary, summary_data
+    from otus._pipeline.worker import pipeline_context, plain_settings
+
     cfg = task.config
     context = pipeline_context(cfg.id, 1, settings, 0, plain_settings(settings))
     pipeline = build_pipeline(task, context)
@@ -233,10 +265,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if status != "failed" or snapshot["counters"].get("capture.packets"):
         print(format_summary(data_out), file=sys.stderr)  # nothing to sum up when nothing was read
-    if args.summary_json:
-        with open(args.summary_json, "w", encoding="utf-8") as fh:
-            json.dump(data_out, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+    if summary_file is not None:
+        try:
+            json.dump(data_out, summary_file, indent=2, sort_keys=True)
+            summary_file.write("\n")
+            summary_file.flush()
+        except OSError as exc:  # a full disk
+            print(f"otus: --summary-json {summary_file.name}: cannot write: {exc.strerror}",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_ERROR
     if status == "failed":
         print(f"otus: {error}", file=sys.stderr)
         return EXIT_ERROR
