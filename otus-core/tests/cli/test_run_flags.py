@@ -96,3 +96,17 @@ def test_bad_overrides_name_the_flag(sets: list[str], options: list[str], proble
     task = task_from_flags(parse("--pcap", "x.pcap"))
     with pytest.raises(ConfigError, match=problem.replace("(", r"\(")):
         apply_overrides(task, sets, options)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_a_flush_timeout_that_is_not_a_non_negative_number_is_bad_usage(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse("--pcap", "x.pcap", "--flush-timeout", value)
+    assert info.value.code == 2
+    assert "--flush-timeout" in capsys.readouterr().err
+
+
+def test_a_zero_flush_timeout_is_accepted() -> None:
+    assert parse("--pcap", "x.pcap", "--flush-timeout", "0").flush_timeout == 0.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import signal
 import sys
 import time
@@ -65,9 +66,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--id", default="run", help="task id stamped on records (default: run)")
     parser.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    parser.add_argument("--flush-timeout", type=float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--flush-timeout", type=_seconds, default=5.0, metavar="SECONDS",
                         help="longest wait for reporters at the end (default 5)")  # fmt: skip
     parser.set_defaults(func=run)
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds (argparse turns the error into usage, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
 
 
 # -- building the task from flags ----------------------------------------------------------------
