@@ -246,6 +246,26 @@ def test_write_errors_are_counted() -> None:
     reporter.close(1.0)
 
 
+def test_a_failing_output_is_logged_once_with_its_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full disk (ENOSPC) or a closed pipe names itself in the log, not only in a counter."""
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.fail("/dev/full is missing")
+    reporter = ConsoleReporter(ConsoleOptions(format="json", output=str(full)))
+    with caplog.at_level("WARNING", logger="otus_reporter_console"):
+        for _ in range(3):
+            reporter.report([make_record() for _ in range(4)])
+            assert reporter.flush(10.0)
+        reporter.close(1.0)
+    assert reporter.stats()["errors"] == 12
+    lines = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(lines) == 1  # once, not per write
+    assert "/dev/full" in lines[0]
+    assert "No space left on device" in lines[0]
+
+
 def test_unserialisable_payload_is_an_error_not_a_crash() -> None:
     stream = GateStream()
     stream.gate.set()

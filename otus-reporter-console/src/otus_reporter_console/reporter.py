@@ -12,6 +12,7 @@ weights at once (records and bytes) while that queue bounds the number of items.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from otus_reporter_console.options import ConsoleOptions
 __all__ = ["ConsoleReporter"]
 
 _STD_STREAMS = {"-": "stdout", "stdout": "stdout", "stderr": "stderr"}
+log = logging.getLogger(__name__)
 
 
 class _TextSink:
@@ -67,6 +69,7 @@ class ConsoleReporter(Reporter):
         self._closed = False
         self._in_flight = 0  # records the writer has taken and not yet written
         self._abandoned = False  # close() gave up on the in-flight write and counted it dropped
+        self._failing: str | None = None  # the write error last logged, until a write succeeds
         # plain counters, read by stats() from any thread
         self.buffered_records = 0
         self.buffered_bytes = 0
@@ -233,10 +236,10 @@ class ConsoleReporter(Reporter):
                 self.buffered_records -= count
                 self.buffered_bytes -= len(data)
                 self._in_flight = count
-            ok = _write_all(stream, data)
+            error = _write_all(stream, data)
             with self._cond:
                 if not self._abandoned:
-                    if ok:
+                    if error is None:
                         self.written_records += count
                         self.written_bytes += len(data)
                     else:
@@ -244,10 +247,24 @@ class ConsoleReporter(Reporter):
                         self.write_failures += 1
                 self._in_flight = 0
                 self._cond.notify_all()
+            self._log_write_error(error)
+
+    def _log_write_error(self, error: str | None) -> None:
+        """Name a failing output once (not per write); again only after it worked in between."""
+        if error is None or error == self._failing:
+            self._failing = error
+            return
+        self._failing = error
+        out = self.options.output
+        log.warning(
+            "console reporter: cannot write to %s: %s; its records are lost and counted as "
+            "errors (logged again only if the output recovers and fails again)",
+            _STD_STREAMS.get(out, out), error,
+        )  # fmt: skip
 
 
-def _write_all(stream: Any, data: bytes) -> bool:
-    """Write all of ``data`` (raw streams may write part of it); ``False`` on an I/O error."""
+def _write_all(stream: Any, data: bytes) -> str | None:
+    """Write all of ``data`` (raw streams may write part of it); the error, or ``None``."""
     view = memoryview(data)
     try:
         while view:
@@ -257,9 +274,11 @@ def _write_all(stream: Any, data: bytes) -> bool:
                 continue
             view = view[n:]
         stream.flush()
-    except (OSError, ValueError):  # EPIPE, ENOSPC, a stream closed under us
-        return False
-    return True
+    except OSError as exc:  # EPIPE, ENOSPC
+        return exc.strerror or str(exc)
+    except ValueError as exc:  # a stream closed under us
+        return str(exc)
+    return None
 
 
 def _isatty(stream: Any) -> bool:
