@@ -99,6 +99,38 @@ def test_tasks_create_list_status_delete(daemon: Daemon, tmp_path: Path) -> None
     assert "no task 'nope'" in missing.stderr
 
 
+def test_a_relative_pcap_path_is_the_one_next_to_the_user(daemon: Daemon, tmp_path: Path) -> None:
+    """`otus task create -f` run in another directory than the daemon's: a relative capture
+    path names the file the user sees, not one in the daemon's working directory."""
+    client = tmp_path / "client"
+    client.mkdir()
+    write_pcap(client / "calls.pcap", 3)
+    (client / "rel.toml").write_text(
+        'id = "rel"\n[capture]\nname = "pcap"\nconfig = { path = "calls.pcap" }\n'
+        f'[[reporters]]\nname = "console"\nconfig = {{ output = "{tmp_path / "rel.out"}" }}\n'
+    )
+    assert Path.cwd() != client
+    cmd = [*OTUS, "task", "create", "-f", "rel.toml", "--socket", daemon.socket]
+    created = subprocess.run(cmd, capture_output=True, text=True, cwd=client, timeout=60)
+    assert created.returncode == 0, created.stderr
+    done = daemon.wait_for(
+        lambda: (s := daemon.json("task", "status", "rel"))["state"] in ("stopped", "failed") and s,
+        what="the task to end",
+    )
+    assert (done["state"], done["reason"], done["restarts"]) == ("stopped", "completed", 0)
+    assert done["counts"]["counters"]["capture.packets"] == 3
+    # stdin is the daemon's, not the user's: refused instead of a task reading nothing
+    (client / "stdin.toml").write_text(
+        'id = "stdin"\n[capture]\nname = "pcap"\nconfig = { path = "-" }\n'
+        '[[reporters]]\nname = "console"\n'
+    )
+    cmd = [*OTUS, "task", "create", "-f", "stdin.toml", "--socket", daemon.socket]
+    refused = subprocess.run(cmd, capture_output=True, text=True, cwd=client, timeout=60)
+    assert refused.returncode == 1
+    assert "stdin.toml: capture.config.path: '-' (stdin)" in refused.stderr
+    assert [t["id"] for t in daemon.json("task", "list")] == ["rel"]
+
+
 def test_killed_worker_is_restarted_and_counters_stay_monotonic(
     daemon: Daemon, tmp_path: Path
 ) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from otus.cli._client import add_socket_option, print_json, rpc, want_json
+from otus.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -35,12 +37,33 @@ def run_create(args: argparse.Namespace) -> int:
 
     load_task_file(args.file, load_registry())  # the same check as `otus validate`, with file name
     config = load_document(args.file)
+    _pcap_path_from_here(config, args.file)
     result = rpc(args, "task_create", {"config": config})
     if want_json(args):
         print_json(result)
     else:
         print(f"task {result['id']} {result['state']} ({result['workers']} worker(s))")
     return 0
+
+
+def _pcap_path_from_here(config: dict[str, Any], source: str) -> None:
+    """A relative pcap ``path`` names a file seen from here, not from the daemon's working
+    directory: made absolute before sending. ``-`` (stdin) would be the daemon's: refused."""
+    capture = config.get("capture")
+    if not isinstance(capture, dict) or capture.get("name") != "pcap":
+        return
+    options = capture.get("config")
+    if not isinstance(options, dict):
+        return
+    path = options.get("path")
+    if path == "-":
+        raise ConfigError(
+            "'-' (stdin) is for otus run; a daemon task reads a file",
+            source=source,
+            path="capture.config.path",
+        )
+    if isinstance(path, str) and not os.path.isabs(path):
+        options["path"] = os.path.abspath(path)
 
 
 def run_list(args: argparse.Namespace) -> int:
