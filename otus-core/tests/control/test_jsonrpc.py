@@ -64,7 +64,20 @@ def test_invalid_params() -> None:
     assert _call('{"jsonrpc":"2.0","method":"echo","params":[1],"id":1}')["error"]["code"] == -32602
     err = _call('{"jsonrpc":"2.0","method":"echo","params":{"bogus":1},"id":1}')["error"]
     assert err["code"] == -32602
-    assert "bogus" in err["message"]
+    assert err["message"] == "invalid params for echo: unknown parameter 'bogus'; known: value"
+    err = _call('{"jsonrpc":"2.0","method":"fails","params":{},"id":1}')["error"]
+    assert err["message"] == "invalid params for fails: missing parameter 'kind'"
+
+
+def test_a_type_error_inside_a_method_is_an_internal_error_not_bad_params() -> None:
+    async def buggy() -> Any:
+        return len(None)  # type: ignore[arg-type]
+
+    out = asyncio.run(
+        Dispatcher({"buggy": buggy}).handle_line(b'{"jsonrpc":"2.0","method":"buggy","id":1}')
+    )
+    assert out is not None
+    assert json.loads(out)["error"]["code"] == -32603
 
 
 def test_errors_map_to_codes() -> None:

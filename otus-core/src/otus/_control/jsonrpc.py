@@ -6,6 +6,7 @@ One request per line. Errors use the standard codes with messages a user can act
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -92,10 +93,11 @@ class Dispatcher:
         if handler is None:
             known = ", ".join(self.methods)
             return _error(req_id, METHOD_NOT_FOUND, f"method not found: {method!r}; known: {known}")
+        problem = _params_problem(handler, params)
+        if problem is not None:
+            return _error(req_id, INVALID_PARAMS, f"invalid params for {method}: {problem}")
         try:
             result = await handler(**params)
-        except TypeError as exc:
-            return _error(req_id, INVALID_PARAMS, f"invalid params for {method}: {exc}")
         except RpcError as exc:
             return _error(req_id, exc.code, exc.message, exc.data)
         except ConfigError as exc:
@@ -108,6 +110,28 @@ class Dispatcher:
         if is_notification:
             return None
         return {"jsonrpc": "2.0", "result": result, "id": req_id}
+
+
+def _params_problem(handler: Handler, params: dict[str, Any]) -> str | None:
+    """What is wrong with ``params`` for ``handler``, in the client's terms (names, not a
+    Python ``TypeError``); ``None`` when they fit. A ``TypeError`` raised inside a method is
+    then a bug of the method (internal error), not bad params."""
+    signature = inspect.signature(handler)
+    try:
+        signature.bind(**params)
+    except TypeError:
+        named = [
+            p
+            for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        known = [p.name for p in named]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            return f"unknown parameter {unknown[0]!r}; known: {', '.join(known) or 'none'}"
+        missing = [p.name for p in named if p.default is p.empty and p.name not in params]
+        return f"missing parameter {missing[0]!r}" if missing else "parameters do not fit"
+    return None
 
 
 def _encode(obj: Any) -> bytes:
