@@ -64,3 +64,59 @@ def test_rotating_file_compresses_backups(tmp_path: Path) -> None:
         first = json.loads(f.readline())
     assert first["event"].startswith("line ")
     assert path.stat().st_size <= 2000
+
+
+def test_a_library_repeating_itself_is_logged_once_a_minute(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """aiokafka logs 'Unable connect to ...' at error level on every reconnect (several a
+    second per worker while a broker is down); Otus's own lines are never held back."""
+    configure_logging("info", "json")
+    kafka = logging.getLogger("aiokafka")
+    for _ in range(50):
+        kafka.error('Unable connect to "127.0.0.1:9092": [Errno 111] Connect call failed')
+    logging.getLogger("aiokafka.cluster").error("Unable to update metadata from [111]")
+    for _ in range(3):
+        logging.getLogger("otus.test").warning("same otus line")
+    events = [json.loads(x)["event"] for x in capsys.readouterr().err.splitlines()]
+    assert events == [
+        'Unable connect to "127.0.0.1:9092": [Errno 111] Connect call failed',
+        "Unable to update metadata from [111]",
+        "same otus line",
+        "same otus line",
+        "same otus line",
+    ]
+
+
+def test_held_back_repeats_are_counted_on_the_next_line_let_through() -> None:
+    from otus._logging.setup import RepeatLimiter
+
+    now = [100.0]
+    limiter = RepeatLimiter(("aiokafka",), window=60.0, clock=lambda: now[0])
+
+    def record(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+
+    first = record("aiokafka.conn", "down")
+    assert limiter.filter(first)
+    assert not hasattr(first, "repeats_held_back")
+    assert [limiter.filter(record("aiokafka.conn", "down")) for _ in range(4)] == [False] * 4
+    assert limiter.filter(record("aiokafka.conn", "other text"))
+    assert limiter.filter(record("aiokafkax", "down"))  # not under the prefix
+    now[0] += 60.0
+    again = record("aiokafka.conn", "down")
+    assert limiter.filter(again)
+    assert again.repeats_held_back == 4  # type: ignore[attr-defined]
+
+
+def test_every_handler_gets_the_line_let_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_file = tmp_path / "otus.log"
+    handlers = configure_logging("info", "json", file={"path": str(log_file)})
+    for _ in range(5):
+        logging.getLogger("aiokafka").error("Unable to update metadata from [111]")
+    for h in handlers:
+        h.flush()
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert len(log_file.read_text().splitlines()) == 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -17,6 +19,48 @@ from otus._logging.files import RotatingFile
 from otus._logging.loki import LokiHandler
 
 _handlers: list[logging.Handler] = []
+
+# Libraries that log every failed reconnect (aiokafka: several lines a second per worker while a
+# broker is down); Otus logs the outage itself, rate-limited, and counts it.
+NOISY_LIBRARIES = ("aiokafka",)
+
+
+class RepeatLimiter(logging.Filter):
+    """Lets a line of the given loggers through once per ``window`` seconds; the next one let
+    through carries ``repeats_held_back`` (how many were held back). Keyed on the logger and the
+    unformatted message, so a reconnect loop repeating itself is one line a minute."""
+
+    _MAX_KEYS = 1024
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        *,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._prefixes = prefixes
+        self._window = window
+        self._clock = clock
+        self._seen: dict[tuple[str, str], list[float]] = {}  # key -> [last shown, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not any(name == p or name.startswith(p + ".") for p in self._prefixes):
+            return True
+        key = (name, str(record.msg))
+        now = self._clock()
+        entry = self._seen.get(key)
+        if entry is not None and now - entry[0] < self._window:
+            entry[1] += 1
+            return False
+        if entry is not None and entry[1]:
+            record.repeats_held_back = int(entry[1])
+        if len(self._seen) >= self._MAX_KEYS:
+            self._seen.clear()
+        self._seen[key] = [now, 0]
+        return True
 
 
 def _renderer(fmt: str, stream_is_tty: bool) -> Any:
@@ -90,6 +134,7 @@ def configure_logging(
         _handlers.append(lh)
     root = logging.getLogger()
     for handler in _handlers:
+        handler.addFilter(RepeatLimiter(NOISY_LIBRARIES))  # one each: a filter sees every record
         root.addHandler(handler)
     set_level(level)
     return list(_handlers)
