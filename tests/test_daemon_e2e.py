@@ -315,8 +315,11 @@ def test_resource_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     try:
         pcap = tmp_path / "r.pcap"
         write_pcap(pcap, 5)
-        wide = task_file(tmp_path, "wide", pcap, loop=-1, speed=1.0)
-        wide.write_text("workers = 3\n" + wide.read_text())
+        wide = tmp_path / "wide.toml"  # refused before any worker starts (a pcap task has one)
+        wide.write_text(
+            'id = "wide"\nworkers = 3\n[capture]\nname = "afpacket"\n'
+            'config = { interface = "lo" }\n[[reporters]]\nname = "console"\n'
+        )
         out = d.cli("task", "create", "-f", str(wide))
         assert out.returncode == 1
         assert "max_workers_per_task" in out.stderr

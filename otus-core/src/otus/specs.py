@@ -45,7 +45,11 @@ class PluginSpec(Generic[T]):
 
 @dataclass(frozen=True)
 class CapturerSpec(PluginSpec[Capturer]):
+    """``max_workers``: most pipelines (``workers``) a task may run with this capturer; ``None``
+    for no limit. A source that every worker would read whole (a file) says 1."""
+
     kind: ClassVar[str] = "capturer"
+    max_workers: int | None = None
 
 
 @dataclass(frozen=True)

@@ -24,5 +24,6 @@ def otus_capturers() -> list[CapturerSpec]:
             factory=_factory,
             options_model=PcapOptions,
             summary="Read pcap/pcapng files (also gzip, stdin), optionally paced and looped",
+            max_workers=1,  # each worker would read the whole file and report it again
         )
     ]

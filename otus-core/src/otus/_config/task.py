@@ -41,7 +41,11 @@ class TaskConfig(BaseModel):
         description="Unique task id: a letter or digit, then up to 63 of letters, digits, "
         "'_', '.', '-'."
     )
-    workers: int = Field(1, ge=1, le=1024, description="Pipelines (worker processes) to run.")
+    workers: int = Field(
+        1, ge=1, le=1024,
+        description="Pipelines (worker processes) to run; the pcap capturer runs one (each "
+        "worker would read the whole file), afpacket spreads an interface over any number.",
+    )  # fmt: skip
     capture: PluginRef = Field(description="The capturer, e.g. {name = 'afpacket', config = {…}}.")
     decoder: DecoderOptions = Field(
         default_factory=DecoderOptions,

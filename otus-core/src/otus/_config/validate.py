@@ -99,9 +99,17 @@ def validate_task(
 
     capture = _plugin(registry, "capturer", config.capture.name, config.capture.config,
                       source, ("capture",))  # fmt: skip
+    capturer = _as(CapturerSpec, capture[0])
+    if capturer.max_workers is not None and config.workers > capturer.max_workers:
+        raise ConfigError(
+            f"the {capturer.name} capturer runs {_pipelines(capturer.max_workers)} a task, got "
+            f"{config.workers} (each worker would read the same source and report it again)",
+            source=source,
+            path="workers",
+        )
     return ValidatedTask(
         config=config,
-        capture=(_as(CapturerSpec, capture[0]), capture[1]),
+        capture=(capturer, capture[1]),
         parsers=[(_as(ParserSpec, s), o) for s, o in _plugins(registry, "parser", config, source)],
         processors=[
             (_as(ProcessorSpec, s), o) for s, o in _plugins(registry, "processor", config, source)
@@ -111,6 +119,10 @@ def validate_task(
         ],
         source=source,
     )
+
+
+def _pipelines(n: int) -> str:
+    return "one pipeline" if n == 1 else f"at most {n} pipelines"
 
 
 def load_task_file(
