@@ -357,7 +357,7 @@ workers = 1
 
 [capture]
 name = "pcap"
-config = { path = "tests/data/sip.pcap" }
+config = { path = "/var/captures/calls.pcap" }
 
 [[parsers]]
 name = "sip"
