@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -238,9 +239,17 @@ def _raise_fd_limit() -> None:
 
 
 def _clear_stale_socket(path: str) -> None:
-    """Remove a socket file no daemon listens on (left by a crash); refuse if one does."""
-    if not os.path.exists(path):
+    """Remove a socket file no daemon listens on (left by a crash); refuse if one does, and
+    never touch a path that is not a socket (``--socket`` naming a config file by mistake)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(mode):
+        raise OtusError(
+            f"{path}: exists and is not a socket; not replacing it "
+            "(check --socket / otus.control.socket)"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
