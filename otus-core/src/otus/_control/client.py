@@ -42,6 +42,9 @@ def call(
             f"permission denied on {path}: run as root, as the daemon's user, or as a member "
             "of the group set in otus.control.group"
         ) from None
+    except OSError as exc:  # a path over 107 bytes, not a socket
+        sock.close()
+        raise ControlError(f"cannot connect to {path}: {exc.strerror or exc}") from None
     with sock:
         request = {"jsonrpc": "2.0", "method": method, "params": params or {}, "id": next(_ids)}
         sock.sendall(json.dumps(request).encode() + b"\n")

@@ -17,6 +17,7 @@ import struct
 from pathlib import Path
 
 from otus._control.jsonrpc import INVALID_REQUEST, Dispatcher, _encode, _error
+from otus.errors import OtusError
 
 log = logging.getLogger("otus.control")
 
@@ -45,7 +46,10 @@ class ControlServer:
     ) -> None:
         self.path = path
         self._dispatcher = dispatcher
-        self._group_gid = grp.getgrnam(group).gr_gid if group else None
+        try:
+            self._group_gid = grp.getgrnam(group).gr_gid if group else None
+        except KeyError:
+            raise OtusError(f"otus.control.group: no group {group!r} on this system") from None
         self._max_request = max_request_bytes
         self._idle_timeout = idle_timeout
         self._slots = asyncio.Semaphore(max_clients)
@@ -54,14 +58,20 @@ class ControlServer:
         self.bad_requests = 0
 
     async def start(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o177)  # the socket is created 0600, never briefly wider
+        old_umask = None
         try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            old_umask = os.umask(0o177)  # the socket is created 0600, never briefly wider
             self._server = await asyncio.start_unix_server(
                 self._serve, path=self.path, limit=self._max_request + 1
             )
+        except OSError as exc:  # no such directory, no right, a path over 107 bytes
+            raise OtusError(
+                f"cannot listen on the control socket {self.path}: {exc.strerror or exc}"
+            ) from None
         finally:
-            os.umask(old_umask)
+            if old_umask is not None:
+                os.umask(old_umask)
         os.chmod(self.path, 0o660 if self._group_gid is not None else 0o600)
         if self._group_gid is not None:
             os.chown(self.path, -1, self._group_gid)

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from otus.errors import ConfigError
+from otus.errors import ConfigError, OtusError
 
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -35,7 +35,10 @@ class TaskStore:
 
     def __init__(self, data_dir: str | Path) -> None:
         self.dir = Path(data_dir) / "tasks"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OtusError(f"cannot use the data directory {data_dir}: {exc.strerror}") from None
         self.corrupt: list[str] = []
 
     def _path(self, task_id: str) -> Path:
