@@ -43,6 +43,10 @@ EXPECTED = {
     "config_bad_level.yaml": "otus.log.level: input should be 'debug', 'info'",
     "config_extra_root.toml": "other: unknown key",
     "config_sasl.yaml": "otus.kafka.sasl: SASL PLAIN needs username and password",
+    # the push thread died on it with a traceback at start-up and Loki got nothing
+    "config_bad_loki_url.toml": (
+        "otus.log.loki.url: use an http:// or https:// URL, got 'loki:3100'"
+    ),
 }
 #: Syntax errors name the line: "<file>:<line>: ...".
 SYNTAX_LINES = {"task_syntax.toml": 3, "task_syntax.yaml": 4, "task_syntax.json": 3}

@@ -225,6 +225,13 @@ class LokiSettings(Section):
     buffer: int = Field(10000, ge=1, description="Lines buffered; beyond, new lines are dropped.")
     timeout: Duration = Field(5.0, gt=0, description="HTTP timeout of a push.")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"use an http:// or https:// URL, got {value!r}")
+        return value
+
 
 class LogSettings(Section):
     """Structured logging (structlog)."""
