@@ -120,3 +120,13 @@ def test_every_handler_gets_the_line_let_through(
         h.flush()
     assert len(capsys.readouterr().err.splitlines()) == 1
     assert len(log_file.read_text().splitlines()) == 1
+
+
+def test_a_log_file_that_cannot_be_opened_is_one_error_naming_the_key() -> None:
+    from otus.errors import OtusError
+
+    with pytest.raises(OtusError) as caught:
+        configure_logging("info", "json", file={"path": "/proc/otus-no-dir/otus.log"})
+    assert str(caught.value) == (
+        "otus.log.file.path: cannot open /proc/otus-no-dir/otus.log: No such file or directory"
+    )

@@ -17,6 +17,7 @@ import structlog
 
 from otus._logging.files import RotatingFile
 from otus._logging.loki import LokiHandler
+from otus.errors import OtusError
 
 _handlers: list[logging.Handler] = []
 
@@ -113,13 +114,18 @@ def configure_logging(
     stderr.setFormatter(formatter(_renderer(fmt, sys.stderr.isatty())))
     _handlers.append(stderr)
     if file and file.get("path"):
-        fh = RotatingFile(
-            file["path"],
-            max_bytes=int(file.get("max_size", 100 * 1024 * 1024)),
-            backups=int(file.get("backups", 5)),
-            max_age=file.get("max_age"),
-            compress=bool(file.get("compress", True)),
-        )
+        try:
+            fh = RotatingFile(
+                file["path"],
+                max_bytes=int(file.get("max_size", 100 * 1024 * 1024)),
+                backups=int(file.get("backups", 5)),
+                max_age=file.get("max_age"),
+                compress=bool(file.get("compress", True)),
+            )
+        except OSError as exc:
+            raise OtusError(
+                f"otus.log.file.path: cannot open {file['path']}: {exc.strerror}"
+            ) from None
         fh.setFormatter(formatter(structlog.processors.JSONRenderer()))
         _handlers.append(fh)
     if loki and loki.get("url"):
