@@ -305,6 +305,18 @@ def test_task_expiry(daemon: Daemon, tmp_path: Path) -> None:
     assert st["reason"] == "expired"
 
 
+def test_a_toml_datetime_expiry_reaches_the_daemon(daemon: Daemon, tmp_path: Path) -> None:
+    """`expires_at = 2030-01-01T00:00:00Z` is a TOML datetime, not a string: it must still
+    travel to the daemon (JSON) and come back as the task's expiry."""
+    pcap = tmp_path / "t.pcap"
+    write_pcap(pcap, 5)
+    path = task_file(tmp_path, "dated", pcap, loop=-1, speed=1.0)
+    path.write_text("expires_at = 2030-01-01T00:00:00Z\n" + path.read_text())
+    created = daemon.cli("task", "create", "-f", str(path))
+    assert created.returncode == 0, created.stderr
+    assert daemon.json("task", "status", "dated")["expires_at"].startswith("2030-01-01T00:00:00")
+
+
 def test_resource_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """otus.resources: tasks at once, workers per task, and each worker's address space."""
     monkeypatch.setenv("OTUS_RESOURCES_MAX_TASKS", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import socket
@@ -19,6 +20,14 @@ class RpcCallError(ControlError):
         super().__init__(message)
         self.code = code
         self.data = data
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML/YAML date, time or datetime (``expires_at = 2030-01-01T00:00:00Z``) as ISO 8601,
+    which the daemon validates back into the same value."""
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def call(
@@ -47,7 +56,7 @@ def call(
         raise ControlError(f"cannot connect to {path}: {exc.strerror or exc}") from None
     with sock:
         request = {"jsonrpc": "2.0", "method": method, "params": params or {}, "id": next(_ids)}
-        sock.sendall(json.dumps(request).encode() + b"\n")
+        sock.sendall(json.dumps(request, default=_toml_value).encode() + b"\n")
         buf = bytearray()
         try:
             while not buf.endswith(b"\n"):
