@@ -41,11 +41,23 @@ def opts(**values: object) -> KafkaReporterOptions:
         ({"tls": {"key_file": "k.pem"}}, "key_file needs cert_file"),
         ({"fallback": {"name": "kafka"}}, "another kind of reporter"),
         ({"buffer_bytes": "lots"}, "bad size"),
+        # Kafka topic names: [a-zA-Z0-9._-], at most 249 characters, not '.' or '..'
+        ({"topic": "sip calls"}, "topic 'sip calls': a Kafka topic name is 1 to 249 of"),
+        ({"topic": "a/b"}, "topic 'a/b': a Kafka topic name is 1 to 249 of"),
+        ({"topic": "x" * 250}, "a Kafka topic name is 1 to 249 of"),
+        ({"topic": ".."}, "topic '..': a Kafka topic name is 1 to 249 of"),
+        ({"topic": None, "topic_prefix": "otus edge"}, "topic_prefix 'otus edge'"),
+        ({"topic": None, "topic_prefix": "p" * 240}, "topic_prefix"),
     ],
 )
 def test_bad_options_are_rejected_with_the_reason(values: dict[str, object], problem: str) -> None:
     with pytest.raises(ValidationError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         opts(**values)
+
+
+def test_legal_topic_names_are_taken() -> None:
+    assert opts(topic="otus.sip_calls-v2").topic == "otus.sip_calls-v2"
+    assert opts(topic=None, topic_prefix="edge.otus").topic_prefix == "edge.otus"
 
 
 def test_units_in_sizes_and_durations() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -22,6 +23,13 @@ Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 #: The levels each codec takes (Kafka's ``compression.<codec>.level``, KIP-390); lz4's below 0
 #: are its fast-acceleration modes, zstd's below 0 its ``--fast`` ones.
 COMPRESSION_LEVELS = {"gzip": (1, 9), "lz4": (-64, 16), "zstd": (-131072, 22)}
+
+#: What Kafka accepts as a topic name; anything else is refused by the broker (or by aiokafka,
+#: which logs it and leaves the records waiting until they are dropped).
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_TOPIC_RULE = "a Kafka topic name is 1 to 249 of letters, digits, '.', '_' and '-', not '.' or '..'"
+#: Room a prefix leaves for '-{payload_type}' (``sip``, ``rtp``, a third-party type).
+_PREFIX_ROOM = 32
 
 #: aiokafka (>= 0.11) compresses snappy, lz4 and zstd with cramjam (extra ``compression``).
 _CODECS_NEEDING_CRAMJAM = frozenset({"snappy", "lz4", "zstd"})
@@ -136,6 +144,14 @@ class KafkaReporterOptions(BaseModel):
     def _check(self) -> KafkaReporterOptions:
         if (self.topic is None) == (self.topic_prefix is None):
             raise ValueError("set exactly one of 'topic' and 'topic_prefix'")
+        if self.topic is not None and not _legal_topic(self.topic):
+            raise ValueError(f"topic {self.topic!r}: {_TOPIC_RULE}")
+        prefix = self.topic_prefix
+        if prefix is not None and not _legal_topic(f"{prefix}-{'x' * _PREFIX_ROOM}"):
+            raise ValueError(
+                f"topic_prefix {prefix!r}: with '-{{payload_type}}' it must make a topic name "
+                f"({_TOPIC_RULE}; the prefix at most {249 - 1 - _PREFIX_ROOM} characters)"
+            )
         if self.enable_idempotence and self.acks != "all":
             raise ValueError("enable_idempotence needs acks='all' (or set it to false)")
         if (
@@ -158,3 +174,7 @@ class KafkaReporterOptions(BaseModel):
         if self.fallback is not None and self.fallback.name == "kafka":
             raise ValueError("the fallback must be another kind of reporter than 'kafka'")
         return self
+
+
+def _legal_topic(name: str) -> bool:
+    return _TOPIC.fullmatch(name) is not None and name not in (".", "..")
