@@ -116,3 +116,18 @@ def test_underscores_resolve_against_field_names(name: str, path: tuple[str, ...
 def test_names_outside_the_config_are_not_resolved() -> None:
     assert resolve_name("STRICT_PLUGINS", Settings) is None
     assert resolve_name("CONFIG", Settings) is None
+
+
+def test_a_command_channel_without_aiokafka_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """otus-core alone has no Kafka client: the channel would never connect, and say nothing."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "aiokafka" else real(name, *a)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ={"OTUS_COMMAND_CHANNEL_ENABLED": "true"})
+    assert "otus.command_channel.enabled: the command channel needs aiokafka" in str(caught.value)
+    assert "pip install 'otus-core[kafka]'" in str(caught.value)
+    assert load_settings(None, environ={}).command_channel.enabled is False  # off: no need

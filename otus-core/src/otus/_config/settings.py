@@ -7,6 +7,7 @@ reference (:mod:`otus._config.docs`).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -169,6 +170,15 @@ class CommandChannelSettings(Section):
     hmac_key_file: str | None = Field(None, description="File holding the shared HMAC key.")
     allow_shutdown: bool = Field(False, description="Accept the remote daemon_shutdown command.")
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+
+    @field_validator("enabled")
+    @classmethod
+    def _client_installed(cls, value: bool) -> bool:
+        # otus-core alone has no Kafka client: the channel would start, fail in the background
+        # and never say so
+        if value and importlib.util.find_spec("aiokafka") is None:
+            raise ValueError("the command channel needs aiokafka: pip install 'otus-core[kafka]'")
+        return value
 
     @model_validator(mode="after")
     def _one_key(self) -> CommandChannelSettings:
