@@ -76,3 +76,13 @@ def test_stop_from_another_thread_ends_a_paced_replay(tmp_path: Path) -> None:
         timer.cancel()
         cap.close()
     assert got == [1]
+
+
+@pytest.mark.parametrize("speed", [float("inf"), 1e308, 2e6])
+def test_a_speed_beyond_a_million_times_real_time_is_refused(speed: float) -> None:
+    """Before, inf passed validation and the replay died on 'cannot convert float infinity'."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="speed"):
+        PcapOptions(path="x.pcap", speed=speed)
+    assert PcapOptions(path="x.pcap", speed=1e6).speed == 1e6

@@ -14,7 +14,11 @@ class PcapOptions(BaseModel):
 
     path: str = Field(description='pcap, pcapng or gzip-compressed file; "-" reads stdin')
     speed: float | None = Field(
-        None, gt=0, description="None: as fast as possible; 1.0: real time; 2.0: twice as fast"
+        None,
+        gt=0,
+        le=1e6,  # beyond, a batch's span overflows; leave speed unset for "as fast as possible"
+        allow_inf_nan=False,
+        description="None: as fast as possible; 1.0: real time; 2.0: twice as fast (at most 1e6)",
     )
     loop: int = Field(0, ge=-1, description="extra passes over the file; -1 loops forever")
     batch_packets: int = Field(4096, ge=1, le=1 << 20, description="packets per batch at most")
