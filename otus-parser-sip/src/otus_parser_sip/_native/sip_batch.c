@@ -336,7 +336,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 while (size > 0 && (*buf == '\r' || *buf == '\n'))
                     buf++, size--;
             sip_jres r;
-            r.msum = st.creg != NULL ? &ms : NULL;
+            /* views (no Python summary) for the C registry, or when there is no registry */
+            r.msum = st.creg != NULL || !st.media_on ? &ms : NULL;
             int rc = size > max_size ? BAIL
                                      : otus_sip_json_core(buf, size, max_headers, max_line,
                                                           datagram, parse_sdp, 0, &r, &lab);

@@ -558,6 +558,10 @@ static PyObject *from_i128(i128 v) {
 
 /* A MediaFlow of flow i (a new object). */
 static PyObject *flow_obj(mreg *r, uint32_t i) {
+    if (r->flow_type == NULL) { /* cleared by the collector */
+        PyErr_SetString(PyExc_RuntimeError, "MediaTable without its MediaFlow class");
+        return NULL;
+    }
     const mflow *f = &r->f[i];
     PyObject *v[7] = {PyUnicode_DecodeUTF8(fip(f), f->iplen, "surrogatepass"),
                       PyLong_FromLongLong(f->port),
