@@ -175,6 +175,30 @@ def test_kill_9_leaves_nothing_that_blocks_the_next_start(daemon: Daemon, tmp_pa
     assert [t["id"] for t in daemon.json("task", "list")] == ["k"]
 
 
+@pytest.mark.parametrize("how", ["otus stop", "SIGTERM"])
+def test_a_stop_with_clients_connected_logs_no_traceback(daemon: Daemon, how: str) -> None:
+    """Connections still open when the daemon stops (the `otus stop` client itself, an idle
+    one) end with it; Python 3.11's asyncio logged each as 'Exception in callback ...
+    CancelledError' with a traceback at error level."""
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    idle.connect(daemon.socket)
+    try:
+        assert daemon.cli("status").returncode == 0  # the idle client is being served by now
+        if how == "otus stop":
+            assert daemon.cli("stop").returncode == 0
+            assert daemon.proc is not None
+            assert daemon.proc.wait(30) == 0
+        else:
+            assert daemon.stop() == 0
+        assert idle.recv(1) == b""  # closed by the daemon
+    finally:
+        idle.close()
+    log = daemon.log.read_text()
+    assert "otus daemon stopped" in log
+    assert "Traceback" not in log
+    assert "Exception in callback" not in log
+
+
 def test_second_daemon_on_the_same_socket_is_refused(daemon: Daemon) -> None:
     out = subprocess.run(
         [*daemon_cmd(), "--socket", daemon.socket, "--data-dir", daemon.data_dir],

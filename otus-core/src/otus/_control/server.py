@@ -21,6 +21,7 @@ from otus.errors import OtusError
 
 log = logging.getLogger("otus.control")
 
+CLOSE_WAIT = 2.0  # seconds close() waits for open conversations to end
 _UCRED = struct.Struct("3i")  # struct ucred {pid_t pid; uid_t uid; gid_t gid;}
 
 
@@ -54,6 +55,9 @@ class ControlServer:
         self._idle_timeout = idle_timeout
         self._slots = asyncio.Semaphore(max_clients)
         self._server: asyncio.AbstractServer | None = None
+        # open connections: close() ends them itself, so none is still running (and cancelled
+        # by asyncio.run, which Python 3.11 logs as a CancelledError traceback) after it
+        self._clients: dict[asyncio.StreamWriter, asyncio.Task[None]] = {}
         self.rejected_peers = 0
         self.bad_requests = 0
 
@@ -79,6 +83,10 @@ class ControlServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._clients):
+                writer.close()  # the conversation reads end-of-file and returns
+            if self._clients:
+                await asyncio.wait(list(self._clients.values()), timeout=CLOSE_WAIT)
             await self._server.wait_closed()
             self._server = None
         with contextlib.suppress(FileNotFoundError):
@@ -100,6 +108,17 @@ class ControlServer:
         return name in grp.getgrgid(self._group_gid).gr_mem
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients[writer] = task
+        try:
+            await self._serve_client(reader, writer)
+        finally:
+            self._clients.pop(writer, None)
+
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         sock = writer.get_extra_info("socket")
         try:
             _pid, uid, gid = peer_credentials(sock)
