@@ -20,9 +20,11 @@ from sip_builders import SDP, dgram, sip
 from test_sip_scan import CORPUS
 
 from otus.testing import need
-from otus_parser_sip import SipOptions, _scan
+from otus_parser_sip import MediaFlowRegistry, SipOptions, _scan
+from otus_parser_sip import parser as parser_module
 from otus_parser_sip._body import media_of
 from otus_parser_sip._message import Limits, parse_message, parse_message_json
+from otus_parser_sip.media import PyMediaFlowRegistry
 from otus_parser_sip.parser import SipParser
 
 BENCH_SDP = (
@@ -184,9 +186,15 @@ def test_generated_sdp_lines(lines: list[str], eol: str) -> None:
 
 
 def _flows(native: bool, body: bytes) -> list[tuple[object, ...]]:
+    """The flows one INVITE/200 pair registers: through the batch path into the registry's C
+    table (``native``), or through the pure-Python parser into the pure-Python registry."""
     _scan.set_enabled(native)
     try:
-        p = SipParser(SipOptions())
+        registry = MediaFlowRegistry if native else PyMediaFlowRegistry
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(parser_module, "MediaFlowRegistry", registry)
+            p = SipParser(SipOptions())
+        assert type(p.media) is registry
         invite = sip(body=body, call_id="m1@x")
         ok = sip("SIP/2.0 200 OK", body=body.replace(b"192.0.2", b"198.51.100"), call_id="m1@x",
                  to_tag="t1")  # fmt: skip
@@ -208,6 +216,24 @@ def test_media_registration_from_c_summaries_equals_python(
     name: str, body: bytes, ctype: str
 ) -> None:
     assert _flows(True, body) == _flows(False, body)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "media-" + "x" * 80 + ".example.com"],
+    ids=["ipv6_45_chars", "long_host_name"],
+)
+def test_media_registration_of_long_addresses_equals_python(address: str) -> None:
+    """An IPv6 address of the full 45 characters (the C table keeps up to 47 bytes in the
+    flow) and a host name past that (kept on the heap) register and look up alike."""
+    kind = "IP6" if ":" in address else "IP4"
+    body = (
+        f"v=0\r\no=- 1 1 IN {kind} {address}\r\ns=-\r\nc=IN {kind} {address}\r\nt=0 0\r\n"
+        f"m=audio 4000 RTP/AVP 0\r\na=rtcp:4001 IN {kind} {address}\r\n"
+    ).encode()
+    flows = _flows(True, body)
+    assert flows == _flows(False, body)
+    assert [f[:2] for f in flows[:2]] == [(address, 4000), (address, 4001)]
 
 
 def test_escape_heavy_sdp_with_many_media_matches() -> None:
