@@ -352,6 +352,33 @@ def test_close_without_a_broker_counts_what_was_left() -> None:
         broker.close()
 
 
+def test_close_after_the_broker_went_away_counts_every_held_record(
+    tansu_broker: TansuBroker,
+) -> None:
+    """The broker vanishes mid-run, then the run ends: whatever close() could not deliver
+    within its time is counted as dropped.shutdown by the time close() returns, also when the
+    sender is still stuck on the lost connection (before, it was counted only when the
+    sender thread ended, after the run's final summary: 'dropped none')."""
+    tansu_broker.create_topic("gone", partitions=1)
+    proxy = TansuProxy(tansu_broker).start()
+    reporter = make_reporter(proxy.bootstrap, topic="gone", request_timeout=30.0)
+    try:
+        reporter.report([sip_record(i) for i in range(50)])
+        assert reporter.flush(15)
+        proxy.kill()
+        for start in range(50, 150, 25):
+            reporter.report([sip_record(i) for i in range(start, start + 25)])
+            time.sleep(0.2)
+        reporter.close(2.0)
+        stats = reporter.stats()
+        assert stats["records"] == 50
+        assert stats["buffer_records"] == 0
+        assert stats["dropped.shutdown"] == 100
+        assert accounted(stats) == stats["reported"] == 150
+    finally:
+        proxy.kill()
+
+
 def test_broker_process_killed_and_restarted(tansu_broker: TansuBroker) -> None:
     """A real broker crash (SIGKILL) and restart on the same port: the reporter reconnects by
     itself; what it held during the outage (the first 500 reported then; the rest dropped, the

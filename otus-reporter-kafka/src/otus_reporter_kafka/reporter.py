@@ -107,6 +107,11 @@ class KafkaReporter(Reporter):
         self._dropped_failed = 0
         self._dropped_shutdown = 0
         self._to_fallback = 0
+        # close() gave up on a sender stuck on a lost connection: what it held was counted as
+        # dropped then, and the sender counts nothing after (under _settle_lock)
+        self._abandoned = False
+        self._dropped_abandoned = 0
+        self._settle_lock = threading.RLock()
         self._batches = 0
         self._batches_split = 0
         self._retries = 0
@@ -292,12 +297,30 @@ class KafkaReporter(Reporter):
             with contextlib.suppress(RuntimeError):  # loop already finished
                 self._loop.call_soon_threadsafe(self._main_task.cancel)
         if self._thread is not None:
-            self._thread.join(max(1.0, deadline - time.monotonic()))
+            # at least a moment for the cancelled sender to end; a stuck one is given up on
+            self._thread.join(max(0.1, deadline - time.monotonic()))
+            if self._thread.is_alive():
+                self._abandon_held()
         if self.fallback is not None:
             self.fallback.close(max(0.5, deadline - time.monotonic()))
 
+    def _abandon_held(self) -> None:
+        """The sender did not end in time (stuck on a connection the broker dropped): count
+        what it still holds as ``dropped.shutdown`` now, not when it ends, after the run's
+        summary was taken."""
+        with self._settle_lock:
+            if not self._abandoned:
+                self._abandoned = True
+                self._dropped_abandoned = self._buffer.held_records
+                if self._dropped_abandoned:
+                    log.warning(
+                        "kafka: %d records not delivered before the reporter closed",
+                        self._dropped_abandoned,
+                    )
+
     def stats(self) -> dict[str, int]:
         dropped_full = self._dropped_full
+        abandoned = self._abandoned
         return {
             "reported": self._reported,
             "records": self._delivered,
@@ -306,11 +329,13 @@ class KafkaReporter(Reporter):
             "dropped.oversize": self._dropped_oversize,
             "dropped.encode_error": self._dropped_encode,
             "dropped.delivery_failed": self._dropped_failed,
-            "dropped.shutdown": self._dropped_shutdown + self._dropped_closed,
+            "dropped.shutdown": (
+                self._dropped_shutdown + self._dropped_closed + self._dropped_abandoned
+            ),
             "truncated": self._truncated,
             "fallback": self._to_fallback,
-            "buffer_records": self._buffer.held_records,
-            "buffer_bytes": self._buffer.held_bytes,
+            "buffer_records": 0 if abandoned else self._buffer.held_records,
+            "buffer_bytes": 0 if abandoned else self._buffer.held_bytes,
             "batches": self._batches,
             "batches_split": self._batches_split,
             "retries": self._retries,
@@ -592,6 +617,11 @@ class KafkaReporter(Reporter):
     ) -> None:
         if self._inflight.pop(future, None) is None:
             return  # already abandoned at shutdown
+        with self._settle_lock:
+            if not self._abandoned:
+                self._settle(future, chunk, nbytes, attempt)
+
+    def _settle(self, future: asyncio.Future[Any], chunk: Chunk, nbytes: int, attempt: int) -> None:
         if future.cancelled():
             self._abandon(chunk, in_flight=True)
             return
@@ -617,6 +647,11 @@ class KafkaReporter(Reporter):
         self._give_up(chunk)
 
     def _give_up(self, chunk: Chunk) -> None:
+        with self._settle_lock:
+            if not self._abandoned:
+                self._give_up_counted(chunk)
+
+    def _give_up_counted(self, chunk: Chunk) -> None:
         count, nbytes = _tally(chunk)
         if self.fallback is not None and isinstance(chunk, list):
             records = [m.record for m in chunk if m.record is not None]
@@ -633,13 +668,14 @@ class KafkaReporter(Reporter):
     def _abandon(self, chunk: Chunk, *, in_flight: bool) -> None:
         """Shutdown left these undelivered: never-sent ones go to the fallback."""
         count, nbytes = _tally(chunk)
-        if not count:
-            return
-        if self.fallback is not None and not in_flight:
-            self._give_up(chunk)
-            return
-        self._dropped_shutdown += count
-        self._buffer.release(count, nbytes)
+        with self._settle_lock:
+            if not count or self._abandoned:  # counted by close() already
+                return
+            if self.fallback is not None and not in_flight:
+                self._give_up(chunk)
+                return
+            self._dropped_shutdown += count
+            self._buffer.release(count, nbytes)
 
 
 def _tally(chunk: Chunk) -> tuple[int, int]:
