@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 from sip_builders import SDP, dgram, sip
 
 from otus import PluginContext
 from otus.testing import need
 from otus_parser_sip import MediaFlowRegistry, SipOptions, _scan
+from otus_parser_sip import parser as parser_module
 from otus_parser_sip.media import MediaFlow, PyMediaFlowRegistry
 from otus_parser_sip.parser import SipParser
 
@@ -165,3 +167,26 @@ def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
     assert sorted(reg.flows_of("abc123@192.0.2.10"), key=lambda f: f.port) == sorted(
         reg.flows(), key=lambda f: f.port
     )
+
+
+def test_a_registry_subclass_overriding_register_is_called_by_the_batch_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch path writes the C table directly only when its ``register`` and ``end_call``
+    are the table's own; a subclass that overrides them gets every call, as from Python."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    seen: list[tuple[str, int]] = []
+
+    class Watching(MediaFlowRegistry):
+        __slots__ = ()
+
+        def register(self, flow: MediaFlow) -> None:
+            seen.append((flow.ip, flow.port))
+            super().register(flow)
+
+    monkeypatch.setattr(parser_module, "MediaFlowRegistry", Watching)
+    p = SipParser(SipOptions())
+    feed(p, (1 * S, sip(body=SDP)), (2 * S, sip("SIP/2.0 200 OK", to_tag="b1", body=ANSWER)))
+    assert type(p.media) is Watching
+    assert sorted(seen) == sorted((f.ip, f.port) for f in p.media.flows())
+    assert len(seen) == 4

@@ -689,7 +689,28 @@ int otus_sip_mreg_end(PyObject *o, PyObject *call_id, long long expires) {
 
 static PyTypeObject mreg_type;
 
-int otus_sip_mreg_check(PyObject *o) { return PyObject_TypeCheck(o, &mreg_type); }
+/* 1 when the batch path may write o's table directly: a MediaTable whose register and
+ * end_call are the table's own (a subclass overriding them gets its calls through Python). */
+int otus_sip_mreg_check(PyObject *o) {
+    if (!PyObject_TypeCheck(o, &mreg_type))
+        return 0;
+    if (Py_TYPE(o) == &mreg_type)
+        return 1;
+    static const char *const names[] = {"register", "end_call"};
+    for (int k = 0; k < 2; k++) {
+        PyObject *name = PyUnicode_InternFromString(names[k]);
+        if (name == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        PyObject *mine = _PyType_Lookup(Py_TYPE(o), name); /* borrowed; no exception */
+        PyObject *base = _PyType_Lookup(&mreg_type, name);
+        Py_DECREF(name);
+        if (mine == NULL || mine != base)
+            return 0;
+    }
+    return 1;
+}
 
 static int mreg_init(mreg *r, PyObject *args, PyObject *kw) {
     static char *names[] = {"max_flows", "flow_type", NULL};
