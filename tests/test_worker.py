@@ -110,3 +110,22 @@ def _console_installed() -> None:
     from otus.testing import need
 
     need("console" in load_registry().names("reporter"), "otus-reporter-console not installed")
+
+
+def test_a_worker_starved_by_its_memory_cap_says_which_setting(tmp_path: Path) -> None:
+    """64 MiB of address space is too little to start a reporter's thread; before, the only
+    message was "reporter 'console' failed to start: can't start new thread"."""
+    pcap = write_pcap(tmp_path / "m.pcap", [ethernet_udp_frame(b"x")] * 5)
+    parent, child = _MP.Pipe(duplex=False)
+    settings = {"resources": {"max_memory_per_worker": 64 * 1024 * 1024}}
+    proc = _MP.Process(
+        target=run_worker, args=(_task(pcap, tmp_path / "o.jsonl"), 0, child, settings, 0.05)
+    )
+    proc.start()
+    child.close()
+    proc.join(60)
+    errors = [m["message"] for m in _messages(parent) if m["type"] == "error"]
+    assert proc.exitcode == 1
+    assert errors, "the worker reported no error"
+    assert "otus.resources.max_memory_per_worker" in errors[-1]
+    assert "64MiB" in errors[-1]

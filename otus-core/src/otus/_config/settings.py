@@ -279,7 +279,9 @@ class ResourceSettings(Section):
     max_tasks: int = Field(32, ge=1, description="Tasks the daemon runs at once.")
     max_workers_per_task: int = Field(64, ge=1, description="Upper bound of a task's workers.")
     max_memory_per_worker: ByteSize = Field(
-        0, description="Address-space limit of a worker process; 0: no limit."
+        0,
+        description="Address-space limit of a worker process; 0: no limit. Threads reserve "
+        "much of it: below about 128MiB a pipeline cannot start its reporters.",
     )
     restart_backoff: Duration = Field(
         1.0, gt=0, description="First delay before restarting a crashed worker (doubles)."

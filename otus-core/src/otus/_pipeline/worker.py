@@ -180,7 +180,7 @@ def worker_main(
         context = pipeline_context(cfg.id, cfg.workers, parsed, pipeline_id, plain_settings(parsed))
         pipeline = build_pipeline(validated, context)
     except OtusError as exc:
-        send({"type": "error", "message": str(exc)})
+        send({"type": "error", "message": _memory_hint(str(exc), settings)})
         return 1
 
     last_sent = time.monotonic()
@@ -198,7 +198,28 @@ def worker_main(
     result = runner.run()
     send({"type": "stats", "stats": result.snapshot})
     if result.status == "failed":
-        send({"type": "error", "message": result.error or "pipeline failed"})
-        log.error("pipeline %d of task %s failed: %s", pipeline_id, cfg.id, result.error)
+        error = _memory_hint(result.error or "pipeline failed", settings)
+        send({"type": "error", "message": error})
+        log.error("pipeline %d of task %s failed: %s", pipeline_id, cfg.id, error)
         return 1
     return 0
+
+
+#: How running out of address space shows in an error: a thread that cannot start, an
+#: allocation that fails (Python, C, mmap).
+_OUT_OF_MEMORY = ("can't start new thread", "MemoryError", "Cannot allocate memory")
+
+
+def _memory_hint(message: str, settings: dict[str, Any] | None) -> str:
+    """``message``, plus which setting to raise when the worker's address-space cap is what
+    ran out: "can't start new thread" alone does not tell an operator."""
+    limit = int((settings or {}).get("resources", {}).get("max_memory_per_worker", 0))
+    if not limit or not any(sign in message for sign in _OUT_OF_MEMORY):
+        return message
+    from otus._config.docs import format_size
+
+    return (
+        f"{message} (otus.resources.max_memory_per_worker caps this worker's address space "
+        f"at {format_size(limit)}; threads and native buffers need more: raise it, or 0 for "
+        "no cap)"
+    )
