@@ -199,6 +199,24 @@ def test_a_stop_with_clients_connected_logs_no_traceback(daemon: Daemon, how: st
     assert "Exception in callback" not in log
 
 
+def test_damaged_task_files_are_logged_and_do_not_stop_the_start(tmp_path: Path) -> None:
+    tasks = tmp_path / "data" / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "torn.json").write_text('{"config": {"id": "torn"')
+    (tasks / "odd.json").write_text('{"config": {"id": "odd"}, "state": "bogus"}')
+    d = Daemon(tmp_path, free_port())
+    d.start()  # before, the bad state stopped the daemon with a ValueError traceback
+    try:
+        assert d.json("task", "list") == []
+    finally:
+        d.stop()
+    log = d.log.read_text()
+    for name in ("torn", "odd"):
+        assert f"task file {tasks / name}.json is damaged" in log
+        assert (tasks / f"{name}.corrupt").exists()
+    assert "Traceback" not in log
+
+
 def test_second_daemon_on_the_same_socket_is_refused(daemon: Daemon) -> None:
     out = subprocess.run(
         [*daemon_cmd(), "--socket", daemon.socket, "--data-dir", daemon.data_dir],

@@ -36,3 +36,29 @@ def test_leftovers_and_corrupt_files(tmp_path: Path) -> None:
     assert (store.dir / "bad.corrupt").exists()
     assert len(loaded.corrupt) == 1
     assert "bad.json" in loaded.corrupt[0]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"config": "x", "state": "running"}',
+        '{"config": {"id": "t"}, "state": "bogus"}',
+        '{"config": {"id": "t"}, "state": "running", "expires_at": "tomorrow"}',
+        '{"config": {"id": "t"}, "since": [1]}',
+        '{"config": {"id": "t"}, "reason": 5}',
+        "[1, 2]",
+    ],
+)
+def test_a_record_of_the_wrong_shape_is_kept_aside_like_bad_json(
+    tmp_path: Path, record: str
+) -> None:
+    """Before, these reached the daemon's restore and stopped it from starting (ValueError,
+    TypeError tracebacks on every start until someone deleted the file)."""
+    store = TaskStore(tmp_path)
+    store.save("good", {"config": {"id": "good"}, "state": "stopped", "since": 1.0})
+    (store.dir / "odd.json").write_text(record)
+    loaded = TaskStore(tmp_path)
+    assert list(loaded.load_all()) == ["good"]
+    assert (store.dir / "odd.corrupt").exists()
+    assert len(loaded.corrupt) == 1
+    assert "odd.json" in loaded.corrupt[0]

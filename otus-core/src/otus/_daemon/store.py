@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from otus._daemon.states import TaskState
 from otus.errors import ConfigError, OtusError
 
 TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -74,8 +75,7 @@ class TaskStore:
             try:
                 check_task_id(task_id)
                 record = json.loads(path.read_bytes())
-                if not isinstance(record, dict) or "config" not in record:
-                    raise ValueError("not a task record")
+                _check_record(record)
             except (ValueError, ConfigError) as exc:
                 self.corrupt.append(f"{path}: {exc}")
                 with contextlib.suppress(OSError):
@@ -90,3 +90,22 @@ class TaskStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_TIMES = ("since", "created_at", "expires_at")
+
+
+def _check_record(record: Any) -> None:
+    """``ValueError`` unless ``record`` has the shape :meth:`Task.record` writes, so a file
+    damaged by hand or by a disk is kept aside instead of failing the daemon's start."""
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError("not a task record (no 'config' object)")
+    state = record.get("state", "stopped")
+    if state not in {s.value for s in TaskState}:
+        raise ValueError(f"unknown state {state!r}")
+    for key in _TIMES:
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{key} is not a timestamp: {value!r}")
+    if not isinstance(record.get("reason"), (str, type(None))):
+        raise ValueError(f"reason is not text: {record['reason']!r}")

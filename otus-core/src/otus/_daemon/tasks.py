@@ -195,7 +195,14 @@ class TaskManager:
         if self._store is None:
             return []
         restored = []
-        for task_id, rec in self._store.load_all().items():
+        loaded = self._store.load_all()
+        for problem in self._store.corrupt:
+            path, _, why = problem.partition(": ")
+            log.warning(
+                "task file %s is damaged (%s): kept aside as %s, not restored",
+                path, why, path.removesuffix(".json") + ".corrupt",
+            )  # fmt: skip
+        for task_id, rec in loaded.items():
             task = Task(id=task_id, config=rec["config"])
             task.created_at = rec.get("created_at", task.created_at)
             task.expires_at = rec.get("expires_at")
