@@ -68,6 +68,22 @@ def test_summary_lists_drops_and_errors_by_stage_and_reason() -> None:
     json.dumps(data)
 
 
+def test_records_a_reporter_still_held_at_the_end_are_shown() -> None:
+    """A second Ctrl-C quits while Kafka is away: the 36 records in its buffer are lost with
+    the process. Before, the summary said 'dropped none' and nothing else."""
+    counters = {"capture.packets": 60, "report.kafka.in": 36, "records.reported": 36}
+    gauges = {"report.kafka.buffer_records": 36, "report.console.buffer_records": 0,
+              "report.kafka.buffer_bytes": 9000}  # fmt: skip
+    data = summary_data(
+        {"counters": counters, "gauges": gauges}, status="interrupted", error=None, elapsed=1.0
+    )
+    assert data["held"] == {"report.kafka.buffer_records": 36}
+    assert "held       report.kafka.buffer_records: 36 (not delivered)" in format_summary(data)
+    clean = summary_data({"counters": counters}, status="completed", error=None, elapsed=1.0)
+    assert clean["held"] == {}
+    assert "held" not in format_summary(clean)
+
+
 def test_progress_line_with_and_without_a_known_total() -> None:
     line = render(512 * 1024, 1024 * 1024, 20_000, 2.0, 100)
     assert line.startswith("[")

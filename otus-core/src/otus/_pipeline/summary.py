@@ -78,6 +78,13 @@ def summary_data(
         },
         "dropped": {k: v for k, v in sorted(counters.items()) if v and _is_drop(k)},
         "errors": {k: v for k, v in sorted(counters.items()) if v and _is_error(k)},
+        # records a reporter still held when the run ended (a forced quit, a reporter left
+        # behind): neither delivered nor counted as dropped
+        "held": {
+            k: v
+            for k, v in sorted(snapshot.get("gauges", {}).items())
+            if v and k.startswith("report.") and k.endswith(".buffer_records")
+        },
     }
 
 
@@ -110,4 +117,6 @@ def format_summary(data: dict[str, Any]) -> str:
             continue
         for i, (name, n) in enumerate(items.items()):
             lines.append(f"  {title if i == 0 else '':<10} {name}: {_n(n)}")
+    for i, (name, n) in enumerate(data.get("held", {}).items()):
+        lines.append(f"  {'held' if i == 0 else '':<10} {name}: {_n(n)} (not delivered)")
     return "\n".join(lines)
