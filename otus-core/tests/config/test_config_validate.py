@@ -126,3 +126,20 @@ def test_loading_a_task_file_as_global_config_says_so() -> None:
 def test_a_missing_file_is_one_line(registry: PluginRegistry, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope.toml: cannot read: No such file"):
         validate_file(tmp_path / "nope.toml", registry)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json", ".yaml"])
+def test_a_byte_order_mark_from_a_windows_editor_is_ignored(
+    tmp_path: Path, suffix: str, registry: PluginRegistry
+) -> None:
+    """Notepad saves UTF-8 with a BOM; before, TOML said 'invalid statement (column 1)' and
+    JSON 'unexpected UTF-8 BOM'."""
+    good = load_task_file(DATA / "valid" / "task.toml", registry)
+    text = {
+        ".toml": (DATA / "valid" / "task.toml").read_text(),
+        ".json": (DATA / "valid" / "task.json").read_text(),
+        ".yaml": (DATA / "valid" / "task.yaml").read_text(),
+    }[suffix]
+    path = tmp_path / f"task{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_task_file(path, registry).config == good.config

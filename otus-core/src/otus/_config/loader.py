@@ -46,7 +46,7 @@ def load_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The file's top-level mapping; :class:`ConfigError` when unreadable or malformed."""
     source = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is dropped
     except UnicodeDecodeError as err:
         raise ConfigError(f"not UTF-8 text (byte {err.start})", source=source) from None
     except OSError as err:
