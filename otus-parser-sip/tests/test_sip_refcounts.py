@@ -105,3 +105,49 @@ def test_fuzz_under_the_debug_allocator_and_dev_mode() -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-6000:]
     assert "fuzz ok" in run.stdout
+
+
+def test_media_table_keeps_no_references_and_frees_its_memory() -> None:
+    """The C table holds a reference to each flow's strs while it keeps the flow and lets
+    them go when the flow goes (removed, expired, evicted) or the table is freed; a table
+    filled and emptied again leaves no memory behind."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    from otus_parser_sip.media import MediaFlow, MediaFlowRegistry, PyMediaFlowRegistry
+
+    assert MediaFlowRegistry is not PyMediaFlowRegistry
+    call_id, kind, media = "".join(["call", "-1"]), "".join(["r", "tp"]), "".join(["aud", "io"])
+    base = [sys.getrefcount(o) for o in (call_id, kind, media)]
+
+    def fill(reg: Any, n: int) -> None:
+        for port in range(n):
+            host = "h" * (port % 70)  # inline and heap addresses
+            codecs = {str(port % 3): "x" * (port % 90)}  # inline and heap codecs
+            reg.register(MediaFlow(host, port, kind, call_id, media, codecs, 10**20 + port))
+        reg.end_call(call_id, 5)
+
+    reg = MediaFlowRegistry(max_flows=500)
+    fill(reg, 1000)  # 500 evicted
+    counts = [sys.getrefcount(o) for o in (call_id, kind, media)]
+    # the call's entry and its place in the ended ring; each of the 500 flows kept
+    assert [c - b for c, b in zip(counts, base, strict=True)] == [2, 500, 500]
+    assert reg.expire(5) == 500
+    assert [sys.getrefcount(o) for o in (call_id, kind, media)] == base  # ring read, flows gone
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            fill(reg, 1000)
+            reg.remove_call(call_id)
+            reg.expire(10)
+        for _ in range(5):  # tables made, filled and freed while traced
+            other = MediaFlowRegistry(max_flows=2000)
+            fill(other, 1000)
+            del other
+        del reg
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 64 * 1024
+    assert [sys.getrefcount(o) for o in (call_id, kind, media)] == base

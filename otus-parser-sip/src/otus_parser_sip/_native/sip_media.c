@@ -29,6 +29,12 @@
 
 #define NIL UINT32_MAX
 
+/* The table's memory through CPython's raw allocator (malloc underneath; tracemalloc sees it). */
+#define malloc PyMem_RawMalloc
+#define calloc PyMem_RawCalloc
+#define realloc PyMem_RawRealloc
+#define free PyMem_RawFree
+
 /* Expiry times: capture times plus a timeout in ns, 128 bits wide so that any time the
  * pure-Python registry takes (past 64 bits too, up to 2**127) compares the same. */
 typedef __int128 i128;
