@@ -288,3 +288,34 @@ def test_errors_a_user_can_act_on(veth: VethPair) -> None:
         CaptureError, match=rf"interface '{veth.if_a}' is down; bring it up with: ip link set dev"
     ):
         open_capturer(veth)
+
+
+def test_a_link_that_goes_down_and_up_keeps_the_capture(veth: VethPair) -> None:
+    cap = open_capturer(veth)
+    try:
+        ip("link", "set", veth.if_a, "down", netns=veth.ns_a)
+        ip("link", "set", veth.if_a, "up", netns=veth.ns_a)
+        frames = frames_from_b(veth, 5)
+        threading.Timer(1.0, send, (veth, frames)).start()  # once the link is back
+        got = collect(cap, count_at_least(5), timeout=10.0)
+        assert [p.frame for p in got[:5]] == frames
+    finally:
+        cap.close()
+
+
+def test_an_interface_that_disappears_ends_the_capture_with_an_error(veth: VethPair) -> None:
+    """Before, the capture went on with nothing to read, polling a socket error at 100% CPU,
+    and said nothing (a container's veth deleted under a running task)."""
+    cap = open_capturer(veth)
+    try:
+        threading.Timer(0.3, ip, ("link", "del", veth.if_a), {"netns": veth.ns_a}).start()
+        guard = threading.Timer(10.0, cap.stop)  # without the fix: ends the test, which fails
+        guard.start()
+        try:
+            with pytest.raises(CaptureError, match=rf"interface '{veth.if_a}' disappeared"):
+                for _ in cap.batches():
+                    pass
+        finally:
+            guard.cancel()
+    finally:
+        cap.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import functools
 import os
 import socket
@@ -35,6 +36,7 @@ PACKET_FANOUT = 18
 PACKET_IGNORE_OUTGOING = 23
 TPACKET_V3 = 2
 PACKET_MR_PROMISC = 1
+SIOCGIFNAME = 0x8910  # ifindex -> name: ENODEV once the interface is gone
 FANOUT_MODES = {"hash": 0, "lb": 1, "cpu": 2, "qm": 5}
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 SOF_TIMESTAMPING_RAW_HARDWARE = 1 << 6
@@ -226,6 +228,8 @@ class AfPacketCapturer(Capturer):
                 if rc == 0:
                     # Idle: an empty batch lets the pipeline tick (timeouts, stats) meanwhile.
                     yield RawBatch(b"", b"", 0)
+                elif not lib.otus_afp_block_ready(block):
+                    self._socket_error(sock)  # woken by an error, not by packets
                 continue
             n = lib.otus_afp_block_num_pkts(block)
             descs = ffi.new("otus_pkt_t[]", max(n, 1))
@@ -242,6 +246,17 @@ class AfPacketCapturer(Capturer):
                     functools.partial(ring.release, i),
                 )
             i = self._cursor
+
+    def _socket_error(self, sock: socket.socket) -> None:
+        """Read (and so clear) the socket's pending error: left set, every poll returns at once
+        and the loop spins. The link went down (ENETDOWN; capture resumes when it comes back
+        up), or the interface disappeared: that ends the capture, as with tcpdump."""
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err and self._ifindex and _interface_gone(sock, self._ifindex):
+            raise CaptureError(
+                f"interface {self.options.interface!r} disappeared ({os.strerror(err)}); "
+                "capture stopped"
+            )
 
     # -- statistics ------------------------------------------------------------------------------
 
@@ -313,3 +328,14 @@ def _check_memory(ring_bytes: int) -> None:
             f"a ring of {ring_bytes} bytes does not fit in the {available} bytes of memory"
             " available: lower block_count or block_size"
         )
+
+
+def _interface_gone(sock: socket.socket, ifindex: int) -> bool:
+    """True when no interface has ``ifindex`` any more, in the socket's own network namespace
+    (the capture may run in another one than the thread asking)."""
+    request = struct.pack("16si20x", b"", ifindex)  # struct ifreq: name, then ifr_ifindex
+    try:
+        fcntl.ioctl(sock.fileno(), SIOCGIFNAME, request)
+    except OSError as exc:
+        return exc.errno == errno.ENODEV
+    return False
