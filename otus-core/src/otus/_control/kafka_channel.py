@@ -70,10 +70,25 @@ def client_kwargs(kafka: Any) -> dict[str, Any]:
     }
     tls, sasl = kafka.tls, kafka.sasl
     if tls.enabled:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
-        context.check_hostname = tls.check_hostname
-        if tls.cert_file:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
+            context.check_hostname = tls.check_hostname
+            if tls.cert_file:
+                context.load_cert_chain(tls.cert_file, tls.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            files = ", ".join(
+                f"{name} {path}"
+                for name, path in (
+                    ("ca_file", tls.ca_file),
+                    ("cert_file", tls.cert_file),
+                    ("key_file", tls.key_file),
+                )
+                if path
+            )
+            raise ConfigError(
+                f"otus.kafka.tls: cannot load the TLS files ({files}): "
+                f"{getattr(exc, 'strerror', None) or exc}"
+            ) from None
         kwargs["ssl_context"] = context
     if sasl.mechanism:
         kwargs["security_protocol"] = "SASL_SSL" if tls.enabled else "SASL_PLAINTEXT"
