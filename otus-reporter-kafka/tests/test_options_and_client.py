@@ -152,6 +152,22 @@ def test_tls_with_a_missing_file_fails_clearly(tmp_path: Path) -> None:
         producer_kwargs(o, resolve_cluster(o, PluginContext()))
 
 
+def test_tls_files_that_cannot_be_loaded_stop_the_start(tmp_path: Path) -> None:
+    """Before, start() succeeded, the sender thread died on the FileNotFoundError (a traceback
+    in the log) and every record of the run was dropped."""
+    from otus import PluginError
+    from otus_reporter_kafka.reporter import KafkaReporter
+
+    missing = tmp_path / "nope.pem"
+    reporter = KafkaReporter(opts(tls={"ca_file": str(missing)}), PluginContext())
+    with pytest.raises(PluginError) as caught:
+        reporter.start()
+    assert str(caught.value) == (
+        f"kafka reporter: cannot load the TLS files (ca_file {missing}): No such file or directory"
+    )
+    reporter.close(1.0)
+
+
 def test_empty_brokers_inherit_the_global_kafka_settings() -> None:
     o = KafkaReporterOptions.model_validate({"topic": "t"})
     settings = {
