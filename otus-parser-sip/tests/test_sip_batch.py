@@ -170,10 +170,10 @@ def _run(
 
 
 def _slots(d: Dialog) -> list[tuple[str, Any, type]]:
-    """Every slot of a dialog with its value's type (a dialog the C path created or updated
-    holds what ``Dialog.__init__`` and ``DialogTable.update`` store, ``0`` and ``False``
-    included)."""
-    return [(s, getattr(d, s), type(getattr(d, s))) for s in Dialog.__slots__]
+    """Every public slot of a dialog with its value's type (a dialog the C path created or
+    updated holds what ``Dialog.__init__`` and ``DialogTable.update`` store, ``0`` and
+    ``False`` included; ``_labels_json`` is the C path's copy of its labels)."""
+    return [(s, getattr(d, s), type(getattr(d, s))) for s in Dialog.__slots__ if s[0] != "_"]
 
 
 def _labels_json(r: Record) -> bytes:
@@ -330,6 +330,39 @@ def test_dialog_table_in_c_with_odd_timestamps(
             _scan.set_enabled(True)
     assert views[0] == views[1]
     assert dict(views[0][1])["dialogs.created"] == 6
+
+
+def test_dialog_labels_copy_follows_changes_made_from_python() -> None:
+    """The C path keeps a call's dialog labels as JSON and reuses them while they stay the same;
+    a slot set from Python drops that copy, so the next message shows the change (and a time
+    set beyond 64 bits sends the message to Python instead of being trusted)."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    s = 10**9
+    invite = sip(to_tag=None)
+    trying = sip("SIP/2.0 100 Trying")
+    ringing = sip("SIP/2.0 180 Ringing", to_tag="t1")
+    parser = SipParser(SipOptions())
+    (r1,) = parser.parse([dgram(invite, 1 * s)])
+    d = parser.dialogs.get("abc123@192.0.2.10")
+    assert d is not None
+    assert isinstance(d._labels_json, bytes)
+    assert r1.labels["sip.caller"] == "alice"
+    (r2,) = parser.parse([dgram(trying, 2 * s)])
+    assert r2.labels["sip.caller"] == "alice"
+    d.caller = "carol"
+    assert d._labels_json is None
+    (r3,) = parser.parse([dgram(trying, 3 * s)])
+    assert (r3.labels["sip.caller"], r3.labels["sip.call_state"]) == ("carol", "trying")
+    d.state = "early"
+    d.invite_ns = 2**70
+    (r4,) = parser.parse([dgram(ringing, 4 * s)])
+    assert r4.labels["sip.call_state"] == "early"
+    assert r4.labels["sip.ring_ms"] == str((4 * s - 2**70) // 10**6)
+    assert r4.serialized_labels() is None  # the dialog's time is past 64 bits: Python did it
+    d.invite_ns = 1 * s
+    (r5,) = parser.parse([dgram(trying, 5 * s)])
+    assert r5.serialized_labels() is not None
+    assert r5.labels["sip.ring_ms"] == "3000"
 
 
 def _top_via_message(via: str, call_id: str, ua: str, start: str) -> bytes:

@@ -18,9 +18,15 @@ SETUP_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
 class Dialog:
-    """State of one call."""
+    """State of one call.
+
+    ``_labels_json`` is the C batch path's copy of this call's dialog labels as JSON members
+    (``sip_dialog.c``), reused while the call's labels stay the same; setting any other
+    attribute drops it, so the copy never outlives a change made from Python.
+    """
 
     __slots__ = (
+        "_labels_json",
         "answer_ns",
         "call_id",
         "callee",
@@ -50,6 +56,11 @@ class Dialog:
         self.caller = ""
         self.callee = ""
         self.cancel_seen = False
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name != "_labels_json":
+            object.__setattr__(self, "_labels_json", None)
 
     def labels(self) -> dict[str, str]:
         """The ``sip.call_*`` labels of this call so far."""

@@ -8,7 +8,10 @@
  * message order.
  *
  * The message's labels are read from their views into the message (sip_lview) and the dialog
- * labels appended to the record's labels JSON.
+ * labels appended to the record's labels JSON. Those are kept in the Dialog's _labels_json
+ * slot (bytes) and copied from there until a slot they show changes (here: dropped with the
+ * change; from Python: Dialog.__setattr__ drops them); while the copy is there the dialog's
+ * times are known to be checked (only such dialogs get one).
  *
  * otus_sip_dialog_check says whether this message can be done here (else the datagram goes to
  * Python, before anything changed): ts_ns and the dialog's times must be 64-bit ints.
@@ -19,10 +22,10 @@
 #include "structmember.h"
 
 enum { G_ANSWER, G_CALL_ID, G_CALLEE, G_CALLER, G_CANCEL, G_END, G_FINAL, G_FROM_TAG, G_INVITE,
-       G_LAST, G_RING, G_STATE, G_TO_TAG, G_N };
+       G_LAST, G_RING, G_STATE, G_TO_TAG, G_LJ, G_N };
 static const char *const G_NAMES[G_N] = {
     "answer_ns", "call_id", "callee", "caller", "cancel_seen", "end_ns", "final_status",
-    "from_tag", "invite_ns", "last_ns", "ring_ns", "state", "to_tag"};
+    "from_tag", "invite_ns", "last_ns", "ring_ns", "state", "to_tag", "_labels_json"};
 static PyTypeObject *g_type;
 static Py_ssize_t g_off[G_N];
 
@@ -148,6 +151,13 @@ static void set_slot(PyObject *d, int k, PyObject *v) {
     Py_XSETREF(GSLOT(d, k), v);
 }
 
+/* set_slot of a slot the dialog labels show: their copy is dropped (made again at the
+ * labels) */
+static void set_lslot(PyObject *d, int k, PyObject *v) {
+    set_slot(d, k, v);
+    Py_CLEAR(GSLOT(d, G_LJ));
+}
+
 int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts, PyObject **found) {
     long long v;
     *found = NULL;
@@ -159,6 +169,11 @@ int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts, PyObject **
     *found = d;
     if (!Py_IS_TYPE(d, g_type))
         return 0;
+    /* A labels copy is made only from times checked here or set from such a message's time,
+     * and dropped when Python sets any slot (Dialog.__setattr__): they are still fine */
+    PyObject *lj = GSLOT(d, G_LJ);
+    if (lj != NULL && PyBytes_CheckExact(lj))
+        return GSLOT(d, G_STATE) != NULL && GSLOT(d, G_CALL_ID) != NULL ? 1 : 0;
     static const int times[] = {G_INVITE, G_RING, G_ANSWER, G_END};
     for (int k = 0; k < 4; k++)
         if (!i64(GSLOT(d, times[k]), &v) || v > (1LL << 62) || v < -(1LL << 62))
@@ -179,8 +194,8 @@ static int ended_op(sip_dstate *st, PyObject *d, PyObject *ts) {
 }
 
 static int end_call(sip_dstate *st, PyObject *d, int outcome, PyObject *ts) {
-    set_slot(d, G_STATE, s_state[outcome]);
-    set_slot(d, G_END, ts);
+    set_lslot(d, G_STATE, s_state[outcome]);
+    set_lslot(d, G_END, ts);
     PyObject *old = PyDict_GetItemWithError(st->by_outcome, s_state[outcome]);
     if (old == NULL && PyErr_Occurred())
         return -1;
@@ -221,8 +236,8 @@ static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyOb
             goto fail;
         GSLOT(d, slot[k]) = o;
     }
-    /* Its slots only ever hold str, int and bool (here and in _dialogs.py), so it can be in no
-     * reference cycle: out of the cyclic GC, whose collections walked every live call */
+    /* Its slots only ever hold str, int, bool and bytes (here and in _dialogs.py), so it can be
+     * in no reference cycle: out of the cyclic GC, whose collections walked every live call */
     PyObject_GC_UnTrack(d);
     if (PyObject_SetItem(st->od, cid, d) < 0)
         goto fail;
@@ -417,7 +432,7 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
             return 0;
         long code = status;
         if (eq(lv->cseq_method, "INVITE")) {
-            if (str_eq(GSLOT(d, G_TO_TAG), "", 0) && lv->has_to_tag && lv->to_tag.n > 0) {
+            if (lv->has_to_tag && lv->to_tag.n > 0 && str_eq(GSLOT(d, G_TO_TAG), "", 0)) {
                 PyObject *tt = lstr(lv->to_tag);
                 if (tt == NULL)
                     goto fail;
@@ -426,19 +441,20 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
             int s = state_of(GSLOT(d, G_STATE));
             if (!(s >= 0 && OUTCOME_ENDED(s)) && s != S_CONFIRMED) {
                 if (code == 180 && s == S_TRYING)
-                    set_slot(d, G_STATE, s_state[S_RINGING]);
+                    set_lslot(d, G_STATE, s_state[S_RINGING]);
                 else if (180 <= code && code < 200 && code != 180 &&
                          (s == S_TRYING || s == S_RINGING))
-                    set_slot(d, G_STATE, s_state[S_EARLY]);
+                    set_lslot(d, G_STATE, s_state[S_EARLY]);
                 if (180 <= code && code < 200 && !PyObject_IsTrue(GSLOT(d, G_RING)))
-                    set_slot(d, G_RING, ts);
+                    set_lslot(d, G_RING, ts);
                 if (200 <= code && code < 300) {
-                    set_slot(d, G_STATE, s_state[S_CONFIRMED]);
-                    set_slot(d, G_ANSWER, ts);
+                    set_lslot(d, G_STATE, s_state[S_CONFIRMED]);
+                    set_lslot(d, G_ANSWER, ts);
                     PyObject *c = PyLong_FromLong(code);
                     if (c == NULL)
                         goto fail;
                     Py_XSETREF(GSLOT(d, G_FINAL), c);
+                    Py_CLEAR(GSLOT(d, G_LJ));
                     long long t, inv;
                     if (!i64(ts, &t) || !i64(GSLOT(d, G_INVITE), &inv)) {
                         PyErr_SetString(PyExc_OverflowError, "parse_batch: dialog time");
@@ -457,6 +473,7 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
                     if (c == NULL)
                         goto fail;
                     Py_XSETREF(GSLOT(d, G_FINAL), c);
+                    Py_CLEAR(GSLOT(d, G_LJ));
                     int outcome = code == 487 || PyObject_IsTrue(GSLOT(d, G_CANCEL))
                                       ? S_CANCELLED
                                       : S_FAILED;
@@ -497,8 +514,25 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
             if (PyList_Insert(st->ops, at + k, quad[k]) < 0)
                 goto fail;
     }
-    if (st->labels_on && lab != NULL && add_labels(d, lab) < 0)
-        goto fail;
+    if (st->labels_on && lab != NULL) {
+        /* the call's labels as the copy made when they last changed, else written and kept */
+        PyObject *lj = GSLOT(d, G_LJ);
+        if (lj != NULL && PyBytes_CheckExact(lj)) {
+            jb_put(lab, PyBytes_AS_STRING(lj), (size_t)PyBytes_GET_SIZE(lj));
+            if (lab->oom) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+        } else {
+            size_t mark = lab->n;
+            if (add_labels(d, lab) < 0)
+                goto fail;
+            PyObject *b = PyBytes_FromStringAndSize(lab->p + mark, (Py_ssize_t)(lab->n - mark));
+            if (b == NULL)
+                goto fail;
+            Py_XSETREF(GSLOT(d, G_LJ), b);
+        }
+    }
     if (st->creg != NULL && PyList_GET_SIZE(st->ops) > 0 && ended_to_creg(st) < 0)
         goto fail;
     Py_DECREF(d);
