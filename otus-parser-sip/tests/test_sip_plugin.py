@@ -30,6 +30,13 @@ def test_options_forbid_typos() -> None:
     assert SipOptions.model_validate({"ports": [5080]}).ports == [5080]
 
 
+@pytest.mark.parametrize("port", [0, -1, 65536, 70000])
+def test_a_port_out_of_range_is_refused_at_validation(port: int) -> None:
+    # before: accepted, and the run failed later in interest() (a daemon worker crash-looped)
+    with pytest.raises(ValidationError, match=r"ports\.0"):
+        SipOptions.model_validate({"ports": [port]})
+
+
 def test_interest_uses_detector_and_ports() -> None:
     parser = spec().factory(SipOptions(ports=[5080]), PluginContext())
     assert parser.interest() == Interest(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SipOptions"]
@@ -12,7 +14,7 @@ class SipOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ports: list[int] = Field(
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
         default_factory=lambda: [5060, 5061],
         description="Port hint; SIP on other ports is still found by its start line.",
     )
