@@ -58,3 +58,24 @@ def test_duplicate_ids_across_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(toml), str(yaml)]) == 1
     err = capsys.readouterr().err
     assert err == f"{yaml}: id: duplicate task id 'fake-task' (also in {toml})\n"
+
+
+def test_a_config_named_with_the_flag_is_checked_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: `otus --config /missing validate TASK` said ok and exited 0 (the flag was ignored)
+    missing = str(tmp_path / "missing.toml")
+    assert main(["--config", missing, "validate", str(tmp_path / "also-missing.toml")]) == 1
+    assert f"{missing}: cannot read" in capsys.readouterr().err
+    good = tmp_path / "otus.toml"
+    good.write_text("[otus]\n")
+    assert main(["validate", "--config", str(good), str(good)]) == 0
+    assert capsys.readouterr().out.count(": ok: global config") == 1  # checked once
+
+
+def test_plugins_list_refuses_a_missing_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.toml")
+    assert main(["plugins", "list", "--config", missing]) == 1
+    assert capsys.readouterr().err.startswith(f"otus: {missing}: cannot read")

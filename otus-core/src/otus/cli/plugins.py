@@ -29,8 +29,11 @@ def register(subparsers: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from otus._config.settings import load_settings
     from otus._plugins.registry import load_registry
 
+    if getattr(args, "config", None):
+        load_settings(args.config)  # a --config given must exist and be valid, used or not
     entries = load_registry().entries()
     if args.kind:
         # A module that did not import has no known kind: show it under every kind.

@@ -1,7 +1,7 @@
 """``otus validate FILE...``: check global config and task files without a daemon.
 
 Prints one line per file (``ok`` on stdout, the error on stderr); exit 1 if any file is invalid
-or two task files share an id.
+or two task files share an id. A global config named with ``--config`` is checked first.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check config or task files (TOML, YAML, JSON) without a daemon",
-        description="Check global config files (root key 'otus') and task files. Prints one "
-        "line per file; exits 1 if any is invalid.",
+        description="Check global config files (root key 'otus') and task files (and the "
+        "file of --config). Prints one line per file; exits 1 if any is invalid.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="files to check")
     parser.set_defaults(func=run)
@@ -30,7 +30,11 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry()
     failed = 0
     tasks: list[ValidatedTask] = []
-    for path in args.files:
+    files = list(args.files)
+    explicit = getattr(args, "config", None)
+    if explicit and explicit not in files:
+        files.insert(0, explicit)  # `otus --config F validate T`: F is checked too
+    for path in files:
         try:
             result = validate_file(path, registry)
         except ConfigError as err:
