@@ -214,3 +214,28 @@ def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path: Path) -> None:
     assert "pkts" in text
     assert "[" in text
     assert "otus run: completed" in text  # then the summary
+
+
+def test_records_a_reporter_could_not_deliver_make_the_run_exit_1(tmp_path: Path) -> None:
+    # before: writing every record into a full device ended "completed", exit 0
+    pcap = write_pcap(tmp_path / "calls.pcap", mixed_frames(5, 10))
+    summary = tmp_path / "summary.json"
+    proc = run_otus(
+        "run", "--pcap", str(pcap), "--parser", "sip", "--set", "console.output=/dev/full",
+        "--summary-json", str(summary),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "otus: records not delivered (console 5)" in proc.stderr
+    assert "not sent   console: 5 of 5 records" in proc.stderr
+    data = json.loads(summary.read_text())
+    assert data["status"] == "completed"
+    assert data["undelivered"] == {"console": 5}
+    # the same run into a writable file delivers everything: exit 0, nothing undelivered
+    out = tmp_path / "records.jsonl"
+    proc = run_otus(
+        "run", "--pcap", str(pcap), "--parser", "sip", "--set", f"console.output={out}",
+        "--summary-json", str(summary),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_text().splitlines()) == 5
+    assert json.loads(summary.read_text())["undelivered"] == {}

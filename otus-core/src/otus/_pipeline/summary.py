@@ -78,6 +78,7 @@ def summary_data(
         },
         "dropped": {k: v for k, v in sorted(counters.items()) if v and _is_drop(k)},
         "errors": {k: v for k, v in sorted(counters.items()) if v and _is_error(k)},
+        "undelivered": undelivered(counters),
         # records a reporter still held when the run ended (a forced quit, a reporter left
         # behind): neither delivered nor counted as dropped
         "held": {
@@ -86,6 +87,21 @@ def summary_data(
             if v and k.startswith("report.") and k.endswith(".buffer_records")
         },
     }
+
+
+def undelivered(counters: dict[str, int]) -> dict[str, int]:
+    """Per reporter, the records handed to it (``report.<r>.in``) that it did not deliver
+    (its ``records`` stat: written, acknowledged): dropped, failed or still held. Reporters
+    that do not count ``records`` are left out (nothing to compare)."""
+    out: dict[str, int] = {}
+    for key, handed in counters.items():
+        if not (key.startswith("report.") and key.endswith(".in")):
+            continue
+        name = key[len("report.") : -len(".in")]
+        delivered = counters.get(f"report.{name}.records")
+        if delivered is not None and handed > delivered:
+            out[name] = handed - delivered
+    return out
 
 
 def _n(value: int) -> str:
@@ -117,6 +133,8 @@ def format_summary(data: dict[str, Any]) -> str:
             continue
         for i, (name, n) in enumerate(items.items()):
             lines.append(f"  {title if i == 0 else '':<10} {name}: {_n(n)}")
+    for name, n in data.get("undelivered", {}).items():
+        lines.append(f"  {'not sent':<10} {name}: {_n(n)} of {_n(data['reported'][name])} records")
     for i, (name, n) in enumerate(data.get("held", {}).items()):
         lines.append(f"  {'held' if i == 0 else '':<10} {name}: {_n(n)} (not delivered)")
     return "\n".join(lines)

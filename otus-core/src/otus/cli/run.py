@@ -9,7 +9,8 @@ Examples::
 The task is validated exactly like ``otus validate`` does. A progress bar is drawn on stderr when
 it is a terminal and the source is a file; a summary of counts follows at the end. Ctrl-C stops
 gracefully (flushing reporters); a second Ctrl-C quits at once. Exit codes: 0 the run ended (file
-read, or ``duration`` elapsed), 1 an error (invalid task, broken capture file), 130 interrupted.
+read, or ``duration`` elapsed, everything delivered), 1 an error (invalid task, broken capture
+file, records a reporter did not deliver), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -289,4 +290,12 @@ def _run(
     if status == "failed":
         print(f"otus: {error}", file=sys.stderr)
         return EXIT_ERROR
-    return EXIT_INTERRUPTED if status == "interrupted" else EXIT_OK
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    lost = data_out["undelivered"]
+    if lost:
+        names = ", ".join(f"{name} {n:,}" for name, n in lost.items())
+        print(f"otus: records not delivered ({names}): see dropped and errors above",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
+    return EXIT_OK
