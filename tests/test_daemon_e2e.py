@@ -359,6 +359,18 @@ def test_a_toml_datetime_expiry_reaches_the_daemon(daemon: Daemon, tmp_path: Pat
     assert daemon.json("task", "status", "dated")["expires_at"].startswith("2030-01-01T00:00:00")
 
 
+def test_an_expiry_in_the_past_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    """Before: accepted ("running"), then stopped as expired at the next supervision pass."""
+    pcap = tmp_path / "p.pcap"
+    write_pcap(pcap, 5)
+    path = task_file(tmp_path, "past", pcap, loop=-1, speed=1.0)
+    path.write_text("expires_at = 2020-01-01T00:00:00Z\n" + path.read_text())
+    refused = daemon.cli("task", "create", "-f", str(path))
+    assert refused.returncode == 1
+    assert "expires_at 2020-01-01T00:00:00+00:00 has passed" in refused.stderr
+    assert all(t["id"] != "past" for t in daemon.json("task", "list"))
+
+
 def test_resource_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """otus.resources: tasks at once, workers per task, and each worker's address space."""
     monkeypatch.setenv("OTUS_RESOURCES_MAX_TASKS", "1")

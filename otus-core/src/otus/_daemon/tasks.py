@@ -128,8 +128,16 @@ class TaskManager:
                     path="id",
                 )
             self._check_room()
+            expires_at = _expiry(validated.config)
+            if expires_at is not None and expires_at <= time.time():
+                when = datetime.fromtimestamp(expires_at, timezone.utc).isoformat()
+                raise ConfigError(
+                    f"expires_at {when} has passed: the task would stop at once",
+                    source=source,
+                    path="expires_at",
+                )
             task = Task(id=task_id, config=config)
-            task.expires_at = _expiry(validated.config)
+            task.expires_at = expires_at
             self.tasks[task_id] = task
             self._persist(task)
             await self._start(task)
