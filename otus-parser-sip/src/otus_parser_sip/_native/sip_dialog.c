@@ -184,6 +184,15 @@ int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts, PyObject **
 /* A label value as a new str (the string cache: tags, users and URIs repeat). */
 static PyObject *lstr(sv s) { return otus_sip_small_str(s); }
 
+/* A tag as a new str: unique to its call, so the string cache would only lose an entry that
+ * repeats (a Call-ID of a call still going, a party) to it. */
+static PyObject *tag_str(sv s) {
+    PyObject *u = PyUnicode_New(s.n, 127);
+    if (u != NULL && s.n > 0)
+        memcpy(PyUnicode_DATA(u), s.p, (size_t)s.n);
+    return u;
+}
+
 static int ended_op(sip_dstate *st, PyObject *d, PyObject *ts) {
     if (!st->media_on)
         return 0;
@@ -231,7 +240,7 @@ static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyOb
     int has[4] = {lv->has_from_tag, lv->has_to_tag, 1, 1};
     static const int slot[4] = {G_FROM_TAG, G_TO_TAG, G_CALLER, G_CALLEE};
     for (int k = 0; k < 4; k++) {
-        PyObject *o = has[k] ? lstr(v[k]) : Py_NewRef(s_blank);
+        PyObject *o = !has[k] ? Py_NewRef(s_blank) : k < 2 ? tag_str(v[k]) : lstr(v[k]);
         if (o == NULL)
             goto fail;
         GSLOT(d, slot[k]) = o;
@@ -433,7 +442,7 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObjec
         long code = status;
         if (eq(lv->cseq_method, "INVITE")) {
             if (lv->has_to_tag && lv->to_tag.n > 0 && str_eq(GSLOT(d, G_TO_TAG), "", 0)) {
-                PyObject *tt = lstr(lv->to_tag);
+                PyObject *tt = tag_str(lv->to_tag);
                 if (tt == NULL)
                     goto fail;
                 Py_XSETREF(GSLOT(d, G_TO_TAG), tt);
