@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import os
 import socket
 from typing import Any
 
@@ -28,6 +29,19 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _check_server(sock: socket.socket, path: str) -> None:
+    """The process serving ``path`` must run as root or as us: a socket another user put there
+    would otherwise receive our commands (task files, credentials in them)."""
+    from otus._control.server import peer_credentials
+
+    _, uid, _ = peer_credentials(sock)
+    if uid not in (0, os.geteuid()):
+        raise ControlError(
+            f"the control socket {path} is served by uid {uid}, neither root nor you: "
+            "not sending anything to it"
+        )
 
 
 def call(
@@ -55,6 +69,7 @@ def call(
         sock.close()
         raise ControlError(f"cannot connect to {path}: {exc.strerror or exc}") from None
     with sock:
+        _check_server(sock, path)
         request = {"jsonrpc": "2.0", "method": method, "params": params or {}, "id": next(_ids)}
         sock.sendall(json.dumps(request, default=_toml_value).encode() + b"\n")
         buf = bytearray()

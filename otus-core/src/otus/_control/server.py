@@ -32,6 +32,21 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+def unsafe_directory(path: str) -> str | None:
+    """Why another local user could replace a socket made in directory ``path`` (one of its
+    directories belongs to someone other than root and us, or others may write to it and it is
+    not sticky like ``/tmp``), or None when it is safe."""
+    me = os.geteuid()
+    current = Path(path).resolve()
+    for d in (current, *current.parents):
+        st = d.stat()
+        if st.st_uid not in (0, me):
+            return f"{d} belongs to uid {st.st_uid}"
+        if st.st_mode & 0o022 and not st.st_mode & 0o1000:
+            return f"{d} may be written by other users (mode {st.st_mode & 0o7777:o})"
+    return None
+
+
 class ControlServer:
     """Serves a :class:`Dispatcher` on a Unix socket until :meth:`close`."""
 
@@ -64,7 +79,15 @@ class ControlServer:
     async def start(self) -> None:
         old_umask = None
         try:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(self.path).parent
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            unsafe = unsafe_directory(str(parent))
+            if unsafe:
+                raise OtusError(
+                    f"not listening on the control socket {self.path}: {unsafe}, so another "
+                    "user could replace the socket; choose a directory of your own "
+                    "(otus.control.socket)"
+                )
             old_umask = os.umask(0o177)  # the socket is created 0600, never briefly wider
             self._server = await asyncio.start_unix_server(
                 self._serve, path=self.path, limit=self._max_request + 1
