@@ -16,7 +16,7 @@ from otus._daemon.pidfile import PidFile
 from otus._daemon.store import TaskStore
 from otus.errors import OtusError
 
-TOO_LONG = "/tmp/" + "a" * 120 + ".sock"  # AF_UNIX paths hold at most 107 bytes
+TOO_LONG = "/run/" + "a" * 120 + ".sock"  # AF_UNIX paths hold at most 107 bytes
 NO_DIR = "/proc/otus-no-such-dir/x"  # /proc refuses new directories
 
 

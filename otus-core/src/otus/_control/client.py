@@ -31,23 +31,24 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _check_server(sock: socket.socket, path: str) -> None:
-    """The process serving ``path`` must run as root or as us: a socket another user put there
-    would otherwise receive our commands (task files, credentials in them)."""
-    from otus._control.server import peer_credentials
+def _check_directory(path: str) -> None:
+    """Nothing is sent to a socket another user could have put in place (task files carry
+    credentials): the rule the daemon listens by (``unsafe_directory``)."""
+    from otus._control.server import unsafe_directory
 
-    _, uid, _ = peer_credentials(sock)
-    if uid not in (0, os.geteuid()):
-        raise ControlError(
-            f"the control socket {path} is served by uid {uid}, neither root nor you: "
-            "not sending anything to it"
-        )
+    try:
+        unsafe = unsafe_directory(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return  # no such directory: connect() says so
+    if unsafe:
+        raise ControlError(f"not using the control socket {path}: {unsafe}")
 
 
 def call(
     path: str, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0
 ) -> Any:
     """Call ``method`` on the daemon listening at ``path`` and return its result."""
+    _check_directory(path)
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -69,7 +70,6 @@ def call(
         sock.close()
         raise ControlError(f"cannot connect to {path}: {exc.strerror or exc}") from None
     with sock:
-        _check_server(sock, path)
         request = {"jsonrpc": "2.0", "method": method, "params": params or {}, "id": next(_ids)}
         sock.sendall(json.dumps(request, default=_toml_value).encode() + b"\n")
         buf = bytearray()

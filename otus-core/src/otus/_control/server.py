@@ -33,17 +33,28 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 
 def unsafe_directory(path: str) -> str | None:
-    """Why another local user could replace a socket made in directory ``path`` (one of its
-    directories belongs to someone other than root and us, or others may write to it and it is
-    not sticky like ``/tmp``), or None when it is safe."""
+    """Why a socket in directory ``path`` could have been put or swapped there by a user other
+    than root and us, or None when it cannot: the directory itself may not be written by others,
+    and every directory on the way that sits in one others may write to (a sticky ``/tmp``)
+    must belong to root or us (``/tmp/otus-1000`` made in advance by somebody else). Below
+    directories only root may write to (``/run``), any owner is the administrator's choice."""
     me = os.geteuid()
-    current = Path(path).resolve()
-    for d in (current, *current.parents):
-        st = d.stat()
-        if st.st_uid not in (0, me):
-            return f"{d} belongs to uid {st.st_uid}"
-        if st.st_mode & 0o022 and not st.st_mode & 0o1000:
-            return f"{d} may be written by other users (mode {st.st_mode & 0o7777:o})"
+    target = Path(path).resolve()
+    st = target.stat()
+    if st.st_mode & 0o022:
+        return f"{target} may be written by other users (mode {st.st_mode & 0o7777:o})"
+    for d in (target, *target.parents[:-1]):
+        parent = d.parent.stat()
+        if parent.st_mode & 0o022:
+            if not parent.st_mode & 0o1000:
+                return (
+                    f"{d.parent} may be written by other users (mode {parent.st_mode & 0o7777:o})"
+                )
+            owner = d.stat().st_uid
+            if owner not in (0, me):
+                return (
+                    f"{d} belongs to uid {owner} (in {d.parent}, where anyone may create entries)"
+                )
     return None
 
 
