@@ -45,10 +45,27 @@ def test_a_directory_others_may_write_is_refused(tmp_path: Path) -> None:
     shared.chmod(0o777)  # anyone could rename the socket away and put theirs
     assert unsafe_directory(str(shared)) == f"{shared} may be written by other users (mode 777)"
     assert unsafe_directory("/tmp") == "/tmp may be written by other users (mode 1777)"
-    server = ControlServer(str(shared / "otus.sock"), Dispatcher({}))
+    with pytest.raises(ControlError, match="may be written by other users"):
+        call(str(shared / "otus.sock"), "daemon_status", timeout=5)
+    server = ControlServer(f"/tmp/otus-test-{os.getpid()}.sock", Dispatcher({}))
     with pytest.raises(OtusError, match="so another user could replace the socket"):
-        asyncio.run(server.start())
-    assert not (shared / "otus.sock").exists()
+        asyncio.run(server.start())  # sticky /tmp itself: somebody else's file could be there
+
+
+def test_the_daemons_own_open_directory_is_closed_to_others(tmp_path: Path) -> None:
+    # a Kubernetes emptyDir mounted at /run/otus is 0777 and belongs to the container's root
+    run = tmp_path / "run"
+    run.mkdir()
+    run.chmod(0o777)
+    server = ControlServer(str(run / "otus.sock"), Dispatcher({}))
+
+    async def start_and_close() -> None:
+        await server.start()
+        await server.close()
+
+    asyncio.run(start_and_close())
+    assert run.stat().st_mode & 0o777 == 0o755
+    assert unsafe_directory(str(run)) is None
 
 
 def test_a_directory_another_user_made_in_tmp_is_refused_by_daemon_and_cli(

@@ -58,6 +58,17 @@ def unsafe_directory(path: str) -> str | None:
     return None
 
 
+def _own_directory(path: Path) -> None:
+    """A socket directory of ours that others may write to and that is not sticky (a
+    Kubernetes ``emptyDir`` is made 0777) loses the others' write bits: the daemon's runtime
+    directory is its own. Sticky ones (``/tmp``) and other owners' are left as they are."""
+    st = path.stat()
+    if st.st_uid == os.geteuid() and st.st_mode & 0o022 and not st.st_mode & 0o1000:
+        mode = st.st_mode & 0o7777
+        os.chmod(path, mode & ~0o022)
+        log.info("control socket directory %s: mode %o -> %o", path, mode, mode & ~0o022)
+
+
 class ControlServer:
     """Serves a :class:`Dispatcher` on a Unix socket until :meth:`close`."""
 
@@ -92,6 +103,7 @@ class ControlServer:
         try:
             parent = Path(self.path).parent
             parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _own_directory(parent)
             unsafe = unsafe_directory(str(parent))
             if unsafe:
                 raise OtusError(
