@@ -147,8 +147,11 @@ def test_tls_builds_a_verifying_context_with_client_cert(tmp_path: Path) -> None
 
 
 def test_tls_with_a_missing_file_fails_clearly(tmp_path: Path) -> None:
-    o = opts(tls={"ca_file": str(tmp_path / "nope.pem")})
-    with pytest.raises(FileNotFoundError):
+    from otus.tls import TlsFilesError
+
+    missing = tmp_path / "nope.pem"
+    o = opts(tls={"ca_file": str(missing)})
+    with pytest.raises(TlsFilesError, match=f"ca_file {missing}\\): No such file"):
         producer_kwargs(o, resolve_cluster(o, PluginContext()))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from otus import ConfigError, PluginContext
+from otus.tls import client_context
 from otus_reporter_kafka.options import KafkaReporterOptions, SaslOptions, TlsOptions
 
 __all__ = ["ClusterSettings", "build_ssl_context", "producer_kwargs", "resolve_cluster"]
@@ -64,12 +65,11 @@ def _global_tls(raw: Any) -> TlsOptions | None:
 
 
 def build_ssl_context(tls: TlsOptions) -> ssl.SSLContext:
-    """A client TLS context: CA (or the system store), optional client cert, hostname check."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
-    context.check_hostname = tls.check_hostname
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    return context
+    """A client TLS context: CA (or the system store), optional client cert, hostname check
+    (``otus.tls.TlsFilesError`` names the files that fail)."""
+    return client_context(
+        tls.ca_file, tls.cert_file, tls.key_file, check_hostname=tls.check_hostname
+    )
 
 
 def producer_kwargs(options: KafkaReporterOptions, cluster: ClusterSettings) -> dict[str, Any]:

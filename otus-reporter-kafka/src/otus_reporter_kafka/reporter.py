@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import threading
 import time
 from bisect import bisect_right
@@ -25,6 +24,7 @@ from itertools import accumulate
 from typing import Any
 
 from otus import PluginContext, PluginError, Record, Reporter
+from otus.tls import TlsFilesError
 from otus_reporter_kafka._batch import HEADER_SIZE, PrebuiltBatch
 from otus_reporter_kafka._buffer import Buffer, Message, Section
 from otus_reporter_kafka._codecs import codec
@@ -139,20 +139,8 @@ class KafkaReporter(Reporter):
         if tls is not None:  # a missing CA or key is a start-up error, not a dead sender
             try:
                 build_ssl_context(tls)
-            except (OSError, ssl.SSLError) as exc:
-                files = ", ".join(
-                    f"{name} {path}"
-                    for name, path in (
-                        ("ca_file", tls.ca_file),
-                        ("cert_file", tls.cert_file),
-                        ("key_file", tls.key_file),
-                    )
-                    if path
-                )
-                raise PluginError(
-                    f"kafka reporter: cannot load the TLS files ({files}): "
-                    f"{getattr(exc, 'strerror', None) or exc}"
-                ) from None
+            except TlsFilesError as exc:
+                raise PluginError(f"kafka reporter: {exc}") from None
         if self.fallback is not None:
             self.fallback.start()
         self._thread = threading.Thread(target=self._run, name="otus-kafka-sender", daemon=True)

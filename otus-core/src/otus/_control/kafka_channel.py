@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from otus._control.command import (
 )
 from otus._control.jsonrpc import INVALID_REQUEST, METHOD_NOT_FOUND, Dispatcher, Handler
 from otus.errors import ConfigError
+from otus.tls import TlsFilesError, client_context
 
 __all__ = ["CommandChannel", "client_kwargs", "heartbeat_status", "load_hmac_key"]
 
@@ -71,24 +71,11 @@ def client_kwargs(kafka: Any) -> dict[str, Any]:
     tls, sasl = kafka.tls, kafka.sasl
     if tls.enabled:
         try:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
-            context.check_hostname = tls.check_hostname
-            if tls.cert_file:
-                context.load_cert_chain(tls.cert_file, tls.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            files = ", ".join(
-                f"{name} {path}"
-                for name, path in (
-                    ("ca_file", tls.ca_file),
-                    ("cert_file", tls.cert_file),
-                    ("key_file", tls.key_file),
-                )
-                if path
+            context = client_context(
+                tls.ca_file, tls.cert_file, tls.key_file, check_hostname=tls.check_hostname
             )
-            raise ConfigError(
-                f"otus.kafka.tls: cannot load the TLS files ({files}): "
-                f"{getattr(exc, 'strerror', None) or exc}"
-            ) from None
+        except TlsFilesError as exc:
+            raise ConfigError(f"otus.kafka.tls: {exc}") from None
         kwargs["ssl_context"] = context
     if sasl.mechanism:
         kwargs["security_protocol"] = "SASL_SSL" if tls.enabled else "SASL_PLAINTEXT"
