@@ -137,6 +137,28 @@ def test_vlan_tag_stripped_by_the_kernel_is_restored(
     assert {(p.flags, p.vlan_tci, p.vlan_tpid) for p in got} == {(PKT_FLAG_VLAN, tags[0][1], tpid)}
 
 
+@pytest.mark.parametrize(
+    ("bpf", "vlan_ids"),
+    [("vlan 100", [100]), ("vlan and udp port 5060", [100, 200]), ("not vlan", [None])],
+)
+def test_vlan_in_the_filter_matches_the_tag_the_kernel_stripped(
+    veth: VethPair, bpf: str, vlan_ids: list[int | None]
+) -> None:
+    # libpcap compiles 'vlan' for tags inside the frame unless it knows the socket is a Linux
+    # one, where the kernel has moved the tag into metadata before the filter runs.
+    frames = frames_from_b(veth, 6)
+    sent = {100: [tagged(f, (0x8100, 100)) for f in frames[:2]],
+            200: [tagged(f, (0x8100, 200)) for f in frames[2:4]], None: frames[4:]}  # fmt: skip
+    cap = open_capturer(veth, bpf=bpf)
+    try:
+        send(veth, sent[100] + sent[200] + sent[None])
+        want = [f for v in vlan_ids for f in frames[{100: 0, 200: 2, None: 4}[v] :][:2]]
+        got = collect(cap, count_at_least(len(want)), timeout=2.0)
+    finally:
+        cap.close()
+    assert [p.frame for p in got] == want
+
+
 def test_fragment_trap_and_the_ways_around_it(veth: VethPair) -> None:
     payload = bytes(range(256)) * 8  # 2 KiB datagram: 5 IPv4 fragments
     v4 = ipv4_fragments(veth.ip_b, veth.ip_a, 5060, 5060, payload, src_mac=veth.mac_b)

@@ -140,8 +140,15 @@ class AfPacketCapturer(Capturer):
             self._promisc = True
         self._join_fanout(sock)
 
-        program = compile_filter(expression(opts.bpf, keep_fragments=opts.bpf_keep_fragments),
-                                 linktype=linktype, snaplen=opts.snaplen)  # fmt: skip
+        try:
+            program = compile_filter(
+                expression(opts.bpf, keep_fragments=opts.bpf_keep_fragments),
+                linktype=linktype,
+                snaplen=opts.snaplen,
+                device="lo" if opts.any_interface else name,  # lo: Ethernet, always there
+            )
+        except ValueError as err:
+            raise CaptureError(str(err)) from None
         _check(
             lib.otus_afp_attach_filter(fd, program.insns, len(program)), "attaching the BPF filter"
         )
