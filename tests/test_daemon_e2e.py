@@ -150,6 +150,14 @@ def test_killed_worker_is_restarted_and_counters_stay_monotonic(
         what="counts after restart",
     )
     assert after > before
+    # The daemon's own line about it carries the fields troubleshooting.md filters logs by.
+    died = [
+        line
+        for line in map(json.loads, daemon.log.read_text().splitlines())
+        if "worker 0 died" in line.get("event", "")
+    ]
+    assert died, daemon.log.read_text()
+    assert (died[0]["task"], died[0]["worker"]) == ("loop", 0)
 
 
 def test_restart_restores_running_tasks(daemon: Daemon, tmp_path: Path) -> None:

@@ -306,7 +306,10 @@ class TaskManager:
                 w.process = None
                 recent = [t for t in w.restart_times if now - t < self._restart_window]
                 if len(recent) >= self._max_restarts:
-                    log.error("task %s: worker %d keeps dying: %s", task.id, w.index, w.last_error)
+                    log.error(
+                        "task %s: worker %d keeps dying: %s", task.id, w.index, w.last_error,
+                        extra={"task": task.id, "worker": w.index},
+                    )  # fmt: skip
                     task.move(TaskState.FAILED, f"worker {w.index} keeps dying: {w.last_error}")
                     for other in task.workers:
                         self._spawner.kill(other)
@@ -319,6 +322,7 @@ class TaskManager:
                 log.warning(
                     "task %s: worker %d died (%s); restart in %.1fs",
                     task.id, w.index, w.last_error, delay,
+                    extra={"task": task.id, "worker": w.index},
                 )  # fmt: skip
             if task.workers and all(w.finished for w in task.workers):
                 task.move(TaskState.STOPPING)
