@@ -19,6 +19,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,15 @@
 #include "sip_dialog.h"
 
 #define NIL UINT32_MAX
+
+/* An intrusive doubly linked list over the flows array: a flow's links and a list's ends. */
+typedef struct {
+    uint32_t prev, next;
+} mlink;
+
+typedef struct {
+    uint32_t head, tail;
+} mlist;
 
 /* The table's memory through CPython's raw allocator (malloc underneath; tracemalloc sees it). */
 #define malloc PyMem_RawMalloc
@@ -45,8 +55,8 @@ typedef struct {
     i128 expires;
     long long port;
     uint32_t h;            /* hash of (address, port) */
-    uint32_t prev, next;   /* registration order (next: the free list when unused) */
-    uint32_t cprev, cnext; /* the call's flows */
+    mlink ord;             /* registration order (ord.next: the free list when unused) */
+    mlink in_call;         /* the call's flows */
     uint32_t call;         /* the call's entry */
     uint32_t iplen, clen;  /* address bytes; packed codecs bytes */
     PyObject *kind, *media;
@@ -57,7 +67,8 @@ typedef struct {
 
 typedef struct {
     PyObject *cid; /* an exact str; NULL when the entry is free */
-    uint32_t h, head, tail, n;
+    mlist flows; /* flows.head: the free list when the entry is free */
+    uint32_t h, n;
 } mcall;
 
 typedef struct {
@@ -68,7 +79,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     mflow *f;
-    uint32_t fcap, fcount, ffree, head, tail;
+    mlist ord; /* registration order, oldest first */
+    uint32_t fcap, fcount, ffree;
     uint64_t *fslot; /* (hash << 32) | (index + 1); 0 empty */
     size_t fmask;
     mcall *c;
@@ -90,19 +102,8 @@ static inline const char *fcodecs(const mflow *f) {
 }
 
 static uint32_t key_hash(const char *p, size_t n, long long port) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n ^ ((uint64_t)port * 0xC2B2AE3D27D4EB4Full);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 29;
-    }
-    if (i < n) {
-        uint64_t w = 0;
-        memcpy(&w, p + i, n - i);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-    }
+    uint64_t h = sv_hash_words(
+        p, n, 0x9E3779B97F4A7C15ull ^ (uint64_t)n ^ ((uint64_t)port * 0xC2B2AE3D27D4EB4Full));
     h ^= h >> 32;
     h *= 0xC4CEB9FE1A85EC53ull;
     h ^= h >> 29;
@@ -156,6 +157,17 @@ static int slots_grow(uint64_t **slots, size_t *mask, uint32_t count) {
     return 0;
 }
 
+/* The next index stored under hash h from probe position *j on (*j moved past it), NIL at the
+ * first empty slot: the candidates a lookup compares, in probe order. */
+static inline uint32_t slot_next(const uint64_t *slots, size_t mask, uint32_t h, size_t *j) {
+    for (uint64_t v; (v = slots[*j]) != 0;) {
+        *j = (*j + 1) & mask;
+        if ((uint32_t)(v >> 32) == h)
+            return (uint32_t)v - 1;
+    }
+    return NIL;
+}
+
 static void slot_put(uint64_t *slots, size_t mask, uint32_t h, uint32_t idx) {
     size_t j = h & mask;
     while (slots[j])
@@ -190,14 +202,10 @@ static void slot_del(uint64_t *slots, size_t mask, uint32_t h, uint32_t idx) {
 static uint32_t call_find(mreg *r, PyObject *cid, uint32_t h) {
     if (r->cslot == NULL)
         return NIL;
-    for (size_t j = h & r->cmask; r->cslot[j]; j = (j + 1) & r->cmask) {
-        uint64_t v = r->cslot[j];
-        if ((uint32_t)(v >> 32) != h)
-            continue;
-        uint32_t k = (uint32_t)v - 1;
+    size_t j = h & r->cmask;
+    for (uint32_t k; (k = slot_next(r->cslot, r->cmask, h, &j)) != NIL;)
         if (str_same(r->c[k].cid, cid))
             return k;
-    }
     return NIL;
 }
 
@@ -208,6 +216,30 @@ static uint32_t call_hash(PyObject *cid) {
 }
 
 /* The entry of call cid (exact str), made when absent; NIL on error. */
+/* The array p of *cap elements of sz bytes doubled (256 at first): the new elements zeroed
+ * (NULL objects, empty lengths) and threaded onto the free list *free through the uint32_t at
+ * next_off in each, *cap updated. NULL (p kept) when out of memory. */
+static void *pool_grow(void *p, uint32_t *cap, size_t sz, size_t next_off, uint32_t *free) {
+    if (*cap >= UINT32_MAX / 2) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    uint32_t old = *cap, n = old ? old * 2 : 256;
+    char *q = realloc(p, (size_t)n * sz);
+    if (q == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memset(q + (size_t)old * sz, 0, (size_t)(n - old) * sz);
+    for (uint32_t i = old; i < n; i++) {
+        uint32_t next = i + 1 < n ? i + 1 : NIL;
+        memcpy(q + (size_t)i * sz + next_off, &next, sizeof next);
+    }
+    *cap = n;
+    *free = old;
+    return q;
+}
+
 static uint32_t call_get(mreg *r, PyObject *cid, uint32_t h) {
     uint32_t k = call_find(r, cid, h);
     if (k != NIL)
@@ -215,26 +247,17 @@ static uint32_t call_get(mreg *r, PyObject *cid, uint32_t h) {
     if (slots_grow(&r->cslot, &r->cmask, r->ccount) < 0)
         return NIL;
     if (r->cfree == NIL) {
-        uint32_t cap = r->ccap ? r->ccap * 2 : 256;
-        mcall *c = realloc(r->c, (size_t)cap * sizeof *c);
-        if (c == NULL) {
-            PyErr_NoMemory();
+        mcall *c = pool_grow(r->c, &r->ccap, sizeof *c, offsetof(mcall, flows.head), &r->cfree);
+        if (c == NULL)
             return NIL;
-        }
-        for (uint32_t i = r->ccap; i < cap; i++) {
-            c[i].cid = NULL;
-            c[i].head = i + 1 < cap ? i + 1 : NIL;
-        }
         r->c = c;
-        r->cfree = r->ccap;
-        r->ccap = cap;
     }
     k = r->cfree;
     mcall *e = &r->c[k];
-    r->cfree = e->head;
+    r->cfree = e->flows.head;
     e->cid = Py_NewRef(cid);
     e->h = h;
-    e->head = e->tail = NIL;
+    e->flows.head = e->flows.tail = NIL;
     e->n = 0;
     slot_put(r->cslot, r->cmask, h, k);
     r->ccount++;
@@ -245,76 +268,71 @@ static void call_drop(mreg *r, uint32_t k) {
     mcall *e = &r->c[k];
     slot_del(r->cslot, r->cmask, e->h, k);
     Py_CLEAR(e->cid);
-    e->head = r->cfree;
+    e->flows.head = r->cfree;
     r->cfree = k;
     r->ccount--;
 }
 
-static void call_link(mreg *r, uint32_t k, uint32_t i) {
-    mcall *e = &r->c[k];
-    mflow *f = &r->f[i];
-    f->call = k;
-    f->cnext = NIL;
-    f->cprev = e->tail;
-    if (e->tail != NIL)
-        r->f[e->tail].cnext = i;
+/* The links of flow i at offset off (one of the mlink members of mflow). */
+static inline mlink *link_at(mflow *f, uint32_t i, size_t off) {
+    return (mlink *)((char *)&f[i] + off);
+}
+
+static void list_append(mflow *f, mlist *l, size_t off, uint32_t i) {
+    mlink *k = link_at(f, i, off);
+    k->next = NIL;
+    k->prev = l->tail;
+    if (l->tail != NIL)
+        link_at(f, l->tail, off)->next = i;
     else
-        e->head = i;
-    e->tail = i;
-    e->n++;
+        l->head = i;
+    l->tail = i;
+}
+
+static void list_unlink(mflow *f, mlist *l, size_t off, uint32_t i) {
+    mlink *k = link_at(f, i, off);
+    if (k->prev != NIL)
+        link_at(f, k->prev, off)->next = k->next;
+    else
+        l->head = k->next;
+    if (k->next != NIL)
+        link_at(f, k->next, off)->prev = k->prev;
+    else
+        l->tail = k->prev;
+}
+
+static void call_link(mreg *r, uint32_t k, uint32_t i) {
+    r->f[i].call = k;
+    list_append(r->f, &r->c[k].flows, offsetof(mflow, in_call), i);
+    r->c[k].n++;
 }
 
 /* Out of its call's chain; the call's entry goes with its last flow. */
 static void call_unlink(mreg *r, uint32_t i) {
-    mflow *f = &r->f[i];
-    mcall *e = &r->c[f->call];
-    if (f->cprev != NIL)
-        r->f[f->cprev].cnext = f->cnext;
-    else
-        e->head = f->cnext;
-    if (f->cnext != NIL)
-        r->f[f->cnext].cprev = f->cprev;
-    else
-        e->tail = f->cprev;
-    if (--e->n == 0)
-        call_drop(r, f->call);
+    uint32_t k = r->f[i].call;
+    list_unlink(r->f, &r->c[k].flows, offsetof(mflow, in_call), i);
+    if (--r->c[k].n == 0)
+        call_drop(r, k);
 }
 
 /* -- flows -------------------------------------------------------------------------------- */
 
 static void order_unlink(mreg *r, uint32_t i) {
-    mflow *f = &r->f[i];
-    if (f->prev != NIL)
-        r->f[f->prev].next = f->next;
-    else
-        r->head = f->next;
-    if (f->next != NIL)
-        r->f[f->next].prev = f->prev;
-    else
-        r->tail = f->prev;
+    list_unlink(r->f, &r->ord, offsetof(mflow, ord), i);
 }
 
 static void order_append(mreg *r, uint32_t i) {
-    mflow *f = &r->f[i];
-    f->next = NIL;
-    f->prev = r->tail;
-    if (r->tail != NIL)
-        r->f[r->tail].next = i;
-    else
-        r->head = i;
-    r->tail = i;
+    list_append(r->f, &r->ord, offsetof(mflow, ord), i);
 }
 
 static uint32_t flow_find(const mreg *r, const char *ip, size_t n, long long port, uint32_t h) {
     if (r->fslot == NULL)
         return NIL;
-    for (size_t j = h & r->fmask; r->fslot[j]; j = (j + 1) & r->fmask) {
-        uint64_t v = r->fslot[j];
-        if ((uint32_t)(v >> 32) != h)
-            continue;
-        const mflow *f = &r->f[(uint32_t)v - 1];
+    size_t j = h & r->fmask;
+    for (uint32_t i; (i = slot_next(r->fslot, r->fmask, h, &j)) != NIL;) {
+        const mflow *f = &r->f[i];
         if (f->port == port && f->iplen == n && memcmp(fip(f), ip, n) == 0)
-            return (uint32_t)v - 1;
+            return i;
     }
     return NIL;
 }
@@ -354,7 +372,7 @@ static void flow_remove(mreg *r, uint32_t i) {
     if (f->clen > CODECS_INLINE)
         free(f->cheap);
     f->iplen = f->clen = 0;
-    f->next = r->ffree;
+    f->ord.next = r->ffree;
     r->ffree = i;
     r->fcount--;
 }
@@ -392,24 +410,10 @@ static int reg_flow(mreg *r, const char *ip, size_t iplen, long long port, PyObj
         if (k == NIL)
             return -1;
         if (r->ffree == NIL) {
-            if (r->fcap >= UINT32_MAX / 2) {
-                PyErr_NoMemory();
+            mflow *nf = pool_grow(r->f, &r->fcap, sizeof *nf, offsetof(mflow, ord.next), &r->ffree);
+            if (nf == NULL)
                 goto unused_call;
-            }
-            uint32_t cap = r->fcap ? r->fcap * 2 : 256;
-            mflow *nf = realloc(r->f, (size_t)cap * sizeof *nf);
-            if (nf == NULL) {
-                PyErr_NoMemory();
-                goto unused_call;
-            }
-            for (uint32_t j = r->fcap; j < cap; j++) {
-                nf[j].next = j + 1 < cap ? j + 1 : NIL;
-                nf[j].iplen = nf[j].clen = 0;
-                nf[j].kind = nf[j].media = NULL;
-            }
             r->f = nf;
-            r->ffree = r->fcap;
-            r->fcap = cap;
         }
         i = r->ffree;
         mflow *f = &r->f[i];
@@ -430,7 +434,7 @@ static int reg_flow(mreg *r, const char *ip, size_t iplen, long long port, PyObj
             f->iplen = 0;
             goto unused_call;
         }
-        r->ffree = f->next;
+        r->ffree = f->ord.next;
         f->port = port;
         f->expires = expires;
         f->h = h;
@@ -442,8 +446,8 @@ static int reg_flow(mreg *r, const char *ip, size_t iplen, long long port, PyObj
         r->fcount++;
     }
     r->registered++;
-    while ((Py_ssize_t)r->fcount > r->max_flows && r->head != NIL) {
-        flow_remove(r, r->head); /* the least recently registered */
+    while ((Py_ssize_t)r->fcount > r->max_flows && r->ord.head != NIL) {
+        flow_remove(r, r->ord.head); /* the least recently registered */
         r->evicted++;
     }
     return 0;
@@ -588,7 +592,7 @@ static PyObject *flow_obj(mreg *r, uint32_t i) {
 static int end_call(mreg *r, PyObject *cid, i128 expires) {
     uint32_t k = call_find(r, cid, call_hash(cid));
     if (k != NIL)
-        for (uint32_t i = r->c[k].head; i != NIL; i = r->f[i].cnext)
+        for (uint32_t i = r->c[k].flows.head; i != NIL; i = r->f[i].in_call.next)
             if (expires < r->f[i].expires)
                 r->f[i].expires = expires;
     if (r->elen == r->emax) { /* deque(maxlen): the oldest drops out */
@@ -627,8 +631,8 @@ static Py_ssize_t expire(mreg *r, i128 now) {
         r->ehead = (r->ehead + 1) % r->ecap;
         r->elen--;
         uint32_t k = call_find(r, cid, call_hash(cid));
-        for (uint32_t i = k == NIL ? NIL : r->c[k].head; i != NIL;) {
-            uint32_t nx = r->f[i].cnext;
+        for (uint32_t i = k == NIL ? NIL : r->c[k].flows.head; i != NIL;) {
+            uint32_t nx = r->f[i].in_call.next;
             int last = r->c[k].n == 1;
             if (r->f[i].expires <= now) {
                 flow_remove(r, i); /* the call's entry goes with its last flow */
@@ -640,8 +644,8 @@ static Py_ssize_t expire(mreg *r, i128 now) {
         }
         Py_DECREF(cid);
     }
-    while (r->head != NIL && r->f[r->head].expires <= now) { /* oldest registration first */
-        flow_remove(r, r->head);
+    while (r->ord.head != NIL && r->f[r->ord.head].expires <= now) { /* oldest registration first */
+        flow_remove(r, r->ord.head);
         n++;
     }
     r->expired += n;
@@ -740,7 +744,7 @@ static PyObject *mreg_new(PyTypeObject *t, PyObject *args, PyObject *kw) {
     mreg *r = (mreg *)t->tp_alloc(t, 0);
     if (r == NULL)
         return NULL;
-    r->ffree = r->head = r->tail = r->cfree = NIL;
+    r->ffree = r->ord.head = r->ord.tail = r->cfree = NIL;
     r->emax = 1024;
     return (PyObject *)r;
 }
@@ -757,8 +761,8 @@ static int mreg_clear(mreg *r) {
 
 static void mreg_dealloc(mreg *r) {
     PyObject_GC_UnTrack(r);
-    for (uint32_t i = r->head; i != NIL;) {
-        uint32_t nx = r->f[i].next;
+    for (uint32_t i = r->ord.head; i != NIL;) {
+        uint32_t nx = r->f[i].ord.next;
         mflow *f = &r->f[i];
         Py_CLEAR(f->kind);
         Py_CLEAR(f->media);
@@ -884,7 +888,7 @@ static PyObject *mreg_flows_of(mreg *r, PyObject *call_id) {
     if (err)
         return NULL;
     PyObject *out = PyList_New(0);
-    for (uint32_t i = k == NIL ? NIL : r->c[k].head; out != NULL && i != NIL; i = r->f[i].cnext) {
+    for (uint32_t i = k == NIL ? NIL : r->c[k].flows.head; out != NULL && i != NIL; i = r->f[i].in_call.next) {
         PyObject *o = flow_obj(r, i);
         if (o == NULL || PyList_Append(out, o) < 0)
             Py_CLEAR(out);
@@ -916,7 +920,7 @@ static PyObject *mreg_remove_call(mreg *r, PyObject *call_id) {
         return NULL;
     while (k != NIL) {
         int last = r->c[k].n == 1;
-        flow_remove(r, r->c[k].head);
+        flow_remove(r, r->c[k].flows.head);
         r->expired++;
         if (last)
             break;
@@ -940,7 +944,7 @@ static PyObject *mreg_stats(mreg *r, PyObject *unused) {
 static PyObject *mreg_flows(mreg *r, PyObject *unused) {
     (void)unused;
     PyObject *out = PyList_New(0);
-    for (uint32_t i = r->head; out != NULL && i != NIL; i = r->f[i].next) {
+    for (uint32_t i = r->ord.head; out != NULL && i != NIL; i = r->f[i].ord.next) {
         PyObject *o = flow_obj(r, i);
         if (o == NULL || PyList_Append(out, o) < 0)
             Py_CLEAR(out);
@@ -956,7 +960,7 @@ static PyObject *mreg_calls(mreg *r, PyObject *unused) {
         if (r->c[k].cid == NULL)
             continue;
         PyObject *keys = PyList_New(0);
-        for (uint32_t i = r->c[k].head; keys != NULL && i != NIL; i = r->f[i].cnext) {
+        for (uint32_t i = r->c[k].flows.head; keys != NULL && i != NIL; i = r->f[i].in_call.next) {
             PyObject *key = Py_BuildValue("(NL)",
                                           PyUnicode_DecodeUTF8(fip(&r->f[i]), r->f[i].iplen,
                                                                "surrogatepass"),

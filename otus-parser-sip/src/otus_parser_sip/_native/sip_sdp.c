@@ -458,17 +458,26 @@ static size_t sdp_room(const sdp_desc *d, Py_ssize_t body_n) {
            96 * (size_t)d->nmaps + 4 * (size_t)d->nattrs + 128;
 }
 
-/* _body.media_of for one SDP: (address, port, media, rtcp_mux, rtcp_address, rtcp_port,
- * codecs) per registrable media (a port, an address, not inactive), appended to list. */
-static int media_summary(const sdp_desc *d, PyObject *list) {
+/* The level whose connection media level m uses when m is registrable (a complete m= line, a
+ * port, a non-empty address, not inactive: _body.media_of's selection), else NULL. */
+static const sdp_level *registrable(const sdp_desc *d, const sdp_level *m) {
     const sdp_level *s = &d->lv[0];
+    const sdp_level *cl = (m->seen & (1u << K_CONN)) ? m : s;
+    sv dir = (m->seen & (1u << K_DIR)) ? m->dir : s->dir;
+    int has_dir = (m->seen | s->seen) & (1u << K_DIR);
+    if (!m->mline3 || m->port == 0 || !(cl->seen & (1u << K_CONN)) ||
+        (has_dir && eq(dir, "inactive")) || cl->conn[2].n == 0)
+        return NULL;
+    return cl;
+}
+
+/* _body.media_of for one SDP: (address, port, media, rtcp_mux, rtcp_address, rtcp_port,
+ * codecs) per registrable media, appended to list. */
+static int media_summary(const sdp_desc *d, PyObject *list) {
     for (int i = 1; i < d->nlv; i++) {
         const sdp_level *m = &d->lv[i];
-        const sdp_level *cl = (m->seen & (1u << K_CONN)) ? m : s;
-        sv dir = (m->seen & (1u << K_DIR)) ? m->dir : s->dir;
-        int has_dir = (m->seen | s->seen) & (1u << K_DIR);
-        if (!m->mline3 || m->port == 0 || !(cl->seen & (1u << K_CONN)) ||
-            (has_dir && eq(dir, "inactive")))
+        const sdp_level *cl = registrable(d, m);
+        if (cl == NULL)
             continue;
         int mux = (m->seen & (1u << K_MUX)) != 0;
         int rtcp = (m->seen & (1u << K_RTCP)) != 0;
@@ -487,10 +496,6 @@ static int media_summary(const sdp_desc *d, PyObject *list) {
             }
         }
         sv addr = cl->conn[2];
-        if (addr.n == 0) { /* `not addr` */
-            Py_DECREF(codecs);
-            continue;
-        }
         sv raddr = rtcp && m->has_rtcp_addr ? m->rtcp_addr : addr;
         long long rport = rtcp ? m->rtcp_port : m->port + 1;
         PyObject *t = PyTuple_New(7);
@@ -521,16 +526,12 @@ static int media_summary(const sdp_desc *d, PyObject *list) {
 
 /* media_summary's endpoints as views for the batch path's C registry (same selection). */
 static void media_views(const sdp_desc *d, sip_msums *ms) {
-    const sdp_level *s = &d->lv[0];
     ms->n = 0;
     int nc = 0;
     for (int i = 1; i < d->nlv; i++) {
         const sdp_level *m = &d->lv[i];
-        const sdp_level *cl = (m->seen & (1u << K_CONN)) ? m : s;
-        sv dir = (m->seen & (1u << K_DIR)) ? m->dir : s->dir;
-        int has_dir = (m->seen | s->seen) & (1u << K_DIR);
-        if (!m->mline3 || m->port == 0 || !(cl->seen & (1u << K_CONN)) ||
-            (has_dir && eq(dir, "inactive")) || cl->conn[2].n == 0)
+        const sdp_level *cl = registrable(d, m);
+        if (cl == NULL)
             continue;
         int rtcp = (m->seen & (1u << K_RTCP)) != 0;
         sip_msum *o = &ms->m[ms->n++]; /* at most SDP_MAX_MEDIA = SIP_MSUM_MAX */

@@ -1,11 +1,13 @@
 /* Helpers shared by the C writers (sip_json.c: head, sip_sdp.c: body, sip_batch.c): string
  * views over the message bytes, the small lexical functions they mirror from the Python
- * reference, the canonical header ids and the OK / BAIL / ERR convention (BAIL = decline). */
+ * reference, the canonical header ids and the OK / BAIL / ERR convention (BAIL = decline);
+ * the word hash of the small string cache (sip_fast.c) and the media table (sip_media.c). */
 #ifndef OTUS_SIP_SV_H
 #define OTUS_SIP_SV_H
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdint.h>
 #include <string.h>
 
 #include "sip_scan.h"
@@ -34,6 +36,25 @@ typedef struct {
     const char *p;
     Py_ssize_t n;
 } sv;
+
+/* n bytes mixed into h a word at a time (the last partial word zero-padded), not finalised:
+ * the small string cache (sip_fast.c) and the media table (sip_media.c) each finish it their
+ * way. ~4x fewer multiplies than byte-wise FNV on the 10-40 byte values they hash. */
+static inline uint64_t sv_hash_words(const char *p, size_t n, uint64_t h) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+    }
+    return h;
+}
 
 static inline int is_ws(char c) { return c == ' ' || c == '\t'; }
 
