@@ -119,3 +119,38 @@ def test_slow_loki_never_blocks_the_caller() -> None:
     finally:
         release.set()
         server.shutdown()
+
+
+class _RefusesOld(_Receiver):
+    """Answers 400 to a push holding a line 'too old' (as Loki does, every time), else 204."""
+
+    pushes: list[dict[str, Any]] = []  # noqa: RUF012
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).pushes.append(json.loads(body))
+        self.send_response(400 if b"too old" in body else 204)
+        self.end_headers()
+
+
+def test_a_batch_loki_refuses_is_dropped_and_counted_not_retried_forever() -> None:
+    server = HTTPServer(("127.0.0.1", 0), _RefusesOld)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        h = LokiHandler(
+            f"http://127.0.0.1:{server.server_port}", {"app": "otus"},
+            batch_size=1, batch_wait=0.05, max_backoff=0.1,
+        )  # fmt: skip
+        log = _logger(h)
+        log.info("too old")
+        log.info("after")
+        deadline = time.monotonic() + 5
+        while h.stats()["sent"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h.close()
+        lines = [v[1] for push in _RefusesOld.pushes for s in push["streams"] for v in s["values"]]
+        # A 4xx is final (the same body would be refused again): once, then the next line.
+        assert lines == ["too old", "after"]
+        assert h.stats() == {"sent": 1, "dropped": 1, "errors": 1, "buffered": 0}
+    finally:
+        server.shutdown()

@@ -3,7 +3,9 @@
 Records go into a bounded in-memory queue; a background thread pushes them in batches (by
 size and by time) to ``/loki/api/v1/push`` as JSON streams keyed by the static labels plus
 the level. Failed pushes are retried with back-off; when the queue is full (Loki slow or
-down) new lines are dropped and counted in :attr:`LokiHandler.dropped`.
+down) new lines are dropped and counted in :attr:`LokiHandler.dropped`. A batch Loki refuses
+with a 4xx other than 408/429 (a line too old or too long, bad labels) is dropped and counted
+at once: the same body would be refused again, and retrying it would hold back every later line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
+
+_log = logging.getLogger("otus.log.loki")
+#: 4xx answers that may succeed later (timeout, rate limit): retried like a 5xx.
+_RETRY_4XX = frozenset({408, 429})
 
 
 class LokiHandler(logging.Handler):
@@ -46,6 +52,7 @@ class LokiHandler(logging.Handler):
         self.dropped = 0
         self.sent = 0
         self.errors = 0
+        self._refusing = False  # a refusal was logged; logged again after the next success
         self._thread = threading.Thread(target=self._run, name="otus-loki", daemon=True)
         self._thread.start()
 
@@ -81,19 +88,29 @@ class LokiHandler(logging.Handler):
                     if self._closed:
                         return
                     continue
-            if self._push(pending):
+            outcome = self._push(pending)
+            if outcome == "sent":
                 self.sent += len(pending)
                 pending = []
                 backoff = 0.5
+                self._refusing = False
                 continue
             self.errors += 1
+            if outcome != "retry":
+                self.dropped += len(pending)
+                if not self._refusing:  # once until a push succeeds again
+                    self._refusing = True
+                    _log.warning("loki refused %d log lines: %s; dropped", len(pending), outcome)
+                pending = []
+                continue
             if self._closed:
                 self.dropped += len(pending)
                 return
             time.sleep(backoff)
             backoff = min(self.max_backoff, backoff * 2)
 
-    def _push(self, items: list[tuple[int, str, str]]) -> bool:
+    def _push(self, items: list[tuple[int, str, str]]) -> str:
+        """``sent``, ``retry`` (Loki down, slow, 5xx, 408, 429) or why Loki refused the batch."""
         streams: dict[str, list[list[str]]] = {}
         labels: dict[str, str] = self.labels
         for ts, level, line in items:
@@ -112,9 +129,14 @@ class LokiHandler(logging.Handler):
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return bool(200 <= resp.status < 300)
+                return "sent" if 200 <= resp.status < 300 else "retry"
+        except urllib.error.HTTPError as err:
+            if 400 <= err.code < 500 and err.code not in _RETRY_4XX:
+                detail = err.read(200).decode(errors="replace").strip()
+                return f"HTTP {err.code} {detail}".strip()
+            return "retry"
         except (urllib.error.URLError, OSError, ValueError):
-            return False
+            return "retry"
 
     def close(self, timeout: float = 2.0) -> None:
         with self._cond:
