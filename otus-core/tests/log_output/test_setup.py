@@ -130,3 +130,19 @@ def test_a_log_file_that_cannot_be_opened_is_one_error_naming_the_key() -> None:
     assert str(caught.value) == (
         "otus.log.file.path: cannot open /proc/otus-no-dir/otus.log: No such file or directory"
     )
+
+
+def test_every_loki_setting_reaches_the_handler() -> None:
+    from otus._config.settings import LokiSettings
+    from otus._logging.loki import LokiHandler
+
+    loki = LokiSettings.model_validate(
+        {"url": "http://127.0.0.1:9/", "batch_size": 7, "batch_wait": "3s", "buffer": 11,
+         "timeout": "30s"}
+    ).model_dump()  # fmt: skip
+    handlers = configure_logging("info", "json", loki=loki)
+    try:
+        (h,) = [h for h in handlers if isinstance(h, LokiHandler)]
+        assert (h.batch_size, h.batch_wait, h._buffer, h.timeout) == (7, 3.0, 11, 30.0)
+    finally:
+        configure_logging("info", "json")

@@ -135,6 +135,7 @@ def configure_logging(
             batch_size=int(loki.get("batch_size", 500)),
             batch_wait=float(loki.get("batch_wait", 1.0)),
             buffer=int(loki.get("buffer", 10_000)),
+            timeout=float(loki.get("timeout", 5.0)),
         )
         lh.setFormatter(formatter(structlog.processors.JSONRenderer()))
         _handlers.append(lh)
