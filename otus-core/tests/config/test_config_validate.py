@@ -47,6 +47,10 @@ EXPECTED = {
     "config_bad_loki_url.toml": (
         "otus.log.loki.url: use an http:// or https:// URL, got 'loki:3100'"
     ),
+    # Loki refused every push (400 'error parsing labels'): the node's logs never arrived
+    "config_bad_loki_label.toml": (
+        "otus.log.loki.labels: 'k8s-cluster' is not a Loki label name (letters, digits and '_',"
+    ),
 }
 #: Syntax errors name the line: "<file>:<line>: ...".
 SYNTAX_LINES = {"task_syntax.toml": 3, "task_syntax.yaml": 4, "task_syntax.json": 3}

@@ -228,7 +228,9 @@ class LokiSettings(Section):
         None, description="Push URL, e.g. http://loki:3100/loki/api/v1/push; unset: off."
     )
     labels: dict[str, str] = Field(
-        default_factory=dict, description="Stream labels added to every line (job, env…)."
+        default_factory=dict,
+        description="Stream labels added to every line (job, env…); names as Loki takes them "
+        "(letters, digits, '_'), not 'level' (set per line).",
     )
     batch_size: int = Field(1000, ge=1, description="Lines per push.")
     batch_wait: Duration = Field(1.0, gt=0, description="Longest wait before a partial push.")
@@ -241,6 +243,20 @@ class LokiSettings(Section):
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"use an http:// or https:// URL, got {value!r}")
         return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        # Loki answers 400 to every push whose stream has any other name: no line would arrive.
+        for name in labels:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(
+                    f"{name!r} is not a Loki label name (letters, digits and '_', not starting"
+                    " with a digit)"
+                )
+            if name == "level":
+                raise ValueError("'level' is set per line to the log level; choose another name")
+        return labels
 
 
 class LogSettings(Section):
