@@ -85,7 +85,7 @@ def _table_names(markdown: str) -> set[str]:
 
 def test_the_table_lists_what_the_endpoint_serves() -> None:
     """A scrape of a real endpoint, fed one task whose counters touch every family (the
-    installed plugins' too, where those are SIP's, plus one plugin family of this test's)."""
+    installed plugins' too: SIP's and the filter's, plus one plugin family of this test's)."""
     counters = {
         "capture.packets": 10, "capture.bytes": 1000, "capture.drops.kernel": 1,
         "decode.decoded": 9, "decode.error.truncated": 1, "decode.frag_evicted.timeout": 1,
@@ -97,6 +97,7 @@ def test_the_table_lists_what_the_endpoint_serves() -> None:
         "latency.decode.le_1000": 1, "latency.decode.count": 1, "latency.decode.sum_ns": 500,
         "parse.sip.call_setup.le_100": 1, "parse.sip.call_setup.count": 1,
         "parse.sip.call_setup.sum_ms": 80, "parse.probe.things": 2,
+        "process.filter.kept": 6, "process.filter.dropped.options": 1,
     }  # fmt: skip
     gauges = {"decode.frag_active": 2, "reassembly.tcp.active_flows": 3,
               "report.kafka.buffer_records": 4, "parse.sip.dialogs.active": 5}  # fmt: skip

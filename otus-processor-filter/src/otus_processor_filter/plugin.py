@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import otus
-from otus import PluginContext, Processor, ProcessorSpec
+from otus import MetricSpec, PluginContext, Processor, ProcessorSpec
+from otus_processor_filter import metrics
 from otus_processor_filter.options import FilterOptions
 
 
@@ -26,3 +27,8 @@ SPEC = ProcessorSpec(
 @otus.hookimpl
 def otus_processors() -> Iterable[ProcessorSpec]:
     return [SPEC]
+
+
+@otus.hookimpl
+def otus_metrics() -> Iterable[MetricSpec]:
+    return list(metrics.METRICS)
