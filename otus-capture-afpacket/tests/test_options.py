@@ -41,6 +41,25 @@ def test_snaplen_that_does_not_fit_a_block_says_what_to_change() -> None:
             r"ring of 128 MiB \(block_size 1 MiB x block_count 128\) exceeds max_ring_memory 64",
         ),
         ({"cpus": [0, 0]}, "distinct CPU numbers"),
+        # The kernel takes a block size below 2 GiB (an int) and a frame count in 32 bits;
+        # beyond, open() failed with "'I' format requires 0 <= number <= 4294967295" or EINVAL.
+        (
+            {"block_size": "4GiB", "max_ring_memory": "64GiB"},
+            r"block_size 4 GiB: the kernel takes blocks below 2 GiB",
+        ),
+        (
+            {"block_size": "2GiB", "max_ring_memory": "64GiB"},
+            r"block_size 2 GiB: the kernel takes blocks below 2 GiB",
+        ),
+        (
+            {
+                "block_size": "1GiB",
+                "frame_size": 128,
+                "block_count": 1024,
+                "max_ring_memory": "1TiB",
+            },
+            r"1024 blocks of 8388608 frames .* the kernel counts frames in 32 bits",
+        ),
         ({"snaplen": 10}, "greater than or equal to 64"),
     ],
 )

@@ -98,6 +98,11 @@ class AfPacketOptions(BaseModel):
             raise ValueError(
                 f"block_size {self.block_size} must be a multiple of the page size ({page})"
             )
+        if self.block_size >= 1 << 31:  # tp_block_size is checked as an int by the kernel
+            raise ValueError(
+                f"block_size {_size(self.block_size)}: the kernel takes blocks below 2 GiB;"
+                " use more blocks (block_count) instead"
+            )
         if self.frame_size < 128 or self.frame_size % TPACKET_ALIGNMENT:
             raise ValueError(
                 f"frame_size {self.frame_size} must be at least 128 and a multiple of 16"
@@ -105,6 +110,13 @@ class AfPacketOptions(BaseModel):
         if self.block_size % self.frame_size:
             raise ValueError(
                 f"block_size {self.block_size} must be a multiple of frame_size {self.frame_size}"
+            )
+        per_block = self.block_size // self.frame_size
+        if per_block * self.block_count >= 1 << 32:
+            raise ValueError(
+                f"{self.block_count} blocks of {per_block} frames ({_size(self.block_size)} /"
+                f" frame_size {self.frame_size}): the kernel counts frames in 32 bits;"
+                " raise frame_size or lower block_count"
             )
         if self.snaplen + FRAME_OVERHEAD > self.block_size:
             raise ValueError(
@@ -135,6 +147,8 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def _size(n: int) -> str:
+    if n % (1024 * MiB) == 0:
+        return f"{n // (1024 * MiB)} GiB"
     if n % MiB == 0:
         return f"{n // MiB} MiB"
     if n % 1024 == 0:
