@@ -46,3 +46,31 @@ def test_rendered_durations_parse_back(seconds: float) -> None:
 @pytest.mark.parametrize("size", [0, 1, 1000, 1024, 64 * 1024**2, 3 * 1024**3 + 1])
 def test_rendered_sizes_parse_back(size: int) -> None:
     assert parse_size(format_size(size)) == size
+
+
+def test_unknown_keys_are_named_and_hinted_as_the_file_spells_keys() -> None:
+    """Options with aliases (``in``, ``range``, ``all`` in Python ``in_``, ``range_``, ``all_``):
+    the hint lists the spelling a file uses, also below an aliased key."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    from otus._config.messages import config_error
+
+    class Cond(BaseModel):
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
+        field: str | None = None
+        in_: list[str] | None = Field(None, alias="in")
+        range_: tuple[int, int] | None = Field(None, alias="range")
+        all_: list[Cond] | None = Field(None, alias="all")
+
+    def message(data: dict[str, object]) -> str:
+        try:
+            Cond.model_validate(data)
+        except ValidationError as err:
+            return str(config_error(err, source="", model=Cond))
+        raise AssertionError("validated")
+
+    assert message({"glob": "x"}) == "glob: unknown key (known: all, field, in, range)"
+    assert message({"rnage": [1, 2]}) == "rnage: unknown key (did you mean 'range'?)"
+    assert message({"all": [{"feild": "x"}]}) == (
+        "all[0].feild: unknown key (did you mean 'field'?)"
+    )

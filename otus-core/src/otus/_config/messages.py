@@ -103,7 +103,7 @@ def _known_keys(model: type[BaseModel], loc: Loc) -> list[str] | None:
                 return None
             target = args[0]
         elif isinstance(target, type) and issubclass(target, BaseModel):
-            field = target.model_fields.get(part)
+            field = _fields_as_spelled(target).get(part)
             if field is None:
                 return None
             target = field.annotation
@@ -111,8 +111,14 @@ def _known_keys(model: type[BaseModel], loc: Loc) -> list[str] | None:
             return None
     target = _unwrap(target)
     if isinstance(target, type) and issubclass(target, BaseModel):
-        return sorted(target.model_fields)
+        return sorted(_fields_as_spelled(target))
     return None
+
+
+def _fields_as_spelled(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key a file uses: the alias where there is one (``in`` for
+    ``in_``), as pydantic's error locations have them."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _unwrap(annotation: Any) -> Any:
