@@ -216,10 +216,13 @@ static uint32_t call_hash(PyObject *cid) {
 }
 
 /* The entry of call cid (exact str), made when absent; NIL on error. */
-/* The array p of *cap elements of sz bytes doubled (256 at first): the new elements zeroed
- * (NULL objects, empty lengths) and threaded onto the free list *free through the uint32_t at
- * next_off in each, *cap updated. NULL (p kept) when out of memory. */
-static void *pool_grow(void *p, uint32_t *cap, size_t sz, size_t next_off, uint32_t *free) {
+/* The array p of *cap elements of sz bytes with an element on its free list *free (linked
+ * through the uint32_t at next_off in each): p itself when the list has one, else p doubled
+ * (256 at first), the new elements zeroed (NULL objects, empty lengths) and put on the list,
+ * *cap updated. NULL (p kept) when out of memory. The caller takes *free off the list. */
+static void *pool_ready(void *p, uint32_t *cap, size_t sz, size_t next_off, uint32_t *free) {
+    if (*free != NIL)
+        return p;
     if (*cap >= UINT32_MAX / 2) {
         PyErr_NoMemory();
         return NULL;
@@ -246,14 +249,12 @@ static uint32_t call_get(mreg *r, PyObject *cid, uint32_t h) {
         return k;
     if (slots_grow(&r->cslot, &r->cmask, r->ccount) < 0)
         return NIL;
-    if (r->cfree == NIL) {
-        mcall *c = pool_grow(r->c, &r->ccap, sizeof *c, offsetof(mcall, flows.head), &r->cfree);
-        if (c == NULL)
-            return NIL;
-        r->c = c;
-    }
+    mcall *c = pool_ready(r->c, &r->ccap, sizeof *c, offsetof(mcall, flows.head), &r->cfree);
+    if (c == NULL)
+        return NIL;
+    r->c = c;
     k = r->cfree;
-    mcall *e = &r->c[k];
+    mcall *e = &c[k];
     r->cfree = e->flows.head;
     e->cid = Py_NewRef(cid);
     e->h = h;
@@ -409,14 +410,12 @@ static int reg_flow(mreg *r, const char *ip, size_t iplen, long long port, PyObj
         uint32_t k = call_get(r, cid, ch);
         if (k == NIL)
             return -1;
-        if (r->ffree == NIL) {
-            mflow *nf = pool_grow(r->f, &r->fcap, sizeof *nf, offsetof(mflow, ord.next), &r->ffree);
-            if (nf == NULL)
-                goto unused_call;
-            r->f = nf;
-        }
+        mflow *nf = pool_ready(r->f, &r->fcap, sizeof *nf, offsetof(mflow, ord.next), &r->ffree);
+        if (nf == NULL)
+            goto unused_call;
+        r->f = nf;
         i = r->ffree;
-        mflow *f = &r->f[i];
+        mflow *f = &nf[i];
         if (iplen > IP_INLINE) {
             if ((f->ipheap = malloc(iplen)) == NULL) {
                 PyErr_NoMemory();
