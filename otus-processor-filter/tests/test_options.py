@@ -55,7 +55,17 @@ def _rule(match: dict[str, Any], action: str = "drop") -> dict[str, Any]:
         ({"field": "src_ip"}, "rules.0.match", "exactly one operator"),
         ({"equals": "x"}, "rules.0.match", "needs 'field'"),
         ({"all": []}, "rules.0.match", "at least one condition"),
-        ({"all": [{"field": "ip", "equals": "a"}], "field": "ip"}, "rules.0.match", "not ["),
+        ({"all": [{"field": "ip", "equals": "10.0.0.1"}], "field": "ip"}, "rules.0.match", "not ["),
+        # Values that can never equal what a record carries (all validated before this).
+        ({"field": "src_ip", "equals": "10.0.0.0/8"}, "rules.0.match", "a network: use cidr"),
+        ({"field": "ip", "in": ["10.0.0.1", "sbc.example"]}, "rules.0.match", "not an IP address"),
+        ({"field": "ip", "equals": "2001:DB8::7"}, "rules.0.match", "write '2001:db8::7'"),
+        ({"field": "dst_ip", "prefix": "10.1.0.0/16"}, "rules.0.match", "a network: use cidr"),
+        ({"field": "dst_port", "equals": 70000}, "rules.0.match", "0 to 65535"),
+        ({"field": "port", "in": [5060, -1]}, "rules.0.match", "0 to 65535"),
+        ({"field": "protocol", "equals": 300}, "rules.0.match", "0 to 255"),
+        ({"field": "src_port", "equals": True}, "rules.0.match.equals", "true/false"),
+        ({"field": "labels.sip.x", "in": ["a", False]}, "rules.0.match.in", "true/false"),
         (
             {"any": [{"not": {"field": "lables.x.y", "exists": True}}]},
             "rules.0.match.any.0.not.field",

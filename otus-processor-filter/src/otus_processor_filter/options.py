@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import socket
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -94,6 +95,15 @@ class Condition(BaseModel):
             "or labels.<protocol>.<field>"
         )
 
+    @field_validator("equals", "in_", mode="before")
+    @classmethod
+    def _no_bools(cls, value: object) -> object:
+        # pydantic would take true as 1: a port or label never equals it as written.
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in values):
+            raise ValueError("true/false is not a value a field holds; write a number or text")
+        return value
+
     @field_validator("regex")
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
@@ -151,6 +161,11 @@ class Condition(BaseModel):
                 raise ValueError(f"range [{low}, {high}] must satisfy 0 <= low <= high <= 65535")
         if op in ("prefix", "regex") and is_int:
             raise ValueError(f"'{name}' applies to text fields, not {field!r}")
+        if op == "prefix" and field in IP_FIELDS:
+            prefixes = [self.prefix] if isinstance(self.prefix, str) else list(self.prefix or [])
+            for p in prefixes:
+                if "/" in p:
+                    raise ValueError(f"{p!r} is a network: use cidr = {p!r} for {field!r}")
         if op in ("equals", "in_"):
             values = [self.equals] if op == "equals" else list(self.in_ or [])
             for value in values:
@@ -165,8 +180,32 @@ class Condition(BaseModel):
                     )
                 if field in STR_FIELDS and isinstance(value, int):
                     raise ValueError(f"{field!r} is text; write {str(value)!r} in quotes")
+                if is_int and isinstance(value, int):
+                    high = 255 if field == "protocol" else 65535
+                    if not 0 <= value <= high:
+                        raise ValueError(f"{field!r} is 0 to {high}; {value} can never equal it")
+                if field in IP_FIELDS and isinstance(value, str):
+                    _check_address(field, value)
             if op == "in_" and not values:
                 raise ValueError("'in' needs at least one value")
+
+
+def _check_address(field: str, value: str) -> None:
+    """``value`` as records show addresses (``inet_ntop``), else a ``ValueError`` saying why."""
+    if "/" in value:
+        raise ValueError(f"{value!r} is a network: use cidr = {value!r} for {field!r}")
+    family = socket.AF_INET6 if ":" in value else socket.AF_INET
+    try:
+        shown = socket.inet_ntop(family, socket.inet_pton(family, value))
+    except OSError:
+        raise ValueError(
+            f"{value!r} is not an IP address; {field!r} holds addresses such as 10.0.0.1 or"
+            " 2001:db8::1 (networks: cidr)"
+        ) from None
+    if shown != value:
+        raise ValueError(
+            f"records show this address as {shown!r}: write {shown!r} (or cidr = {value!r})"
+        )
 
 
 class Rule(BaseModel):
