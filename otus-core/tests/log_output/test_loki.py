@@ -154,3 +154,20 @@ def test_a_batch_loki_refuses_is_dropped_and_counted_not_retried_forever() -> No
         assert h.stats() == {"sent": 1, "dropped": 1, "errors": 1, "buffered": 0}
     finally:
         server.shutdown()
+
+
+def test_static_labels_are_made_legal_loki_label_names() -> None:
+    """Node tags (free-form: 'k8s-cluster', 'rack.row') become stream labels; Loki refuses any
+    push whose label names are not letters, digits and '_', so they are written that way."""
+    server, rx = _serve(204)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        h = LokiHandler(url, {"app": "otus", "k8s-cluster": "eu1", "rack.row": "3", "9x": "y"},
+                        batch_size=1, batch_wait=0.05)  # fmt: skip
+        _logger(h).info("one")
+        h.close()
+        (stream,) = [s["stream"] for push in rx.pushes for s in push["streams"]]
+        assert stream == {"app": "otus", "k8s_cluster": "eu1", "rack_row": "3", "_9x": "y",
+                          "level": "info"}  # fmt: skip
+    finally:
+        server.shutdown()
