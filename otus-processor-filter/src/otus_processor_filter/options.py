@@ -14,7 +14,14 @@ import re
 import socket
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "EITHER_FIELDS",
@@ -231,7 +238,11 @@ class Rule(BaseModel):
 
     @field_validator("labels")
     @classmethod
-    def _label_names_and_templates(cls, labels: dict[str, str]) -> dict[str, str]:
+    def _label_names_and_templates(
+        cls, labels: dict[str, str], info: ValidationInfo
+    ) -> dict[str, str]:
+        # Where the node is known (the daemon's task create), its tags come as the context.
+        node_tags = (info.context or {}).get("node_tags")
         for name, value in labels.items():
             if not LABEL_NAME.match(name):
                 raise ValueError(f"label name {name!r} is not '{{protocol}}.{{field}}' lower case")
@@ -243,6 +254,13 @@ class Rule(BaseModel):
                     raise ValueError(
                         f"{name}: unknown reference ${{{ref}}}; use ${{node.tags.NAME}}, "
                         "${node.agent_id} or ${task.id}"
+                    )
+                tag = ref[len("node.tags.") :] if ref and ref.startswith("node.tags.") else None
+                if tag is not None and node_tags is not None and tag not in node_tags:
+                    have = ", ".join(sorted(node_tags)) or "none"
+                    raise ValueError(
+                        f"{name}: node tag {tag!r} is not set on this node "
+                        f"(otus.node.tags has: {have})"
                     )
         return labels
 

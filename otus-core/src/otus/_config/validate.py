@@ -79,11 +79,14 @@ def validate_task(
     source: str,
     registry: PluginRegistry,
     decoder_defaults: DecoderOptions | None = None,
+    node_tags: Mapping[str, str] | None = None,
 ) -> ValidatedTask:
     """Validate a task given as plain data; :class:`ConfigError` on the first problem.
 
     ``decoder_defaults`` (``otus.core.decoder`` of the global config) is what the task's
-    ``[decoder]`` table is merged over.
+    ``[decoder]`` table is merged over. ``node_tags``, where the node running the task is
+    known (the daemon), reach the plugins' option validators as the pydantic validation
+    context ``{"node_tags": {...}}``, so that an option naming a tag the node lacks fails here.
     """
     if not data:
         raise ConfigError(
@@ -97,8 +100,9 @@ def validate_task(
     except ValidationError as err:
         raise config_error(err, source=source, model=TaskConfig) from None
 
+    context = None if node_tags is None else {"node_tags": dict(node_tags)}
     capture = _plugin(registry, "capturer", config.capture.name, config.capture.config,
-                      source, ("capture",))  # fmt: skip
+                      source, ("capture",), context)  # fmt: skip
     capturer = _as(CapturerSpec, capture[0])
     if capturer.max_workers is not None and config.workers > capturer.max_workers:
         raise ConfigError(
@@ -110,12 +114,17 @@ def validate_task(
     return ValidatedTask(
         config=config,
         capture=(capturer, capture[1]),
-        parsers=[(_as(ParserSpec, s), o) for s, o in _plugins(registry, "parser", config, source)],
+        parsers=[
+            (_as(ParserSpec, s), o)
+            for s, o in _plugins(registry, "parser", config, source, context)
+        ],
         processors=[
-            (_as(ProcessorSpec, s), o) for s, o in _plugins(registry, "processor", config, source)
+            (_as(ProcessorSpec, s), o)
+            for s, o in _plugins(registry, "processor", config, source, context)
         ],
         reporters=[
-            (_as(ReporterSpec, s), o) for s, o in _plugins(registry, "reporter", config, source)
+            (_as(ReporterSpec, s), o)
+            for s, o in _plugins(registry, "reporter", config, source, context)
         ],
         source=source,
     )
@@ -165,11 +174,15 @@ def validate_file(path: str | os.PathLike[str], registry: PluginRegistry) -> Val
 
 
 def _plugins(
-    registry: PluginRegistry, kind: str, config: TaskConfig, source: str
+    registry: PluginRegistry,
+    kind: str,
+    config: TaskConfig,
+    source: str,
+    context: dict[str, Any] | None = None,
 ) -> list[tuple[PluginSpec[Any], BaseModel]]:
     refs = getattr(config, f"{kind}s")
     return [
-        _plugin(registry, kind, ref.name, ref.config, source, (f"{kind}s", i))
+        _plugin(registry, kind, ref.name, ref.config, source, (f"{kind}s", i), context)
         for i, ref in enumerate(refs)
     ]
 
@@ -181,13 +194,14 @@ def _plugin(
     options: Mapping[str, Any],
     source: str,
     where: tuple[int | str, ...],
+    context: dict[str, Any] | None = None,
 ) -> tuple[PluginSpec[Any], BaseModel]:
     try:
         spec = registry.get(kind, name)
     except PluginError as err:
         raise ConfigError(str(err), source=source, path=_dotted((*where, "name"))) from None
     try:
-        return spec, spec.options_model.model_validate(dict(options))
+        return spec, spec.options_model.model_validate(dict(options), context=context)
     except ValidationError as err:
         raise config_error(
             err, source=source, model=spec.options_model, prefix=(*where, "config")

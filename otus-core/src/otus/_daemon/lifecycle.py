@@ -71,6 +71,7 @@ class Daemon:
             source=source,
             registry=self.registry,
             decoder_defaults=self.settings.core.decoder,
+            node_tags=self.settings.node.tags,
         )
 
     def _task_event(self, task: Any) -> None:
