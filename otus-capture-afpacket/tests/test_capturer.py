@@ -341,3 +341,22 @@ def test_an_interface_that_disappears_ends_the_capture_with_an_error(veth: VethP
             guard.cancel()
     finally:
         cap.close()
+
+
+def test_a_fanout_group_taken_on_another_interface_is_named_as_such(veth: VethPair) -> None:
+    # Fanout group ids are per network namespace, not per interface: the same group_id on lo
+    # and on the veth (two tasks an operator thought independent) cannot both be joined.
+    ctx = PluginContext(task_id="a", workers=2)
+    first = open_capturer(veth, ctx, fanout={"group_id": 4242})
+    try:
+        opts = AfPacketOptions(**{**SMALL, "interface": "lo", "fanout": {"group_id": 4242}})
+        second = AfPacketCapturer(opts, PluginContext(task_id="b", workers=2))
+        with inside(veth.ns_a), pytest.raises(CaptureError) as caught:
+            second.open()
+    finally:
+        first.close()
+    assert str(caught.value) == (
+        "joining fanout group 4242 failed (Invalid argument): another capture in this network"
+        " namespace, on any interface, uses that group with other settings; leave"
+        " fanout.group_id unset (each task gets its own) or choose another"
+    )

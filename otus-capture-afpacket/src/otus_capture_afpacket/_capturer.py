@@ -164,8 +164,9 @@ class AfPacketCapturer(Capturer):
             sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("I", group | flags << 16))
         except OSError as err:
             raise CaptureError(
-                f"joining fanout group {group} failed ({err.strerror}): another capture on this"
-                " interface uses that group with other settings; set fanout.group_id"
+                f"joining fanout group {group} failed ({err.strerror}): another capture in this"
+                " network namespace, on any interface, uses that group with other settings;"
+                " leave fanout.group_id unset (each task gets its own) or choose another"
             ) from None
         self.fanout_group = group
 

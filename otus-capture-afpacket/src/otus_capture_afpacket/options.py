@@ -33,7 +33,8 @@ class FanoutOptions(BaseModel):
     #: hash: by flow, symmetric (both directions on one worker); lb: round robin;
     #: cpu: by the CPU that received the packet; qm: by the NIC's receive queue.
     mode: Literal["hash", "lb", "cpu", "qm"] = "hash"
-    #: Fanout group id (0-65535), unique per interface and task; default: derived from task id.
+    #: Fanout group id (0-65535), unique per network namespace (across its interfaces) and
+    #: task; default: derived from the task id.
     group_id: int | None = Field(default=None, ge=0, le=0xFFFF)
     #: PACKET_FANOUT_FLAG_DEFRAG: the kernel reassembles IPv4 fragments before spreading them,
     #: so all fragments of a datagram reach one worker and a port filter sees the whole datagram.
