@@ -360,3 +360,17 @@ def test_a_fanout_group_taken_on_another_interface_is_named_as_such(veth: VethPa
         " namespace, on any interface, uses that group with other settings; leave"
         " fanout.group_id unset (each task gets its own) or choose another"
     )
+
+
+def test_a_vlan_filter_on_any_says_lo_must_be_up(veth: VethPair) -> None:
+    ip("link", "set", "dev", "lo", "down", netns=veth.ns_a)
+    try:
+        opts = AfPacketOptions(**{**SMALL, "interface": "any", "bpf": "vlan"})
+        cap = AfPacketCapturer(opts)
+        with inside(veth.ns_a), pytest.raises(CaptureError) as caught:
+            cap.open()
+    finally:
+        ip("link", "set", "dev", "lo", "up", netns=veth.ns_a)
+    assert str(caught.value).endswith(
+        "with interface 'any' it is compiled on lo: ip link set dev lo up"
+    )

@@ -148,7 +148,8 @@ class AfPacketCapturer(Capturer):
                 device="lo" if opts.any_interface else name,  # lo: Ethernet, always there
             )
         except ValueError as err:
-            raise CaptureError(str(err)) from None
+            hint = "; with interface 'any' it is compiled on lo: ip link set dev lo up"
+            raise CaptureError(str(err) + (hint * opts.any_interface)) from None
         _check(
             lib.otus_afp_attach_filter(fd, program.insns, len(program)), "attaching the BPF filter"
         )
