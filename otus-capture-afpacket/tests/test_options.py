@@ -41,6 +41,8 @@ def test_snaplen_that_does_not_fit_a_block_says_what_to_change() -> None:
             r"ring of 128 MiB \(block_size 1 MiB x block_count 128\) exceeds max_ring_memory 64",
         ),
         ({"cpus": [0, 0]}, "distinct CPU numbers"),
+        # Was ignored without a word: no interface was put in promiscuous mode.
+        ({"promiscuous": True}, r"promiscuous needs a named interface; with 'any'"),
         # The kernel takes a block size below 2 GiB (an int) and a frame count in 32 bits;
         # beyond, open() failed with "'I' format requires 0 <= number <= 4294967295" or EINVAL.
         (

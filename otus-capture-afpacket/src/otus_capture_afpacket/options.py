@@ -133,6 +133,12 @@ class AfPacketOptions(BaseModel):
                 f" {_size(self.max_ring_memory)} per worker: lower block_count or block_size,"
                 " or raise max_ring_memory"
             )
+        if self.promiscuous and self.any_interface:
+            raise ValueError(
+                "promiscuous needs a named interface; with 'any' no interface can be put in"
+                " promiscuous mode (the kernel has no such mode for all of them): set"
+                " interface, e.g. the mirror port"
+            )
         if len(set(self.cpus)) != len(self.cpus) or any(c < 0 for c in self.cpus):
             raise ValueError(f"cpus {self.cpus} must be distinct CPU numbers >= 0")
         if self.bpf.strip() or self.bpf_keep_fragments:
