@@ -97,6 +97,18 @@ def test_tasks_create_list_status_delete(daemon: Daemon, tmp_path: Path) -> None
     missing = daemon.cli("task", "delete", "nope")
     assert missing.returncode == 1
     assert "no task 'nope'" in missing.stderr
+    # The journal tells when each task ran and why it ended, under its task field.
+    assert daemon.cli("task", "delete", "b").returncode == 0
+    lines = [json.loads(line) for line in daemon.log.read_text().splitlines()]
+    events = [
+        (e["task"], e["event"]) for e in lines if e.get("logger") == "otus.daemon" and "task" in e
+    ]
+    assert events == [
+        ("a", "task a running"),
+        ("b", "task b running"),
+        ("a", "task a stopped (completed)"),
+        ("b", "task b stopped (deleted)"),
+    ]
 
 
 def test_a_relative_pcap_path_is_the_one_next_to_the_user(daemon: Daemon, tmp_path: Path) -> None:

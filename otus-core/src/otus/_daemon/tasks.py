@@ -43,6 +43,13 @@ class Task:
         self.since = time.time()
         if reason is not None or new == TaskState.FAILED:
             self.reason = reason
+        if new in (TaskState.RUNNING, TaskState.STOPPED, TaskState.FAILED):
+            # When each task ran and why it ended, in the journal (and Loki) under its id.
+            log.log(
+                logging.WARNING if new == TaskState.FAILED else logging.INFO,
+                "task %s %s%s", self.id, new.value, f" ({reason})" if reason else "",
+                extra={"task": self.id},
+            )  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         return {
