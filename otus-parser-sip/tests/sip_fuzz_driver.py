@@ -167,6 +167,89 @@ def registry_ops(rng: random.Random, c_reg: Any, py_reg: Any) -> None:
     }
 
 
+#: Values a call's attribute may be set to from Python: what a slot of the C dialog table
+#: holds, and what it cannot (past 62 bits, not an int or str, too long, an unknown state).
+_VALUES = (0, 7, 10**9, 2**62, 2**62 + 1, 2**63 + 5, -(2**70), 2**130, True, False, None,
+           "", "alice", "x" * 41, "y" * 57, "h\u00f4te", "confirmed", "terminated", "odd",
+           1.5)  # fmt: skip
+_FIELDS = ("answer_ns", "call_id", "callee", "caller", "cancel_seen", "end_ns", "final_status",
+           "from_tag", "invite_ns", "last_ns", "ring_ns", "state", "to_tag")  # fmt: skip
+
+
+def _view(d: Any) -> Any:
+    return None if d is None else [(f, repr(getattr(d, f))) for f in _FIELDS]
+
+
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args), or the name of what it raised (values set from Python may not add up)."""
+    try:
+        return fn(*args)
+    except (TypeError, ValueError) as e:
+        return type(e).__name__
+
+
+def dialog_ops(rng: random.Random, c_tab: Any, py_tab: Any, held: list[Any]) -> None:
+    """A random run of dialog table operations on the C table (``native_table``) and the
+    pure-Python ``DialogTable``, including values set from Python that a slot cannot hold and
+    handles kept across eviction and expiry: both must answer and hold the same."""
+    for _ in range(rng.randrange(1, 40)):
+        op = rng.random()
+        cid = rng.choice((f"c{rng.randrange(8)}", "k" * rng.choice((80, 81, 300)), "\u00e9t\u00e9"))
+        t = rng.choice((rng.randrange(10**12), 2**62 + rng.randrange(3), 2**63 + 5))
+        if op < 0.55:
+            status = rng.choice((0, 0, 0, 100, 180, 183, 200, 486, 487, 603))
+            labels = {
+                "sip.call_id": cid,
+                "sip.method": rng.choice(("INVITE", "BYE", "CANCEL", "ACK")),
+                "sip.cseq_method": rng.choice(("INVITE", "BYE")),
+                "sip.from_uri": rng.choice(("sip:a@h", "sip:" + "u" * 60 + "@h")),
+                "sip.to_uri": "sip:b@h",
+            }
+            for key, vals in (
+                ("sip.from_tag", ("f1", "t" * 45)),
+                ("sip.to_tag", ("", "b1")),
+                ("sip.from_user", ("alice", "\u00e4")),
+                ("sip.to_user", ("bob",)),
+            ):
+                if rng.random() < 0.6:
+                    labels[key] = rng.choice(vals)
+            got = [_try(tab.update, dict(labels), status, t) for tab in (c_tab, py_tab)]
+            if isinstance(got[0], str) or isinstance(got[1], str):
+                assert got[0] == got[1]
+                continue
+            assert _view(got[0]) == _view(got[1])
+            if got[0] is not None:
+                outs = [_try(d.labels) for d in got]
+                assert outs[0] == outs[1]
+                if rng.random() < 0.3:
+                    held.append(tuple(got))
+        elif op < 0.75:
+            pair = (c_tab.get(cid), py_tab.get(cid))
+            assert _view(pair[0]) == _view(pair[1])
+            if pair[0] is not None:
+                f, v = rng.choice(_FIELDS[:1] + _FIELDS[2:]), rng.choice(_VALUES)
+                for d in pair:
+                    setattr(d, f, v)
+                held.append(pair)
+        elif op < 0.85:
+            dead = [_try(tab.expire, t) for tab in (c_tab, py_tab)]
+            if isinstance(dead[0], str) or isinstance(dead[1], str):
+                assert dead[0] == dead[1]
+            else:
+                assert [_view(d) for d in dead[0]] == [_view(d) for d in dead[1]]
+        else:
+            assert [_view(d) for d in c_tab.ended] == [_view(d) for d in py_tab.ended]
+            c_tab.ended.clear()
+            py_tab.ended.clear()
+    del held[: max(0, len(held) - 20)]
+    for c, py in held:  # live or gone, a handle reads what the Python object holds
+        assert _view(c) == _view(py)
+    assert [(k, _view(d)) for k, d in c_tab.calls.items()] == [
+        (k, _view(d)) for k, d in py_tab.calls.items()
+    ]
+    assert c_tab.stats() == py_tab.stats()
+
+
 def main() -> None:
     fast_so, native_so, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     load_extension("otus_parser_sip._native._sip_fast", fast_so)
@@ -231,6 +314,15 @@ def main() -> None:
     assert MediaFlowRegistry is not PyMediaFlowRegistry  # the C table
     registries = [(MediaFlowRegistry(5), PyMediaFlowRegistry(5))]
     counts["registry"] = 0
+    from otus_parser_sip._dialogs import DialogTable, native_table
+
+    def table_pair(n: int) -> tuple[Any, Any]:
+        limits = (n, 60 * 10**9, 120 * 10**9, 30 * 10**9)
+        return native_table(*limits), DialogTable(*limits)
+
+    tables = [table_pair(4)]
+    held: list[Any] = []
+    counts["dialogs"] = 0
     step: Callable[[list[bytes]], None] = batch
     batch_fn = _scan.batch_parser()
     assert batch_fn is not None
@@ -266,6 +358,11 @@ def main() -> None:
                     registries[0] = (MediaFlowRegistry(n), PyMediaFlowRegistry(n))
                 registry_ops(rng, *registries[0])
                 counts["registry"] += 1
+            if rng.random() < 0.3:
+                if rng.random() < 0.05:  # a fresh pair now and then (frees the old C table)
+                    tables[0] = table_pair(rng.randrange(1, 50))
+                dialog_ops(rng, *tables[0], held)
+                counts["dialogs"] += 1
         except Exception:
             print("failing group:", repr(group), file=sys.stderr)
             raise

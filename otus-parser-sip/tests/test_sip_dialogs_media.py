@@ -11,6 +11,7 @@ from otus import PluginContext
 from otus.testing import need
 from otus_parser_sip import MediaFlowRegistry, SipOptions, _scan
 from otus_parser_sip import parser as parser_module
+from otus_parser_sip._dialogs import Dialog
 from otus_parser_sip.media import MediaFlow, PyMediaFlowRegistry
 from otus_parser_sip.parser import SipParser
 
@@ -140,9 +141,9 @@ def test_media_registry_off() -> None:
 
 
 def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
-    """The batch path's dialogs hold only str/int, so they are untracked; the media registry is
-    the C table, which keeps its flows as plain structs (no Python object per flow for the
-    collector to walk) and builds equal MediaFlow objects on demand."""
+    """The dialog table and the media registry are C tables, which keep their calls and flows
+    as plain structs (no Python object per call or flow for the collector to walk) and build
+    handles and equal MediaFlow objects on demand."""
     need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
     ctx = PluginContext()
     p = SipParser(SipOptions(), ctx)
@@ -151,9 +152,15 @@ def test_c_built_calls_and_flows_are_out_of_the_cyclic_gc() -> None:
     assert not isinstance(reg, PyMediaFlowRegistry)
     feed(p, (1 * S, sip(body=SDP)), (2 * S, sip("SIP/2.0 200 OK", to_tag="b1", body=ANSWER)))
     gc.collect()
-    calls = list(p.dialogs._d.values())
-    assert [(d.call_id, d.state, gc.is_tracked(d)) for d in calls] == [
-        ("abc123@192.0.2.10", "confirmed", False)
+    # the calls are plain structs of the C dialog table: its only referents are its classes
+    store = p.dialogs.store  # type: ignore[attr-defined]
+    assert gc.get_referents(store) == [
+        type(store),
+        type(p.dialogs.get("abc123@192.0.2.10")),
+        Dialog,
+    ]
+    assert [(d.call_id, d.state) for d in p.dialogs.calls.values()] == [
+        ("abc123@192.0.2.10", "confirmed")
     ]
     assert len(reg) == 4
     # its class and the class it builds flows with, nothing else
@@ -190,3 +197,131 @@ def test_a_registry_subclass_overriding_register_is_called_by_the_batch_path(
     assert type(p.media) is Watching
     assert sorted(seen) == sorted((f.ip, f.port) for f in p.media.flows())
     assert len(seen) == 4
+
+
+# -- the C dialog table (_native/sip_dialog.c) and its handles --------------------------------
+
+_FIELDS = list(Dialog.__slots__)
+
+
+def _fields(d: object) -> list[tuple[str, object]]:
+    return [(f, getattr(d, f)) for f in _FIELDS]
+
+
+def _pair(options: SipOptions, monkeypatch: pytest.MonkeyPatch) -> tuple[SipParser, SipParser]:
+    """A parser on the C dialog table and one on the pure-Python table."""
+    need(_scan.fast_available(), "the otus_parser_sip C extension is not built")
+    c = SipParser(options)
+    _scan.set_enabled(False)
+    try:
+        py = SipParser(options)
+    finally:
+        _scan.set_enabled(True)
+    assert type(c.dialogs) is not type(py.dialogs)
+    return c, py
+
+
+def _feed_both(c: SipParser, py: SipParser, msgs: list[tuple[int, bytes]]) -> list[bool]:
+    """Both parsers' records have the same labels; whether the C parser's came as JSON (the
+    batch path) or as a dict (Python), per record."""
+    out_c = feed(c, *msgs)
+    batch = [r.serialized_labels() is not None for r in out_c]
+    _scan.set_enabled(False)
+    try:
+        out_py = feed(py, *msgs)
+    finally:
+        _scan.set_enabled(True)
+    assert [r.labels for r in out_c] == [r.labels for r in out_py]
+    return batch
+
+
+def test_a_handle_is_one_per_call_and_reads_an_evicted_call_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """get() gives the same handle while the call lives; once the call is evicted (or
+    expired), the handle reads and writes the call as it was, like the pure-Python table's
+    Dialog object, and the table no longer sees it."""
+    c, py = _pair(SipOptions(max_dialogs=2), monkeypatch)
+    _feed_both(
+        c,
+        py,
+        [(1 * S, sip(call_id="a")), (2 * S, sip("SIP/2.0 180 Ringing", call_id="a", to_tag="t"))],
+    )
+    h, d = c.dialogs.get("a"), py.dialogs.get("a")
+    assert h is c.dialogs.get("a")
+    assert h is not None
+    assert d is not None
+    assert h._alive  # type: ignore[attr-defined]
+    _feed_both(c, py, [(3 * S, sip(call_id="b")), (4 * S, sip(call_id="c"))])
+    assert c.dialogs.get("a") is None
+    assert py.dialogs.get("a") is None
+    assert not h._alive  # type: ignore[attr-defined]
+    assert _fields(h) == _fields(d)
+    assert _fields(h)[-2:] == [("state", "ringing"), ("to_tag", "t")]
+    h.caller = d.caller = "carol"  # changes the copy only
+    assert h.caller == "carol"
+    assert [x.as_dict() for x in c.dialogs.calls.values()] == [
+        x.as_dict() for x in py.dialogs.calls.values()
+    ]
+    dead_c, dead_py = c.dialogs.expire(10**6 * S), py.dialogs.expire(10**6 * S)
+    assert [_fields(x) for x in dead_c] == [_fields(x) for x in dead_py]
+    assert [x.call_id for x in dead_c] == ["b", "c"]
+    assert len(c.dialogs) == 0
+    assert c.stats() == py.stats()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("caller", "x" * 57), ("caller", 5), ("invite_ns", 2**63), ("state", "odd"),
+     ("final_status", True), ("cancel_seen", 1), ("call_id", "other"), ("to_tag", "t" * 41)],
+)  # fmt: skip
+def test_values_a_slot_cannot_hold_move_the_call_to_python_and_back(
+    field: str, value: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value the C table's slot cannot hold, set from Python, moves the call into a Dialog:
+    its messages go to Python (labels as a dict) with the pure-Python table's results; once
+    its values fit again, the batch path takes its messages again."""
+    c, py = _pair(SipOptions(), monkeypatch)
+    _feed_both(c, py, [(1 * S, sip())])
+    h, d = c.dialogs.get("abc123@192.0.2.10"), py.dialogs.get("abc123@192.0.2.10")
+    assert h is not None
+    assert d is not None
+    old = getattr(d, field)
+    setattr(h, field, value)
+    setattr(d, field, value)
+    assert _fields(h) == _fields(d)
+    ringing = sip("SIP/2.0 180 Ringing", to_tag="b1")
+    assert _feed_both(c, py, [(2 * S, ringing)]) == [False]  # Python did it
+    assert _fields(h) == _fields(d)
+    setattr(h, field, old)
+    setattr(d, field, old)
+    assert _feed_both(c, py, [(3 * S, sip("SIP/2.0 200 OK", to_tag="b1"))]) == [True]
+    assert _fields(h) == _fields(d)
+
+
+def test_long_call_ids_tags_and_parties_give_the_pure_python_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Call-ID past the slot's inline room (kept on the heap), tags and parties past theirs
+    (the messages go to Python, the call into a Dialog): the same records and dialogs."""
+    c, py = _pair(SipOptions(max_dialogs=3), monkeypatch)
+    msgs = []
+    for k, (cid, tag, user) in enumerate(
+        [
+            ("c" * 81, "f1", "alice"),
+            ("d" * 300, "t" * 41, "bob"),
+            ("e", "f2", "u" * 57),
+            ("f" * 80, "t" * 40, "u" * 56),
+        ]
+    ):
+        invite = sip(call_id=cid, from_tag=tag).replace(b"alice", user.encode())
+        ok = sip("SIP/2.0 200 OK", call_id=cid, from_tag=tag, to_tag="b").replace(
+            b"alice", user.encode()
+        )
+        bye = sip("BYE sip:bob@x SIP/2.0", call_id=cid, cseq="2 BYE", from_tag=tag, to_tag="b")
+        msgs += [((3 * k + 1) * S, invite), ((3 * k + 2) * S, ok), ((3 * k + 3) * S, bye)]
+    _feed_both(c, py, msgs)
+    assert [_fields(x) for x in c.dialogs.calls.values()] == [
+        _fields(x) for x in py.dialogs.calls.values()
+    ]
+    assert c.stats() == py.stats()

@@ -118,11 +118,11 @@ def test_dialog_expiry_removes_exactly_what_a_full_scan_would(
                       "cancelled": table.linger_ns, "confirmed": table.confirmed_ns}  # fmt: skip
             live = {
                 d.call_id
-                for d in table._d.values()
+                for d in table.calls.values()
                 if t - d.last_ns < limits.get(d.state, table.early_ns)
             }
             gone = {d.call_id for d in table.expire(t)}
-            assert set(table._d) == live
+            assert set(table.calls) == live
             assert not gone & live
 
 

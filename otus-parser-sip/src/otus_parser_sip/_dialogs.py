@@ -2,65 +2,40 @@
 
 Keyed by Call-ID (the tags are stored and reported; forked early dialogs of one Call-ID share an
 entry). Bounded: when full, the least recently active call is evicted. Time-limited: ``tick``
-drops ended calls after a linger period and idle calls after a timeout.
+drops ended calls after a linger period and idle calls after a timeout. ``DialogTable`` of
+``Dialog`` objects is the reference; ``native_table`` runs it on the C table of plain structs
+(``_native/sip_dialog.c``) that the batch path updates.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from importlib import import_module
 from typing import Any
 
-__all__ = ["Dialog", "DialogTable"]
+__all__ = ["Dialog", "DialogTable", "native_table"]
 
 ENDED = frozenset({"terminated", "failed", "cancelled"})
 #: Upper bounds (ms) of the call setup histogram ``call_setup.le_<ms>`` (INVITE to first 2xx).
 SETUP_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
-class Dialog:
-    """State of one call.
+class _DialogMethods:
+    """What ``Dialog`` and the C table's handles (``native_table``) share: the labels."""
 
-    ``_labels_json`` is the C batch path's copy of this call's dialog labels as JSON members
-    (``sip_dialog.c``), reused while the call's labels stay the same; setting any other
-    attribute drops it, so the copy never outlives a change made from Python.
-    """
-
-    __slots__ = (
-        "_labels_json",
-        "answer_ns",
-        "call_id",
-        "callee",
-        "caller",
-        "cancel_seen",
-        "end_ns",
-        "final_status",
-        "from_tag",
-        "invite_ns",
-        "last_ns",
-        "ring_ns",
-        "state",
-        "to_tag",
-    )
-
-    def __init__(self, call_id: str, now_ns: int) -> None:
-        self.call_id = call_id
-        self.state = "trying"
-        self.invite_ns = now_ns
-        self.last_ns = now_ns
-        self.ring_ns = 0
-        self.answer_ns = 0
-        self.end_ns = 0
-        self.final_status = 0
-        self.from_tag = ""
-        self.to_tag = ""
-        self.caller = ""
-        self.callee = ""
-        self.cancel_seen = False
-
-    def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name != "_labels_json":
-            object.__setattr__(self, "_labels_json", None)
+    __slots__ = ()
+    state: str
+    caller: str
+    callee: str
+    call_id: str
+    from_tag: str
+    to_tag: str
+    invite_ns: int
+    ring_ns: int
+    answer_ns: int
+    end_ns: int
+    final_status: int
 
     def labels(self) -> dict[str, str]:
         """The ``sip.call_*`` labels of this call so far."""
@@ -94,6 +69,42 @@ class Dialog:
         }
 
 
+class Dialog(_DialogMethods):
+    """State of one call (the pure-Python table's; the C table's handles read and write the
+    same attributes, ``native_table``)."""
+
+    __slots__ = (
+        "answer_ns",
+        "call_id",
+        "callee",
+        "caller",
+        "cancel_seen",
+        "end_ns",
+        "final_status",
+        "from_tag",
+        "invite_ns",
+        "last_ns",
+        "ring_ns",
+        "state",
+        "to_tag",
+    )
+
+    def __init__(self, call_id: str, now_ns: int) -> None:
+        self.call_id = call_id
+        self.state = "trying"
+        self.invite_ns = now_ns
+        self.last_ns = now_ns
+        self.ring_ns = 0
+        self.answer_ns = 0
+        self.end_ns = 0
+        self.final_status = 0
+        self.from_tag = ""
+        self.to_tag = ""
+        self.caller = ""
+        self.callee = ""
+        self.cancel_seen = False
+
+
 class DialogTable:
     """Bounded, time-limited table of calls; counters for ``stats()``."""
 
@@ -103,6 +114,9 @@ class DialogTable:
         self.confirmed_ns = confirmed_ns
         self.linger_ns = linger_ns
         self._d: OrderedDict[str, Dialog] = OrderedDict()
+        #: The table's lookup and "most recently active" (the C table's in ``native_table``).
+        self._lookup: Callable[[str], Dialog | None] = self._d.get
+        self._touch: Callable[[str], None] = self._d.move_to_end
         self.created = 0
         self.evicted = 0
         self.expired = 0
@@ -119,7 +133,7 @@ class DialogTable:
 
     @property
     def calls(self) -> dict[str, Dialog]:
-        """The table itself (Call-ID to dialog), for the C batch path's membership test."""
+        """Call-ID to dialog, least recently active first (the table itself here)."""
         return self._d
 
     def get(self, call_id: str) -> Dialog | None:
@@ -132,7 +146,7 @@ class DialogTable:
         the dialog needs; ``status`` is the status code of a response, 0 for a request.
         """
         call_id = labels["sip.call_id"]
-        d = self._d.get(call_id)
+        d = self._lookup(call_id)
         if not status:
             method = labels["sip.method"]
             if d is None:
@@ -170,22 +184,45 @@ class DialogTable:
                         outcome = "cancelled" if code == 487 or d.cancel_seen else "failed"
                         self._end(d, outcome, ts_ns)
         d.last_ns = ts_ns
-        self._d.move_to_end(call_id)
+        self._touch(call_id)
         return d
 
     def _create(self, call_id: str, labels: dict[str, str], ts_ns: int) -> Dialog:
-        d = Dialog(call_id, ts_ns)
-        d.from_tag = labels.get("sip.from_tag", "")
-        d.to_tag = labels.get("sip.to_tag", "")
-        d.caller = labels.get("sip.from_user", labels["sip.from_uri"])
-        d.callee = labels.get("sip.to_user", labels["sip.to_uri"])
-        self._d[call_id] = d
+        d = self._insert(
+            call_id,
+            ts_ns,
+            labels.get("sip.from_tag", ""),
+            labels.get("sip.to_tag", ""),
+            labels.get("sip.from_user", labels["sip.from_uri"]),
+            labels.get("sip.to_user", labels["sip.to_uri"]),
+        )
         self.created += 1
-        while len(self._d) > self.max_dialogs:
-            _, victim = self._d.popitem(last=False)
+        while len(self) > self.max_dialogs:
             self.evicted += 1
-            self.ended.append(victim)
+            self.ended.append(self._pop_oldest())
         return d
+
+    def _insert(
+        self, call_id: str, ts_ns: int, from_tag: str, to_tag: str, caller: str, callee: str
+    ) -> Dialog:
+        """A new call (replacing one of the same Call-ID, which keeps its place)."""
+        d = Dialog(call_id, ts_ns)
+        d.from_tag = from_tag
+        d.to_tag = to_tag
+        d.caller = caller
+        d.callee = callee
+        self._d[call_id] = d
+        return d
+
+    def _pop_oldest(self) -> Dialog:
+        return self._d.popitem(last=False)[1]
+
+    def _oldest(self) -> Iterator[Dialog]:
+        """The calls, least recently active first."""
+        return iter(self._d.values())
+
+    def _remove(self, d: Dialog) -> None:
+        del self._d[d.call_id]
 
     def add_counts(self, c: tuple[int, ...]) -> None:
         """Add what the C batch path counted (``sip_dialog.c``): created, evicted, setup count,
@@ -223,7 +260,7 @@ class DialogTable:
         """
         dead: list[Dialog] = []
         shortest = min(self.linger_ns, self.confirmed_ns, self.early_ns)
-        for d in self._d.values():
+        for d in self._oldest():
             if now_ns - d.last_ns < shortest:
                 break
             if d.state in ENDED:
@@ -235,7 +272,7 @@ class DialogTable:
             if now_ns - d.last_ns >= limit:
                 dead.append(d)
         for d in dead:
-            del self._d[d.call_id]
+            self._remove(d)
             if d.state not in ENDED:
                 self.by_outcome["timeout"] = self.by_outcome.get("timeout", 0) + 1
         self.expired += len(dead)
@@ -243,7 +280,7 @@ class DialogTable:
 
     def stats(self) -> dict[str, int]:
         out = {
-            "dialogs.active": len(self._d),
+            "dialogs.active": len(self),
             "dialogs.created": self.created,
             "dialogs.evicted": self.evicted,
             "dialogs.expired": self.expired,
@@ -257,3 +294,81 @@ class DialogTable:
         out["call_setup.count"] = self.setup_count
         out["call_setup.sum_ms"] = self.setup_sum_ms
         return out
+
+
+class _NativeDialogTable(DialogTable):
+    """``DialogTable`` on the C table (``_native/sip_dialog.c``: ``DialogStore``): the calls
+    are plain structs, seen from Python through handles that read and write them (``get``,
+    ``calls``, ``update``, ``expire`` and ``ended`` give handles; one per call, so ``get`` of a
+    live call is the same object). A call that leaves the table leaves its handle a ``Dialog``
+    with its values as they were. The batch path (``sip_batch.c``) updates the table itself."""
+
+    def __init__(self, store: Any, *args: int) -> None:
+        super().__init__(*args)
+        self._store = store
+        self._lookup = store.get
+        self._touch = store.touch
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @property
+    def calls(self) -> dict[str, Dialog]:
+        """Call-ID to handle, least recently active first (built on each access)."""
+        return dict(self._store.items())
+
+    @property
+    def store(self) -> Any:
+        """The C table (``parse_batch``'s ``dcfg[0]``)."""
+        return self._store
+
+    def get(self, call_id: str) -> Dialog | None:
+        d: Dialog | None = self._store.get(call_id)
+        return d
+
+    def _insert(
+        self, call_id: str, ts_ns: int, from_tag: str, to_tag: str, caller: str, callee: str
+    ) -> Dialog:
+        if self._store.get(call_id) is not None:  # a new call reusing the Call-ID
+            self._store.remove(self._store.get(call_id))
+        d: Dialog = self._store.create(call_id, ts_ns, from_tag, to_tag, caller, callee)
+        return d
+
+    def _pop_oldest(self) -> Dialog:
+        d: Dialog = self._store.pop_oldest()
+        return d
+
+    def _oldest(self) -> Iterator[Dialog]:
+        d = self._store.first()
+        while d is not None:
+            yield d
+            d = self._store.after(d)
+
+    def _remove(self, d: Dialog) -> None:
+        self._store.remove(d)
+
+
+_native: dict[str, Any] = {}
+
+
+def native_table(
+    max_dialogs: int, early_ns: int, confirmed_ns: int, linger_ns: int
+) -> DialogTable | None:
+    """The dialog table on the C table, or None without the extension."""
+    if "store" not in _native:
+        try:
+            mod: Any = import_module("otus_parser_sip._native._sip_fast")
+        except ImportError:
+            return None
+
+        class DialogRef(_DialogMethods, mod.DialogRef):  # type: ignore[misc]
+            """A call of the C dialog table (``Dialog``'s attributes, read and written there)."""
+
+            __slots__ = ()
+
+        DialogRef.__module__ = __name__
+        DialogRef.__qualname__ = "DialogRef"
+        _native["store"] = mod.DialogStore
+        _native["ref"] = DialogRef
+    store = _native["store"](_native["ref"], Dialog)
+    return _NativeDialogTable(store, max_dialogs, early_ns, confirmed_ns, linger_ns)

@@ -19,6 +19,7 @@ __all__ = [
     "available",
     "batch_parser",
     "fast_available",
+    "fast_enabled",
     "index_headers",
     "json_parser",
     "set_enabled",
@@ -54,7 +55,7 @@ JsonHead = tuple[
 ]
 JsonFn = Callable[[bytes, int, int, bool, bool], JsonHead | None]
 _json: dict[str, JsonFn] = {"fn": _no_json}
-#: ``(next index, media ops [is_end, dialog, ts_ns, media, ...], counts, dialog counts)``:
+#: ``(next index, media ops [is_end, call_id, ts_ns, media, ...], counts, dialog counts)``:
 #: ``_native/sip_batch.c`` and ``sip_dialog.c``.
 BatchResult = tuple[int, list[Any], tuple[int, ...], tuple[int, ...]]
 BatchFn = Callable[[Sequence[Any], int, list[Any], tuple[Any, ...], tuple[Any, ...]], BatchResult]
@@ -92,6 +93,12 @@ def fast_available() -> bool:
     if not _state["loaded"]:
         _load()
     return _state.get("json") is not None
+
+
+def fast_enabled() -> bool:
+    """True when the C writers are built and on (``set_enabled``): a parser made now uses the
+    C dialog table."""
+    return fast_available() and bool(_state.get("enabled", True))
 
 
 def set_enabled(on: bool) -> None:

@@ -9,10 +9,17 @@ from orjson import dumps
 
 from otus import Datagram, Interest, Parser, PluginContext, Record, StreamChunk
 from otus_parser_sip._body import media_of
-from otus_parser_sip._dialogs import Dialog, DialogTable
+from otus_parser_sip._dialogs import DialogTable, _NativeDialogTable, native_table
 from otus_parser_sip._message import FastResult, Limits, parse_message, parse_message_json
 from otus_parser_sip._options import SipOptions
-from otus_parser_sip._scan import BatchFn, JsonFn, MediaSummary, batch_parser, json_parser
+from otus_parser_sip._scan import (
+    BatchFn,
+    JsonFn,
+    MediaSummary,
+    batch_parser,
+    fast_enabled,
+    json_parser,
+)
 from otus_parser_sip._stream import StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
@@ -100,12 +107,15 @@ class SipParser(Parser):
         #: Requests per method (``method.<METHOD>``) and responses per class (``status_class.*``).
         self.by_method: dict[str, int] = {}
         self.by_class = [0] * 7
-        self.dialogs = DialogTable(
+        limits = (
             options.max_dialogs,
             int(options.early_timeout_s * _NS),
             int(options.dialog_timeout_s * _NS),
             int(options.dialog_linger_s * _NS),
         )
+        #: The C table (``_native/sip_dialog.c``) when the C paths are on, else pure Python.
+        native = native_table(*limits) if fast_enabled() else None
+        self.dialogs: DialogTable = DialogTable(*limits) if native is None else native
         self._dialog_labels = options.include_dialog_labels
         self._media_ttl_ns = int(options.media_timeout_s * _NS)
         self.media: MediaFlowRegistry | None = None
@@ -121,11 +131,15 @@ class SipParser(Parser):
         self._stream_cfg = (*self._batch_cfg[:7], False)
         self._media_linger_ns = int(options.dialog_linger_s * _NS)
         #: ``dcfg`` of ``parse_batch``: the dialog table is updated in C (``sip_dialog.c``),
-        #: and the media registry when it is the C table (else ``_media_ops``).
-        self._dialog_cfg = (
-            self.dialogs.calls, self.dialogs.by_outcome, options.max_dialogs, Dialog,
-            options.include_dialog_labels, self.media, self._media_ttl_ns, self._media_linger_ns,
-        )  # fmt: skip
+        #: and the media registry when it is the C table (else ``_media_ops``); None with the
+        #: pure-Python table (then the batch path is not used).
+        self._dialog_cfg: tuple[Any, ...] | None = None
+        if isinstance(native, _NativeDialogTable):
+            self._dialog_cfg = (
+                native.store, native.by_outcome, options.max_dialogs,
+                options.include_dialog_labels, self.media, self._media_ttl_ns,
+                self._media_linger_ns,
+            )  # fmt: skip
         self.framer = StreamFramer(
             self.errors,
             max_message_size=options.max_message_size,
@@ -147,7 +161,7 @@ class SipParser(Parser):
     def parse(self, datagrams: Sequence[Datagram]) -> list[Record]:
         out: list[Record] = []
         fast = json_parser()
-        batch = batch_parser()
+        batch = batch_parser() if self._dialog_cfg is not None else None
         if batch is None:
             for d in datagrams:
                 self._datagram(d, out, fast)
@@ -166,6 +180,7 @@ class SipParser(Parser):
     ) -> None:
         """C handles runs of common messages (sip_batch.c); ``one`` the one it stops at."""
         dcfg = self._dialog_cfg
+        assert dcfg is not None  # the batch path runs only on the C dialog table
         i = 0
         n = len(datagrams)
         while i < n:
@@ -214,7 +229,7 @@ class SipParser(Parser):
     def parse_stream(self, chunks: Sequence[StreamChunk]) -> list[Record]:
         out: list[Record] = []
         fast = json_parser()
-        batch = batch_parser()
+        batch = batch_parser() if self._dialog_cfg is not None else None
         # Messages framed from TCP go through the C batch path too (Content-Length framing:
         # datagram=False), in runs; WebSocket messages (datagram semantics) one by one.
         run: list[Datagram] = []
@@ -353,7 +368,7 @@ class SipParser(Parser):
             dialog = update(rec.labels, status, ts_ns)
             if dialog is not None:
                 if media and media_on:
-                    self._register_media(media, dialog, ts_ns)
+                    self._register_media(media, dialog.call_id, ts_ns)
                 if labels_on:
                     dialog.add_labels(rec.labels)
                 if dialogs.ended:
@@ -361,24 +376,23 @@ class SipParser(Parser):
 
     def _media_ops(self, ops: list[Any]) -> None:
         """The media registry's share of a ``parse_batch`` run when the registry is not the C
-        table (which the batch path feeds itself): ``is_end, dialog, ts_ns, media``
+        table (which the batch path feeds itself): ``is_end, call_id, ts_ns, media``
         quadruples in message order, what ``_follow`` does after each ``DialogTable.update``."""
         registry = self.media
         assert registry is not None
         for k in range(0, len(ops), 4):
-            is_end, dialog, ts_ns, media = ops[k : k + 4]
+            is_end, call_id, ts_ns, media = ops[k : k + 4]
             if is_end:
-                registry.end_call(dialog.call_id, ts_ns + self._media_linger_ns)
+                registry.end_call(call_id, ts_ns + self._media_linger_ns)
             else:
-                self._register_media(media, dialog, ts_ns)
+                self._register_media(media, call_id, ts_ns)
 
-    def _register_media(self, media: list[MediaSummary], dialog: Dialog, ts_ns: int) -> None:
+    def _register_media(self, media: list[MediaSummary], call_id: str, ts_ns: int) -> None:
         """SDP offer or answer (``media``: ``_body.media_of`` of the body): each side announces
         where it receives RTP and RTCP."""
         registry = self.media
         assert registry is not None
         expires = ts_ns + self._media_ttl_ns
-        call_id = dialog.call_id
         for addr, port, kind, mux, rtcp_addr, rtcp_port, codecs in media:
             registry.register(
                 MediaFlow(addr, port, "rtp+rtcp" if mux else "rtp", call_id, kind, codecs, expires)

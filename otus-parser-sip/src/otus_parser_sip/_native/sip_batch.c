@@ -9,7 +9,7 @@
  * returns (next, ops, counts, dcounts), after the dialog table (sip_dialog.c) has seen each
  * message as SipParser._follow would have it:
  *   next     the index Python continues at (len(datagrams) when all were handled);
- *   ops      the media registry's work, in order: [is_end, dialog, ts_ns, media, ...] (is_end:
+ *   ops      the media registry's work, in order: [is_end, call_id, ts_ns, media, ...] (is_end:
  *            the call ended or was evicted at ts_ns; else register media, an SDP's summary);
  *            empty when the registry is the C table (MediaTable, sip_media.c): then the SDP's
  *            endpoints and the ended calls go to it directly;
@@ -20,8 +20,8 @@
  * cfg is (Record, Datagram, max_message_size, max_headers, max_line, parse_sdp, "sip",
  * datagram): datagram false for messages framed from a TCP stream (SipParser.parse_stream:
  * Content-Length required, and a keep-alive, TLS or leading CRLF is left to Python); dcfg
- * is (DialogTable._d, DialogTable.by_outcome, max_dialogs, Dialog, dialog labels on, the media
- * registry or None, media timeout ns, dialog linger ns).
+ * is (the DialogStore, DialogTable.by_outcome, max_dialogs, dialog labels on, the media registry
+ * or None, media timeout ns, dialog linger ns).
  * Records are built by writing otus.Record's slots directly when its __slots__ are exactly the
  * ones known here (else by calling the class with keywords): same values __init__ stores. The
  * labels go in as JSON (Record(labels_json=...)): otus_sip_json_core writes the message's,
@@ -233,9 +233,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     (void)self;
     if (nargs != 5 || !PyList_Check(args[2]) || !PyTuple_Check(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_Check(args[4]) ||
-        PyTuple_GET_SIZE(args[4]) != 8 || !PyDict_Check(PyTuple_GET_ITEM(args[4], 0)) ||
+        PyTuple_GET_SIZE(args[4]) != 7 || !otus_sip_dialog_is_store(PyTuple_GET_ITEM(args[4], 0)) ||
         !PyDict_CheckExact(PyTuple_GET_ITEM(args[4], 1)) ||
-        !PyType_Check(PyTuple_GET_ITEM(args[4], 3)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[3], 0)) ||
         !PyType_Check(PyTuple_GET_ITEM(args[3], 1))) {
         PyErr_SetString(PyExc_TypeError, "parse_batch(datagrams, start, out: list, cfg: tuple, "
@@ -244,15 +243,15 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     }
     PyObject *cfg = args[3], *out = args[2], *dcfg = args[4];
     sip_dstate st = {0};
-    st.od = PyTuple_GET_ITEM(dcfg, 0);
+    st.store = PyTuple_GET_ITEM(dcfg, 0);
     st.by_outcome = PyTuple_GET_ITEM(dcfg, 1);
     st.max_dialogs = PyLong_AsSsize_t(PyTuple_GET_ITEM(dcfg, 2));
-    st.labels_on = PyObject_IsTrue(PyTuple_GET_ITEM(dcfg, 4));
-    PyObject *registry = PyTuple_GET_ITEM(dcfg, 5);
+    st.labels_on = PyObject_IsTrue(PyTuple_GET_ITEM(dcfg, 3));
+    PyObject *registry = PyTuple_GET_ITEM(dcfg, 4);
     st.media_on = registry != Py_None;
     int over1, over2; /* beyond 64 bits: the registry's work goes through Python */
-    st.ttl_ns = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(dcfg, 6), &over1);
-    st.linger_ns = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(dcfg, 7), &over2);
+    st.ttl_ns = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(dcfg, 5), &over1);
+    st.linger_ns = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(dcfg, 6), &over2);
     if (over1 || over2)
         st.ttl_ns = -1;
     /* times within 2**62 (otus_sip_dialog_check) plus these stay within 64 bits */
@@ -268,11 +267,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
     int datagram = PyObject_IsTrue(PyTuple_GET_ITEM(cfg, 7));
     if (PyErr_Occurred() || parse_sdp < 0 || datagram < 0 || st.labels_on < 0 || st.media_on < 0)
         return NULL;
-    if (otus_sip_dialog_setup((PyTypeObject *)PyTuple_GET_ITEM(dcfg, 3)))
-        return NULL;
     if (setup((PyTypeObject *)PyTuple_GET_ITEM(cfg, 0), (PyTypeObject *)PyTuple_GET_ITEM(cfg, 1)))
         return NULL;
-    st.move_to_end = otus_sip_odict_move_to_end(st.od);
     PyObject *seq = PySequence_Fast(args[0], "datagrams must be a sequence");
     if (seq == NULL)
         return NULL;
@@ -346,10 +342,9 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 sip_jres_clear(&r);
                 rc = BAIL;
             }
-            PyObject *cid = NULL, *found = NULL; /* found: the call's Dialog (borrowed) */
+            int32_t slot = -1; /* the call's slot in the table, or -1 */
             if (rc == OK) {
-                cid = otus_sip_small_str(r.lv.call_id);
-                int chk = cid == NULL ? -1 : otus_sip_dialog_check(st.od, cid, f[D_TS], &found);
+                int chk = otus_sip_dialog_check(&st, &r.lv, f[D_TS], &slot);
                 if (chk != 1) {
                     sip_jres_clear(&r);
                     rc = chk == 0 ? BAIL : ERR;
@@ -357,8 +352,8 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
             }
             if (rc == OK) {
                 /* the dialog first: its labels close the record's labels JSON */
-                int ok = otus_sip_dialog_update(&st, &r.lv, &lab, cid, r.status, f[D_TS],
-                                                r.media, r.msum, found) == 0;
+                int ok = otus_sip_dialog_update(&st, &r.lv, &lab, r.status, f[D_TS], r.media,
+                                                r.msum, slot) == 0;
                 PyObject *raw = NULL, *labels = NULL, *rec = NULL;
                 if (ok) {
                     LIT(&lab, "}");
@@ -383,7 +378,6 @@ PyObject *otus_sip_parse_batch(PyObject *self, PyObject *const *args, Py_ssize_t
                 if (!ok)
                     rc = ERR;
             }
-            Py_XDECREF(cid);
             if (rc == OK) {
                 cnt[0]++;
                 if (r.status) {

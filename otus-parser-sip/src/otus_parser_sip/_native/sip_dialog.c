@@ -1,33 +1,37 @@
-/* DialogTable.update and Dialog.add_labels (_dialogs.py) for the batch path, line for line.
+/* The dialog table as plain structs (DialogStore) with handles for Python (DialogRef), and
+ * DialogTable.update with Dialog.add_labels (_dialogs.py) for the batch path, line for line.
  *
- * The table stays the Python objects: the OrderedDict of Call-ID to _dialogs.Dialog (whose
- * slots are read and written here), and the by_outcome dict. Counters that only add up
- * (created, evicted, setup histogram) are accumulated in sip_dstate and added by Python after
- * the run. Calls that ended (or were evicted) and SDP of a dialog message go to the media
- * registry: on its C table right away (sip_media.c), else handed back as media operations, in
- * message order.
+ * A call is a slot of one array: its Call-ID (the key), tags and parties inline, its times as
+ * 64-bit ints (within +-2^62, so differences and the media expiries stay within 64 bits), its
+ * state as an index; slots are found by an open-addressing hash of the key (linear probing,
+ * tombstones) and kept in order of last activity on an intrusive list (head: least recently
+ * active), which gives the eviction and expiry order of the pure-Python OrderedDict.
  *
- * The message's labels are read from their views into the message (sip_lview) and the dialog
- * labels appended to the record's labels JSON. Those are kept in the Dialog's _labels_json
- * slot (bytes) and copied from there until a slot they show changes (here: dropped with the
- * change; from Python: Dialog.__setattr__ drops them); while the copy is there the dialog's
- * times are known to be checked (only such dialogs get one).
+ * Python sees a call through a DialogRef: reads and writes go to the slot, so the next
+ * message's labels show a change made from Python. A value a slot cannot hold (an int past
+ * +-2^62, an unknown state, a non-str party, a longer tag or party, a new call_id) moves the
+ * call into a pure-Python Dialog (the slot's box): reads and writes go there, and the batch
+ * path leaves the call's messages to Python until the box's values fit a slot again (then they
+ * are moved back). A call that leaves the table (evicted, expired, removed) hands its handle
+ * (at most one per call, so get() returns the same object while the call lives) a Dialog with
+ * its values as they were: the handle reads and writes that from then on.
  *
- * otus_sip_dialog_check says whether this message can be done here (else the datagram goes to
- * Python, before anything changed): ts_ns and the dialog's times must be 64-bit ints.
+ * The media registry's work of the batch path goes to its C table right away (sip_media.c),
+ * or is handed back as [is_end, call_id, ts_ns, media] operations, in message order.
  */
 #include "sip_dialog.h"
 #include "sip_jb.h"
 
 #include "structmember.h"
 
-enum { G_ANSWER, G_CALL_ID, G_CALLEE, G_CALLER, G_CANCEL, G_END, G_FINAL, G_FROM_TAG, G_INVITE,
-       G_LAST, G_RING, G_STATE, G_TO_TAG, G_LJ, G_N };
-static const char *const G_NAMES[G_N] = {
-    "answer_ns", "call_id", "callee", "caller", "cancel_seen", "end_ns", "final_status",
-    "from_tag", "invite_ns", "last_ns", "ring_ns", "state", "to_tag", "_labels_json"};
-static PyTypeObject *g_type;
-static Py_ssize_t g_off[G_N];
+#include <stdlib.h>
+
+enum { F_ANSWER, F_CALL_ID, F_CALLEE, F_CALLER, F_CANCEL, F_END, F_FINAL, F_FROM_TAG, F_INVITE,
+       F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
+static const char *const F_NAMES[F_N] = {
+    "answer_ns", "call_id", "callee",  "caller",  "cancel_seen", "end_ns", "final_status",
+    "from_tag",  "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
+static PyObject *f_name[F_N];
 
 enum { S_TRYING, S_RINGING, S_EARLY, S_CONFIRMED, S_TERMINATED, S_FAILED, S_CANCELLED, S_N };
 static const char *const S_NAMES[S_N] = {"trying",     "ringing", "early",    "confirmed",
@@ -37,12 +41,45 @@ static PyObject *s_state[S_N];
 enum { K_STATE, K_CALLER, K_CALLEE, K_RING, K_ANSWER, K_FINAL, K_DURATION, K_N };
 static const char *const K_NAMES[K_N] = {
     ",\"sip.call_state\":", ",\"sip.caller\":", ",\"sip.callee\":", ",\"sip.ring_ms\":\"",
-    ",\"sip.answer_ms\":\"", ",\"sip.final_status\":", ",\"sip.duration_ms\":\""};
-static size_t K_LENS[K_N]; /* strlen of K_NAMES, set up once */
-static PyObject *s_move_to_end, *s_popitem, *s_blank, *s_zero, *s_call_id;
-
-#define GSLOT(o, k) (*(PyObject **)((char *)(o) + g_off[k]))
+    ",\"sip.answer_ms\":\"", ",\"sip.final_status\":\"", ",\"sip.duration_ms\":\""};
+static size_t K_LENS[K_N];
 #define OUTCOME_ENDED(s) ((s) >= S_TERMINATED)
+#define T_MAX (1LL << 62)
+#define KEY_IN 80 /* Call-IDs up to this many bytes inline, longer ones on the heap */
+#define TAG_CAP 40
+#define PARTY_CAP 56
+
+typedef struct {
+    long long invite, last, ring, answer, end;
+    uint64_t h;
+    int32_t prev, next, final;
+    uint32_t gen;
+    uint16_t key_n;
+    uint8_t state, cancel, ftag_n, ttag_n, caller_n, callee_n;
+    char *key_heap;
+    PyObject *box; /* the call as a pure-Python Dialog while a value does not fit, or NULL */
+    PyObject *ref; /* its DialogRef (borrowed; cleared by the handle's dealloc), or NULL */
+    char key[KEY_IN], ftag[TAG_CAP], ttag[TAG_CAP], caller[PARTY_CAP], callee[PARTY_CAP];
+} cdlg;
+
+typedef struct {
+    PyObject_HEAD
+    cdlg *s;
+    int32_t *ix; /* slot, -1 empty, -2 tombstone */
+    size_t nslots, scap, cap, len, tomb;
+    int32_t head, tail, free_;
+    PyObject *view_type, *dialog_type;
+} dstore;
+
+typedef struct {
+    PyObject_HEAD
+    dstore *st; /* NULL once detached */
+    int32_t slot;
+    uint32_t gen;
+    PyObject *snap; /* the call as it was when it left the table, or NULL */
+} dview;
+
+static PyTypeObject dstore_type, dview_type;
 
 Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name) {
     PyObject *d = PyObject_GetAttrString((PyObject *)t, name);
@@ -60,264 +97,781 @@ Py_ssize_t otus_sip_slot_offset(PyTypeObject *t, const char *name) {
     return off;
 }
 
-/* OrderedDict.move_to_end (the method descriptor), looked up once. */
-static PyObject *odict_move_to_end;
+/* ---- the table ---------------------------------------------------------------------------- */
 
-PyObject *otus_sip_odict_move_to_end(PyObject *od) {
-    if (!PyODict_CheckExact(od))
-        return NULL;
-    if (odict_move_to_end == NULL) {
-        odict_move_to_end = PyObject_GetAttr((PyObject *)&PyODict_Type, s_move_to_end);
-        if (odict_move_to_end == NULL)
-            PyErr_Clear();
-    }
-    return odict_move_to_end;
+static inline const char *key_of(const cdlg *d) { return d->key_n <= KEY_IN ? d->key : d->key_heap; }
+
+static inline uint64_t key_hash(const char *p, size_t n) {
+    uint64_t h = sv_hash_words(p, n, 0x9E3779B97F4A7C15ull ^ n);
+    return h ^ (h >> 32);
 }
 
-int otus_sip_dialog_setup(PyTypeObject *dialog_type) {
-    if (s_move_to_end == NULL) {
-        for (int k = 0; k < K_N; k++)
-            K_LENS[k] = strlen(K_NAMES[k]);
-        s_move_to_end = PyUnicode_InternFromString("move_to_end");
-        s_popitem = PyUnicode_InternFromString("popitem");
-        s_blank = PyUnicode_InternFromString("");
-        s_zero = PyLong_FromLong(0);
-        s_call_id = PyUnicode_InternFromString("call_id");
-        if (s_move_to_end == NULL || s_popitem == NULL || s_blank == NULL || s_zero == NULL ||
-            s_call_id == NULL)
-            return -1;
-        for (int k = 0; k < S_N; k++)
-            if ((s_state[k] = PyUnicode_InternFromString(S_NAMES[k])) == NULL)
-                return -1;
+static int ix_resize(dstore *t, size_t need) {
+    size_t cap = 1024;
+    while (cap < need * 4)
+        cap *= 2;
+    int32_t *ix = malloc(cap * sizeof *ix);
+    if (ix == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
-    if (dialog_type == g_type)
-        return g_type != NULL ? 0 : -1;
-    if (dialog_type->tp_dictoffset != 0 || dialog_type->tp_base != &PyBaseObject_Type)
-        goto bad;
-    for (int k = 0; k < G_N; k++)
-        if ((g_off[k] = otus_sip_slot_offset(dialog_type, G_NAMES[k])) < 0)
-            goto bad;
-    Py_INCREF(dialog_type);
-    Py_XSETREF(g_type, dialog_type);
+    memset(ix, 0xff, cap * sizeof *ix);
+    for (int32_t s = t->head; s >= 0; s = t->s[s].next) {
+        size_t i = t->s[s].h & (cap - 1);
+        while (ix[i] != -1)
+            i = (i + 1) & (cap - 1);
+        ix[i] = s;
+    }
+    free(t->ix);
+    t->ix = ix;
+    t->cap = cap;
+    t->tomb = 0;
     return 0;
-bad:
-    PyErr_SetString(PyExc_TypeError, "parse_batch: the Dialog class has unexpected slots");
-    return -1;
 }
 
-/* The state as an index into S_NAMES (-1: unknown, treated like Python would: not ended,
- * not confirmed). */
-static int state_of(PyObject *s) {
-    for (int k = 0; k < S_N; k++)
-        if (s == s_state[k])
-            return k;
-    if (s != NULL && PyUnicode_Check(s))
-        for (int k = 0; k < S_N; k++)
-            if (PyUnicode_Compare(s, s_state[k]) == 0)
-                return k;
-    PyErr_Clear();
-    return -1;
+/* Position in ix of the key, or -1. */
+static long ix_find(const dstore *t, const char *p, size_t n, uint64_t h) {
+    if (t->cap == 0)
+        return -1;
+    size_t i = h & (t->cap - 1);
+    for (;;) {
+        int32_t s = t->ix[i];
+        if (s == -1)
+            return -1;
+        if (s >= 0) {
+            const cdlg *d = &t->s[s];
+            if (d->h == h && d->key_n == n && memcmp(key_of(d), p, n) == 0)
+                return (long)i;
+        }
+        i = (i + 1) & (t->cap - 1);
+    }
 }
 
-static int i64(PyObject *o, long long *v) {
+static inline int32_t find_slot(const dstore *t, const char *p, size_t n) {
+    long at = ix_find(t, p, n, key_hash(p, n));
+    return at < 0 ? -1 : t->ix[at];
+}
+
+static void lru_unlink(dstore *t, int32_t s) {
+    cdlg *d = &t->s[s];
+    if (d->prev >= 0)
+        t->s[d->prev].next = d->next;
+    else
+        t->head = d->next;
+    if (d->next >= 0)
+        t->s[d->next].prev = d->prev;
+    else
+        t->tail = d->prev;
+}
+
+static void lru_append(dstore *t, int32_t s) {
+    cdlg *d = &t->s[s];
+    d->prev = t->tail;
+    d->next = -1;
+    if (t->tail >= 0)
+        t->s[t->tail].next = s;
+    else
+        t->head = s;
+    t->tail = s;
+}
+
+static inline void lru_touch(dstore *t, int32_t s) {
+    if (t->tail != s) {
+        lru_unlink(t, s);
+        lru_append(t, s);
+    }
+}
+
+/* A new slot for key p[:n] at the end of the list, its values zero (no state set): its index,
+ * or -1 (exception set). Pointers into t->s are stale after it. */
+static int32_t slot_new(dstore *t, const char *p, size_t n) {
+    if (n > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "DialogStore: Call-ID too long");
+        return -1;
+    }
+    if ((t->len + t->tomb + 1) * 2 > t->cap && ix_resize(t, t->len + 1) < 0)
+        return -1;
+    char *heap = NULL;
+    if (n > KEY_IN && (heap = malloc(n)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int32_t s = t->free_;
+    if (s >= 0) {
+        t->free_ = t->s[s].next;
+    } else {
+        if (t->nslots >= INT32_MAX - 1) {
+            free(heap);
+            PyErr_SetString(PyExc_OverflowError, "DialogStore: too many calls");
+            return -1;
+        }
+        if (t->nslots == t->scap) {
+            size_t cap = t->scap < 64 ? 64 : t->scap * 2;
+            cdlg *ns = realloc(t->s, cap * sizeof *ns);
+            if (ns == NULL) {
+                free(heap);
+                PyErr_NoMemory();
+                return -1;
+            }
+            t->s = ns;
+            t->scap = cap;
+        }
+        s = (int32_t)t->nslots++;
+        t->s[s].gen = 0;
+    }
+    cdlg *d = &t->s[s];
+    uint32_t gen = d->gen;
+    memset(d, 0, offsetof(cdlg, key));
+    d->gen = gen;
+    d->h = key_hash(p, n);
+    d->key_n = (uint16_t)n;
+    d->key_heap = heap;
+    memcpy(heap != NULL ? heap : d->key, p, n);
+    size_t i = d->h & (t->cap - 1);
+    while (t->ix[i] >= 0)
+        i = (i + 1) & (t->cap - 1);
+    if (t->ix[i] == -2)
+        t->tomb--;
+    t->ix[i] = s;
+    lru_append(t, s);
+    t->len++;
+    return s;
+}
+
+static PyObject *native_get(const cdlg *d, int k);
+
+/* The call of slot s as a new pure-Python Dialog (its box when it has one). */
+static PyObject *snapshot(dstore *t, int32_t s) {
+    cdlg *d = &t->s[s];
+    if (d->box != NULL)
+        return Py_NewRef(d->box);
+    PyTypeObject *dt = (PyTypeObject *)t->dialog_type;
+    PyObject *args = PyTuple_New(0);
+    PyObject *o = args == NULL ? NULL : dt->tp_new(dt, args, NULL);
+    Py_XDECREF(args);
+    if (o == NULL)
+        return NULL;
+    for (int k = 0; k < F_N; k++) {
+        PyObject *v = native_get(&t->s[s], k);
+        int rc = v == NULL ? -1 : PyObject_SetAttr(o, f_name[k], v);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_DECREF(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* Removes slot s: its handle (if any) gets the call as it was first. 0, or -1 (exception set;
+ * the slot is removed all the same). */
+static int slot_free(dstore *t, int32_t s) {
+    int rc = 0;
+    cdlg *d = &t->s[s];
+    if (d->ref != NULL) {
+        dview *v = (dview *)d->ref;
+        PyObject *snap = snapshot(t, s);
+        d = &t->s[s];
+        if (snap == NULL)
+            rc = -1;
+        v->snap = snap;
+        v->st = NULL;
+        d->ref = NULL;
+        Py_DECREF(t); /* the handle's reference */
+    }
+    long at = ix_find(t, key_of(d), d->key_n, d->h);
+    if (at >= 0) {
+        t->ix[at] = -2;
+        t->tomb++;
+    }
+    lru_unlink(t, s);
+    free(d->key_heap);
+    d->key_heap = NULL;
+    Py_CLEAR(d->box);
+    d->gen++;
+    d->next = t->free_;
+    t->free_ = s;
+    t->len--;
+    return rc;
+}
+
+/* The handle of slot s (new reference). */
+static PyObject *view_of(dstore *t, int32_t s) {
+    cdlg *d = &t->s[s];
+    if (d->ref != NULL)
+        return Py_NewRef(d->ref);
+    PyTypeObject *vt = (PyTypeObject *)t->view_type;
+    dview *v = (dview *)vt->tp_alloc(vt, 0);
+    if (v == NULL)
+        return NULL;
+    v->st = (dstore *)Py_NewRef(t);
+    v->slot = s;
+    v->gen = t->s[s].gen;
+    v->snap = NULL;
+    t->s[s].ref = (PyObject *)v;
+    return (PyObject *)v;
+}
+
+/* ---- values of a slot ------------------------------------------------------------------- */
+
+static PyObject *ustr(const char *p, Py_ssize_t n) {
+    return PyUnicode_DecodeUTF8(p, n, "surrogatepass");
+}
+
+static PyObject *native_get(const cdlg *d, int k) {
+    switch (k) {
+    case F_ANSWER: return PyLong_FromLongLong(d->answer);
+    case F_CALL_ID: return ustr(key_of(d), d->key_n);
+    case F_CALLEE: return ustr(d->callee, d->callee_n);
+    case F_CALLER: return ustr(d->caller, d->caller_n);
+    case F_CANCEL: return PyBool_FromLong(d->cancel);
+    case F_END: return PyLong_FromLongLong(d->end);
+    case F_FINAL: return PyLong_FromLong(d->final);
+    case F_FROM_TAG: return ustr(d->ftag, d->ftag_n);
+    case F_INVITE: return PyLong_FromLongLong(d->invite);
+    case F_LAST: return PyLong_FromLongLong(d->last);
+    case F_RING: return PyLong_FromLongLong(d->ring);
+    case F_STATE: return Py_NewRef(s_state[d->state]);
+    default: return ustr(d->ttag, d->ttag_n);
+    }
+}
+
+/* A time that a slot holds: an exact int within +-2^62 (exclusive: a time plus a timeout up to
+ * 2^62 stays within 64 bits). */
+static int time_of(PyObject *o, long long *v) {
     if (o == NULL || !PyLong_CheckExact(o))
         return 0;
-#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
-    /* up to three 30-bit digits read directly (a nanosecond time has three); the layout of
-     * int before 3.12 */
-    Py_ssize_t sz = Py_SIZE(o), an = sz < 0 ? -sz : sz;
-    const digit *dg = ((PyLongObject *)o)->ob_digit;
-    if (an <= 2 || (an == 3 && dg[2] < 8)) {
-        unsigned long long x = an == 0 ? 0 : dg[0];
-        if (an >= 2)
-            x |= (unsigned long long)dg[1] << 30;
-        if (an == 3)
-            x |= (unsigned long long)dg[2] << 60;
-        *v = sz < 0 ? -(long long)x : (long long)x;
-        return 1;
-    }
-#endif
     int over = 0;
     *v = PyLong_AsLongLongAndOverflow(o, &over);
     if (over || (*v == -1 && PyErr_Occurred())) {
         PyErr_Clear();
         return 0;
     }
+    return *v < T_MAX && *v > -T_MAX;
+}
+
+/* The UTF-8 of an exact str of at most cap bytes. */
+static int text_of(PyObject *o, size_t cap, const char **p, Py_ssize_t *n) {
+    if (o == NULL || !PyUnicode_CheckExact(o))
+        return 0;
+    *p = PyUnicode_AsUTF8AndSize(o, n);
+    if (*p == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return (size_t)*n <= cap;
+}
+
+static int state_index(PyObject *o) {
+    if (o == NULL || !PyUnicode_CheckExact(o))
+        return -1;
+    for (int k = 0; k < S_N; k++)
+        if (o == s_state[k])
+            return k;
+    for (int k = 0; k < S_N; k++)
+        if (PyUnicode_Compare(o, s_state[k]) == 0)
+            return k;
+    PyErr_Clear();
+    return -1;
+}
+
+/* Whether slot d can hold value o of field k; with put, stores it. */
+static int native_fits(cdlg *d, int k, PyObject *o, int put) {
+    long long v;
+    const char *p;
+    Py_ssize_t n;
+    switch (k) {
+    case F_ANSWER: case F_END: case F_INVITE: case F_LAST: case F_RING: {
+        if (!time_of(o, &v))
+            return 0;
+        if (put)
+            *(k == F_ANSWER ? &d->answer : k == F_END ? &d->end : k == F_INVITE ? &d->invite
+                              : k == F_LAST ? &d->last : &d->ring) = v;
+        return 1;
+    }
+    case F_FINAL: {
+        int over = 0;
+        if (!PyLong_CheckExact(o))
+            return 0;
+        v = PyLong_AsLongLongAndOverflow(o, &over);
+        if (over || v > INT32_MAX || v < INT32_MIN) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (put)
+            d->final = (int32_t)v;
+        return 1;
+    }
+    case F_CANCEL:
+        if (o != Py_True && o != Py_False)
+            return 0;
+        if (put)
+            d->cancel = o == Py_True;
+        return 1;
+    case F_STATE: {
+        int s = state_index(o);
+        if (s < 0)
+            return 0;
+        if (put)
+            d->state = (uint8_t)s;
+        return 1;
+    }
+    case F_CALL_ID: /* the key: only the same value */
+        return text_of(o, 0xFFFF, &p, &n) && (size_t)n == d->key_n &&
+               memcmp(p, key_of(d), (size_t)n) == 0;
+    default: {
+        size_t cap = k == F_CALLER || k == F_CALLEE ? PARTY_CAP : TAG_CAP;
+        if (!text_of(o, cap, &p, &n))
+            return 0;
+        if (put) {
+            char *dst = k == F_CALLER ? d->caller : k == F_CALLEE ? d->callee
+                      : k == F_FROM_TAG ? d->ftag : d->ttag;
+            uint8_t *dn = k == F_CALLER ? &d->caller_n : k == F_CALLEE ? &d->callee_n
+                        : k == F_FROM_TAG ? &d->ftag_n : &d->ttag_n;
+            memcpy(dst, p, (size_t)n);
+            *dn = (uint8_t)n;
+        }
+        return 1;
+    }
+    }
+}
+
+/* The box's values back into slot s when all of them fit: 1 (box dropped), 0 (kept), -1. */
+static int unbox(dstore *t, int32_t s) {
+    PyObject *v[F_N] = {0};
+    int ok = 1, rc = 0;
+    for (int k = 0; k < F_N && ok; k++) {
+        v[k] = PyObject_GetAttr(t->s[s].box, f_name[k]);
+        if (v[k] == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                rc = -1;
+                ok = 0;
+                break;
+            }
+            PyErr_Clear();
+            ok = 0;
+        } else {
+            ok = native_fits(&t->s[s], k, v[k], 0);
+        }
+    }
+    if (ok) {
+        for (int k = 0; k < F_N; k++)
+            native_fits(&t->s[s], k, v[k], 1);
+        Py_CLEAR(t->s[s].box);
+        rc = 1;
+    }
+    for (int k = 0; k < F_N; k++)
+        Py_XDECREF(v[k]);
+    return rc;
+}
+
+/* ---- DialogRef -------------------------------------------------------------------------- */
+
+/* Where the handle's values are: *o a Python Dialog (snapshot or box), else *d the slot. */
+static void view_target(dview *v, PyObject **o, cdlg **d) {
+    *o = NULL;
+    *d = NULL;
+    if (v->st == NULL) {
+        *o = v->snap;
+        return;
+    }
+    cdlg *c = &v->st->s[v->slot];
+    if (c->box != NULL)
+        *o = c->box;
+    else
+        *d = c;
+}
+
+static PyObject *view_get(dview *v, void *closure) {
+    int k = (int)(intptr_t)closure;
+    PyObject *o;
+    cdlg *d;
+    view_target(v, &o, &d);
+    if (o != NULL)
+        return PyObject_GetAttr(o, f_name[k]);
+    if (d == NULL) {
+        PyErr_SetString(PyExc_ReferenceError, "DialogRef: no call");
+        return NULL;
+    }
+    return native_get(d, k);
+}
+
+static int view_set(dview *v, PyObject *val, void *closure) {
+    int k = (int)(intptr_t)closure;
+    PyObject *o;
+    cdlg *d;
+    view_target(v, &o, &d);
+    if (o == NULL && d == NULL) {
+        PyErr_SetString(PyExc_ReferenceError, "DialogRef: no call");
+        return -1;
+    }
+    if (o == NULL && val != NULL && native_fits(d, k, val, 1))
+        return 0;
+    if (o == NULL) { /* the call moves into a Dialog, which takes any value */
+        PyObject *box = snapshot(v->st, v->slot);
+        if (box == NULL)
+            return -1;
+        v->st->s[v->slot].box = o = box;
+    }
+    return val == NULL ? PyObject_DelAttr(o, f_name[k]) : PyObject_SetAttr(o, f_name[k], val);
+}
+
+static PyObject *view_alive(dview *v, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(v->st != NULL);
+}
+
+static void view_dealloc(dview *v) {
+    PyObject_GC_UnTrack(v);
+    if (v->st != NULL) {
+        cdlg *d = &v->st->s[v->slot];
+        if (d->ref == (PyObject *)v)
+            d->ref = NULL;
+        Py_CLEAR(v->st);
+    }
+    Py_CLEAR(v->snap);
+    Py_TYPE(v)->tp_free((PyObject *)v);
+}
+
+static int view_traverse(dview *v, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(v));
+    Py_VISIT(v->st);
+    Py_VISIT(v->snap);
+    return 0;
+}
+
+static int view_clear(dview *v) {
+    if (v->st != NULL) {
+        cdlg *d = &v->st->s[v->slot];
+        if (d->ref == (PyObject *)v)
+            d->ref = NULL;
+        Py_CLEAR(v->st);
+    }
+    Py_CLEAR(v->snap);
+    return 0;
+}
+
+#define VIEW_FIELD(k) {NULL, (getter)view_get, (setter)view_set, NULL, (void *)(intptr_t)(k)}
+static PyGetSetDef view_getset[F_N + 2] = {
+    {"_alive", (getter)view_alive, NULL, "whether the call is still in the table", NULL},
+};
+
+static PyTypeObject dview_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "otus_parser_sip._native._sip_fast.DialogRef",
+    .tp_basicsize = sizeof(dview),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A call of a DialogStore: its values read and written in the table.",
+    .tp_dealloc = (destructor)view_dealloc,
+    .tp_traverse = (traverseproc)view_traverse,
+    .tp_clear = (inquiry)view_clear,
+    .tp_getset = view_getset,
+};
+
+/* ---- DialogStore ------------------------------------------------------------------------ */
+
+static PyObject *store_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    PyObject *vt, *dt;
+    static char *kwlist[] = {"view_type", "dialog_type", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!:DialogStore", kwlist, &PyType_Type, &vt,
+                                     &PyType_Type, &dt))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)vt, &dview_type)) {
+        PyErr_SetString(PyExc_TypeError, "DialogStore: view_type must subclass DialogRef");
+        return NULL;
+    }
+    dstore *t = (dstore *)tp->tp_alloc(tp, 0);
+    if (t == NULL)
+        return NULL;
+    t->head = t->tail = t->free_ = -1;
+    t->view_type = Py_NewRef(vt);
+    t->dialog_type = Py_NewRef(dt);
+    return (PyObject *)t;
+}
+
+static int store_traverse(dstore *t, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(t));
+    Py_VISIT(t->view_type);
+    Py_VISIT(t->dialog_type);
+    for (int32_t s = t->head; s >= 0; s = t->s[s].next)
+        Py_VISIT(t->s[s].box);
+    return 0;
+}
+
+static int store_clear(dstore *t) {
+    for (int32_t s = t->head; s >= 0; s = t->s[s].next)
+        Py_CLEAR(t->s[s].box);
+    Py_CLEAR(t->view_type);
+    Py_CLEAR(t->dialog_type);
+    return 0;
+}
+
+static void store_dealloc(dstore *t) {
+    PyObject_GC_UnTrack(t);
+    store_clear(t); /* no handle is left: each holds a reference to the table */
+    for (int32_t s = t->head; s >= 0; s = t->s[s].next)
+        free(t->s[s].key_heap);
+    free(t->s);
+    free(t->ix);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static Py_ssize_t store_len(dstore *t) { return (Py_ssize_t)t->len; }
+
+/* The key of a str: its UTF-8. */
+static int key_arg(PyObject *o, const char **p, Py_ssize_t *n) {
+    if (!PyUnicode_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "DialogStore: a Call-ID is a str");
+        return -1;
+    }
+    *p = PyUnicode_AsUTF8AndSize(o, n);
+    return *p == NULL ? -1 : 0;
+}
+
+static PyObject *store_get(dstore *t, PyObject *key) {
+    const char *p;
+    Py_ssize_t n;
+    if (key_arg(key, &p, &n) < 0)
+        return NULL;
+    int32_t s = find_slot(t, p, (size_t)n);
+    if (s < 0)
+        Py_RETURN_NONE;
+    return view_of(t, s);
+}
+
+/* create(call_id, ts_ns, from_tag, to_tag, caller, callee): a new call at the end, as
+ * Dialog(call_id, ts_ns) with the tags and parties set (DialogTable._create). */
+static PyObject *store_create(dstore *t, PyObject *const *a, Py_ssize_t na) {
+    if (na != 6) {
+        PyErr_SetString(PyExc_TypeError, "create(call_id, ts_ns, from_tag, to_tag, caller, callee)");
+        return NULL;
+    }
+    const char *p;
+    Py_ssize_t n;
+    if (key_arg(a[0], &p, &n) < 0)
+        return NULL;
+    if (find_slot(t, p, (size_t)n) >= 0) {
+        PyErr_SetString(PyExc_KeyError, "DialogStore.create: the call is there");
+        return NULL;
+    }
+    int32_t s = slot_new(t, p, (size_t)n);
+    if (s < 0)
+        return NULL;
+    cdlg *d = &t->s[s];
+    d->state = S_TRYING;
+    static const int k[5] = {F_INVITE, F_FROM_TAG, F_TO_TAG, F_CALLER, F_CALLEE};
+    PyObject *v[5] = {a[1], a[2], a[3], a[4], a[5]};
+    int fits = 1;
+    for (int j = 0; j < 5 && fits; j++)
+        fits = native_fits(d, k[j], v[j], 0);
+    if (fits) {
+        for (int j = 0; j < 5; j++)
+            native_fits(d, k[j], v[j], 1);
+        d->last = d->invite;
+        return view_of(t, s);
+    }
+    PyObject *box = PyObject_CallFunctionObjArgs(t->dialog_type, a[0], a[1], NULL);
+    int rc = box == NULL ? -1 : 0;
+    for (int j = 1; j < 5 && rc == 0; j++)
+        rc = PyObject_SetAttr(box, f_name[k[j]], v[j]);
+    if (rc < 0) {
+        Py_XDECREF(box);
+        slot_free(t, s);
+        return NULL;
+    }
+    t->s[s].box = box;
+    return view_of(t, s);
+}
+
+static int32_t view_slot(dstore *t, PyObject *o) {
+    if (!PyObject_TypeCheck(o, &dview_type)) {
+        PyErr_SetString(PyExc_TypeError, "DialogStore: not a DialogRef");
+        return -1;
+    }
+    dview *v = (dview *)o;
+    if (v->st != t) {
+        PyErr_SetString(PyExc_KeyError, "DialogStore: the call is not in this table");
+        return -1;
+    }
+    return v->slot;
+}
+
+static PyObject *store_touch(dstore *t, PyObject *key) {
+    const char *p;
+    Py_ssize_t n;
+    if (key_arg(key, &p, &n) < 0)
+        return NULL;
+    int32_t s = find_slot(t, p, (size_t)n);
+    if (s < 0) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    lru_touch(t, s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *store_remove(dstore *t, PyObject *o) {
+    int32_t s = view_slot(t, o);
+    if (s < 0 || slot_free(t, s) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The least recently active call, removed: its handle (reading the call as it was). */
+static PyObject *store_pop_oldest(dstore *t, PyObject *unused) {
+    (void)unused;
+    if (t->head < 0) {
+        PyErr_SetString(PyExc_KeyError, "DialogStore: empty");
+        return NULL;
+    }
+    int32_t s = t->head;
+    PyObject *v = view_of(t, s);
+    if (v == NULL)
+        return NULL;
+    if (slot_free(t, s) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+static PyObject *store_first(dstore *t, PyObject *unused) {
+    (void)unused;
+    if (t->head < 0)
+        Py_RETURN_NONE;
+    return view_of(t, t->head);
+}
+
+static PyObject *store_after(dstore *t, PyObject *o) {
+    int32_t s = view_slot(t, o);
+    if (s < 0)
+        return NULL;
+    int32_t nx = t->s[s].next;
+    if (nx < 0)
+        Py_RETURN_NONE;
+    return view_of(t, nx);
+}
+
+/* [(call_id key, handle)] in order of last activity. */
+static PyObject *store_items(dstore *t, PyObject *unused) {
+    (void)unused;
+    PyObject *out = PyList_New(0);
+    for (int32_t s = t->head; out != NULL && s >= 0; s = t->s[s].next) {
+        PyObject *k = ustr(key_of(&t->s[s]), t->s[s].key_n);
+        PyObject *v = k == NULL ? NULL : view_of(t, s);
+        PyObject *pair = v == NULL ? NULL : PyTuple_Pack(2, k, v);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (pair == NULL || PyList_Append(out, pair) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(pair);
+    }
+    return out;
+}
+
+static PyMethodDef store_methods[] = {
+    {"get", (PyCFunction)store_get, METH_O, "get(call_id) -> handle | None"},
+    {"create", (PyCFunction)(void (*)(void))store_create, METH_FASTCALL,
+     "create(call_id, ts_ns, from_tag, to_tag, caller, callee) -> handle"},
+    {"touch", (PyCFunction)store_touch, METH_O, "touch(call_id): the call is the most recent"},
+    {"remove", (PyCFunction)store_remove, METH_O, "remove(handle): the call leaves the table"},
+    {"pop_oldest", (PyCFunction)store_pop_oldest, METH_NOARGS,
+     "pop_oldest() -> handle: the least recently active call, removed"},
+    {"first", (PyCFunction)store_first, METH_NOARGS, "first() -> handle | None (oldest)"},
+    {"after", (PyCFunction)store_after, METH_O, "after(handle) -> handle | None (next newer)"},
+    {"items", (PyCFunction)store_items, METH_NOARGS,
+     "items() -> [(call_id, handle)], least recently active first"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods store_seq = {.sq_length = (lenfunc)store_len};
+
+static PyTypeObject dstore_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "otus_parser_sip._native._sip_fast.DialogStore",
+    .tp_basicsize = sizeof(dstore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "DialogStore(view_type, dialog_type): the dialog table's calls as plain structs.",
+    .tp_new = store_new,
+    .tp_dealloc = (destructor)store_dealloc,
+    .tp_traverse = (traverseproc)store_traverse,
+    .tp_clear = (inquiry)store_clear,
+    .tp_methods = store_methods,
+    .tp_as_sequence = &store_seq,
+};
+
+int otus_sip_dialog_ready(PyObject *module) {
+    for (int k = 0; k < K_N; k++)
+        K_LENS[k] = strlen(K_NAMES[k]);
+    for (int k = 0; k < S_N; k++)
+        if ((s_state[k] = PyUnicode_InternFromString(S_NAMES[k])) == NULL)
+            return -1;
+    for (int k = 0; k < F_N; k++) {
+        if ((f_name[k] = PyUnicode_InternFromString(F_NAMES[k])) == NULL)
+            return -1;
+        view_getset[k + 1] = (PyGetSetDef)VIEW_FIELD(k);
+        view_getset[k + 1].name = F_NAMES[k];
+    }
+    if (PyType_Ready(&dview_type) < 0 || PyType_Ready(&dstore_type) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(module, "DialogRef", (PyObject *)&dview_type) < 0 ||
+        PyModule_AddObjectRef(module, "DialogStore", (PyObject *)&dstore_type) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- the batch path ---------------------------------------------------------------------- */
+
+int otus_sip_dialog_is_store(PyObject *o) { return Py_IS_TYPE(o, &dstore_type); }
+
+static int i64(PyObject *o, long long *v) {
+#if PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    if (o != NULL && PyLong_CheckExact(o)) {
+        /* up to three 30-bit digits read directly (a nanosecond time has three); the layout of
+         * int before 3.12 */
+        Py_ssize_t sz = Py_SIZE(o), an = sz < 0 ? -sz : sz;
+        const digit *dg = ((PyLongObject *)o)->ob_digit;
+        if (an <= 2 || (an == 3 && dg[2] < 8)) {
+            unsigned long long x = an == 0 ? 0 : dg[0];
+            if (an >= 2)
+                x |= (unsigned long long)dg[1] << 30;
+            if (an == 3)
+                x |= (unsigned long long)dg[2] << 60;
+            *v = sz < 0 ? -(long long)x : (long long)x;
+            return *v < T_MAX && *v > -T_MAX;
+        }
+    }
+#endif
+    return time_of(o, v);
+}
+
+int otus_sip_dialog_check(sip_dstate *st, const sip_lview *lv, PyObject *ts, int32_t *slot) {
+    long long v;
+    *slot = -1;
+    if (!i64(ts, &v))
+        return 0;
+    /* what a call created or updated from this message stores must fit its slot */
+    if (lv->call_id.n > 0xFFFF || (lv->has_from_tag && lv->from_tag.n > TAG_CAP) ||
+        (lv->has_to_tag && lv->to_tag.n > TAG_CAP) ||
+        (lv->has_from_user ? lv->from_user : lv->from_uri).n > PARTY_CAP ||
+        (lv->has_to_user ? lv->to_user : lv->to_uri).n > PARTY_CAP)
+        return 0;
+    dstore *t = (dstore *)st->store;
+    int32_t s = find_slot(t, lv->call_id.p, (size_t)lv->call_id.n);
+    if (s >= 0 && t->s[s].box != NULL) {
+        int rc = unbox(t, s);
+        if (rc <= 0)
+            return rc;
+    }
+    *slot = s;
     return 1;
 }
 
-static void set_slot(PyObject *d, int k, PyObject *v) {
-    Py_INCREF(v);
-    Py_XSETREF(GSLOT(d, k), v);
-}
-
-/* set_slot of a slot the dialog labels show: their copy is dropped (made again at the
- * labels) */
-static void set_lslot(PyObject *d, int k, PyObject *v) {
-    set_slot(d, k, v);
-    Py_CLEAR(GSLOT(d, G_LJ));
-}
-
-int otus_sip_dialog_check(PyObject *od, PyObject *cid, PyObject *ts, PyObject **found) {
-    long long v;
-    *found = NULL;
-    if (!i64(ts, &v) || v > (1LL << 62) || v < -(1LL << 62))
-        return 0;
-    PyObject *d = PyDict_GetItemWithError(od, cid);
-    if (d == NULL)
-        return PyErr_Occurred() ? -1 : 1;
-    *found = d;
-    if (!Py_IS_TYPE(d, g_type))
-        return 0;
-    /* A labels copy is made only from times checked here or set from such a message's time,
-     * and dropped when Python sets any slot (Dialog.__setattr__): they are still fine */
-    PyObject *lj = GSLOT(d, G_LJ);
-    if (lj != NULL && PyBytes_CheckExact(lj))
-        return GSLOT(d, G_STATE) != NULL && GSLOT(d, G_CALL_ID) != NULL ? 1 : 0;
-    static const int times[] = {G_INVITE, G_RING, G_ANSWER, G_END};
-    for (int k = 0; k < 4; k++)
-        if (!i64(GSLOT(d, times[k]), &v) || v > (1LL << 62) || v < -(1LL << 62))
-            return 0;
-    return GSLOT(d, G_STATE) != NULL && GSLOT(d, G_CALL_ID) != NULL ? 1 : 0;
-}
-
-/* A label value as a new str (the string cache: tags, users and URIs repeat). */
-static PyObject *lstr(sv s) { return otus_sip_small_str(s); }
-
-/* A tag as a new str: unique to its call, so the string cache would only lose an entry that
- * repeats (a Call-ID of a call still going, a party) to it. */
-static PyObject *tag_str(sv s) {
-    PyObject *u = PyUnicode_New(s.n, 127);
-    if (u != NULL && s.n > 0)
-        memcpy(PyUnicode_DATA(u), s.p, (size_t)s.n);
-    return u;
-}
-
-static int ended_op(sip_dstate *st, PyObject *d, PyObject *ts) {
-    if (!st->media_on)
-        return 0;
-    return PyList_Append(st->ops, Py_True) || PyList_Append(st->ops, d) ||
-                   PyList_Append(st->ops, ts) || PyList_Append(st->ops, Py_None)
-               ? -1
-               : 0;
-}
-
-static int end_call(sip_dstate *st, PyObject *d, int outcome, PyObject *ts) {
-    set_lslot(d, G_STATE, s_state[outcome]);
-    set_lslot(d, G_END, ts);
-    PyObject *old = PyDict_GetItemWithError(st->by_outcome, s_state[outcome]);
-    if (old == NULL && PyErr_Occurred())
-        return -1;
-    long n = old != NULL ? PyLong_AsLong(old) : 0;
-    if (n == -1 && PyErr_Occurred())
-        return -1;
-    PyObject *nv = PyLong_FromLong(n + 1);
-    if (nv == NULL || PyDict_SetItem(st->by_outcome, s_state[outcome], nv) < 0) {
-        Py_XDECREF(nv);
-        return -1;
-    }
-    Py_DECREF(nv);
-    return ended_op(st, d, ts);
-}
-
-static PyObject *create(sip_dstate *st, PyObject *cid, const sip_lview *lv, PyObject *ts) {
-    /* Dialog(call_id, ts) and the tags and parties set right after, as Dialog.__init__ and
-     * DialogTable.update store them: the slots written directly (no Python __init__ call) */
-    PyObject *d = g_type->tp_alloc(g_type, 0);
-    if (d == NULL)
-        return NULL;
-    GSLOT(d, G_CALL_ID) = Py_NewRef(cid);
-    GSLOT(d, G_STATE) = Py_NewRef(s_state[S_TRYING]);
-    GSLOT(d, G_INVITE) = Py_NewRef(ts);
-    GSLOT(d, G_LAST) = Py_NewRef(ts);
-    static const int zero[4] = {G_RING, G_ANSWER, G_END, G_FINAL};
-    for (int k = 0; k < 4; k++)
-        GSLOT(d, zero[k]) = Py_NewRef(s_zero);
-    GSLOT(d, G_CANCEL) = Py_NewRef(Py_False);
-    /* from_tag, to_tag ("" when absent), caller (the From user, else its URI), callee */
-    sv v[4] = {lv->from_tag, lv->to_tag, lv->has_from_user ? lv->from_user : lv->from_uri,
-               lv->has_to_user ? lv->to_user : lv->to_uri};
-    int has[4] = {lv->has_from_tag, lv->has_to_tag, 1, 1};
-    static const int slot[4] = {G_FROM_TAG, G_TO_TAG, G_CALLER, G_CALLEE};
-    for (int k = 0; k < 4; k++) {
-        PyObject *o = !has[k] ? Py_NewRef(s_blank) : k < 2 ? tag_str(v[k]) : lstr(v[k]);
-        if (o == NULL)
-            goto fail;
-        GSLOT(d, slot[k]) = o;
-    }
-    /* Its slots only ever hold str, int, bool and bytes (here and in _dialogs.py), so it can be
-     * in no reference cycle: out of the cyclic GC, whose collections walked every live call */
-    PyObject_GC_UnTrack(d);
-    if (PyObject_SetItem(st->od, cid, d) < 0)
-        goto fail;
-    st->created++;
-    while (PyDict_GET_SIZE(st->od) > st->max_dialogs) {
-        PyObject *last = Py_False;
-        PyObject *pair = PyObject_VectorcallMethod(s_popitem, (PyObject *[]){st->od, last},
-                                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (pair == NULL)
-            goto fail;
-        st->evicted++;
-        int rc = ended_op(st, PyTuple_GET_ITEM(pair, 1), ts);
-        Py_DECREF(pair);
-        if (rc < 0)
-            goto fail;
-    }
-    return d;
-fail:
-    Py_DECREF(d);
-    return NULL;
-}
-
-static const long long SETUP_BOUNDS_MS[8] = {100, 250, 500, 1000, 2500, 5000, 10000, 30000};
-
-/* (a - b) // 1_000_000 into *q; 0, or -1 (exception set). */
-static int ms_of(PyObject *a, PyObject *b, long long *q) {
-    long long x, y;
-    if (!i64(a, &x) || !i64(b, &y)) {
-        PyErr_SetString(PyExc_OverflowError, "parse_batch: dialog time");
-        return -1;
-    }
-    long long dt = x - y; /* both within +-2^62 (checked) */
-    *q = dt / 1000000;
-    if (dt % 1000000 < 0)
-        (*q)--;
-    return 0;
-}
-
-/* A str as a JSON string member value ("" for a str that has no UTF-8: never from the
- * parsers, which decode with errors="replace"). */
-static int put_str(jb *l, int k, PyObject *v) {
-    Py_ssize_t n;
-    const char *p = PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, &n) : NULL;
-    if (p == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "parse_batch: a dialog label is not a str");
-        return -1;
-    }
+static void put_text(jb *l, int k, const char *p, size_t n) {
     jb_put(l, K_NAMES[k], K_LENS[k]);
-    jb_str(l, (sv){p, n});
-    return 0;
-}
-
-/* A number as a JSON string member value: str(ms). */
-static int put_ms(jb *l, int k, PyObject *a, PyObject *b) {
-    long long q;
-    if (ms_of(a, b, &q) < 0)
-        return -1;
-    jb_put(l, K_NAMES[k], K_LENS[k]);
-    jb_int(l, q);
-    LIT(l, "\"");
-    return 0;
-}
-
-/* PyObject_IsTrue, without the call for a str. */
-static inline int truthy(PyObject *o) {
-    return PyUnicode_CheckExact(o) ? PyUnicode_GET_LENGTH(o) != 0 : PyObject_IsTrue(o);
+    jb_str(l, (sv){p, (Py_ssize_t)n});
 }
 
 /* ms as a JSON string member value: "key":"ms". */
-static void put_ms_of(jb *l, int k, long long ms) {
+static void put_ms(jb *l, int k, long long ms) {
     jb_put(l, K_NAMES[k], K_LENS[k]);
     jb_int(l, ms);
     LIT(l, "\"");
@@ -330,223 +884,226 @@ static inline long long floor_ms(long long a, long long b) {
 }
 
 /* Dialog.add_labels, as JSON members appended to l. */
-static int add_labels(PyObject *d, jb *l) {
-    if (put_str(l, K_STATE, GSLOT(d, G_STATE)) < 0)
-        return -1;
-    PyObject *v = GSLOT(d, G_CALLER);
-    if (truthy(v) && put_str(l, K_CALLER, v) < 0)
-        return -1;
-    v = GSLOT(d, G_CALLEE);
-    if (truthy(v) && put_str(l, K_CALLEE, v) < 0)
-        return -1;
-    long long ti, tr, ta, te, fv;
-    PyObject *fin0 = GSLOT(d, G_FINAL);
-    if (i64(GSLOT(d, G_INVITE), &ti) && i64(GSLOT(d, G_RING), &tr) &&
-        i64(GSLOT(d, G_ANSWER), &ta) && i64(GSLOT(d, G_END), &te) && PyLong_CheckExact(fin0) &&
-        i64(fin0, &fv)) {
-        /* the usual case: all plain ints, each read once (the times within +-2^62, checked
-         * by otus_sip_dialog_check or set from such a message's time) */
-        if (tr)
-            put_ms_of(l, K_RING, floor_ms(tr, ti));
-        if (ta)
-            put_ms_of(l, K_ANSWER, floor_ms(ta, ti));
-        if (fv) {
-            jb_put(l, K_NAMES[K_FINAL], K_LENS[K_FINAL]);
-            LIT(l, "\"");
-            jb_int(l, fv);
-            LIT(l, "\"");
-        }
-        if (te && ta)
-            put_ms_of(l, K_DURATION, floor_ms(te, ta));
-        return l->oom ? (PyErr_NoMemory(), -1) : 0;
+static int add_labels(const cdlg *d, jb *l) {
+    put_text(l, K_STATE, S_NAMES[d->state], strlen(S_NAMES[d->state]));
+    if (d->caller_n)
+        put_text(l, K_CALLER, d->caller, d->caller_n);
+    if (d->callee_n)
+        put_text(l, K_CALLEE, d->callee, d->callee_n);
+    if (d->ring)
+        put_ms(l, K_RING, floor_ms(d->ring, d->invite));
+    if (d->answer)
+        put_ms(l, K_ANSWER, floor_ms(d->answer, d->invite));
+    if (d->final) {
+        jb_put(l, K_NAMES[K_FINAL], K_LENS[K_FINAL]);
+        jb_int(l, d->final);
+        LIT(l, "\"");
     }
-    PyObject *inv = GSLOT(d, G_INVITE), *ring = GSLOT(d, G_RING), *ans = GSLOT(d, G_ANSWER);
-    PyObject *end = GSLOT(d, G_END), *fin = GSLOT(d, G_FINAL);
-    if (PyObject_IsTrue(ring) && put_ms(l, K_RING, ring, inv) < 0)
-        return -1;
-    if (PyObject_IsTrue(ans) && put_ms(l, K_ANSWER, ans, inv) < 0)
-        return -1;
-    if (PyLong_CheckExact(fin) && i64(fin, &fv)) { /* str(int): its decimal digits */
-        if (fv) {
-            jb_put(l, K_NAMES[K_FINAL], K_LENS[K_FINAL]);
-            LIT(l, "\"");
-            jb_int(l, fv);
-            LIT(l, "\"");
-        }
-    } else if (PyObject_IsTrue(fin)) {
-        PyObject *f = PyObject_Str(fin);
-        int rc = f == NULL ? -1 : put_str(l, K_FINAL, f);
-        Py_XDECREF(f);
-        if (rc < 0)
-            return -1;
-    }
-    if (PyObject_IsTrue(end) && PyObject_IsTrue(ans) && put_ms(l, K_DURATION, end, ans) < 0)
-        return -1;
+    if (d->end && d->answer)
+        put_ms(l, K_DURATION, floor_ms(d->end, d->answer));
     return l->oom ? (PyErr_NoMemory(), -1) : 0;
 }
 
-static int str_eq(PyObject *s, const char *lit, Py_ssize_t n) {
-    return s != NULL && PyUnicode_Check(s) && PyUnicode_GET_LENGTH(s) == n &&
-           PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND && memcmp(PyUnicode_DATA(s), lit, n) == 0;
+static inline void set_text(char *dst, uint8_t *dn, sv v) {
+    memcpy(dst, v.p, (size_t)v.n);
+    *dn = (uint8_t)v.n;
 }
 
-/* The calls this message ended (ops: is_end, dialog, ts, None quadruples) on the C registry,
- * after its SDP as in SipParser._follow; ops emptied. */
-static int ended_to_creg(sip_dstate *st) {
-    Py_ssize_t n = PyList_GET_SIZE(st->ops);
-    for (Py_ssize_t k = 0; k + 3 < n; k += 4) {
-        long long t;
-        PyObject *cid = PyObject_GetAttr(PyList_GET_ITEM(st->ops, k + 1), s_call_id);
-        int rc = cid == NULL || !i64(PyList_GET_ITEM(st->ops, k + 2), &t)
-                     ? -1
-                     : otus_sip_mreg_end(st->creg, cid, t + st->linger_ns);
-        if (rc < 0 && !PyErr_Occurred())
-            PyErr_SetString(PyExc_OverflowError, "parse_batch: time of an ended call");
-        Py_XDECREF(cid);
-        if (rc < 0)
+/* The call's Call-ID as a str (the string cache for a short ASCII one, as the batch path's). */
+static PyObject *call_id_of(const cdlg *d) {
+    const char *p = key_of(d);
+    int ascii = d->key_n <= 64;
+    for (size_t i = 0; ascii && i < d->key_n; i++)
+        ascii = (unsigned char)p[i] < 0x80;
+    return ascii ? otus_sip_small_str((sv){p, d->key_n}) : ustr(p, d->key_n);
+}
+
+static int count_outcome(sip_dstate *st, int outcome) {
+    PyObject *old = PyDict_GetItemWithError(st->by_outcome, s_state[outcome]);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    long n = old != NULL ? PyLong_AsLong(old) : 0;
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *nv = PyLong_FromLong(n + 1);
+    int rc = nv == NULL ? -1 : PyDict_SetItem(st->by_outcome, s_state[outcome], nv);
+    Py_XDECREF(nv);
+    return rc;
+}
+
+/* A call that ended (or was evicted) for the media registry: its C table after this message's
+ * SDP (*ended set), else an operation for Python. */
+static int ended_op(sip_dstate *st, const cdlg *d, PyObject *ts, int *ended) {
+    if (!st->media_on)
+        return 0;
+    if (st->creg != NULL) {
+        *ended = 1;
+        return 0;
+    }
+    PyObject *cid = call_id_of(d);
+    int rc = cid == NULL || PyList_Append(st->ops, Py_True) || PyList_Append(st->ops, cid) ||
+                     PyList_Append(st->ops, ts) || PyList_Append(st->ops, Py_None)
+                 ? -1
+                 : 0;
+    Py_XDECREF(cid);
+    return rc;
+}
+
+static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObject *ts,
+                      int *evicted_ends, PyObject **evicted) {
+    dstore *t = (dstore *)st->store;
+    int32_t s = slot_new(t, lv->call_id.p, (size_t)lv->call_id.n);
+    if (s < 0)
+        return -1;
+    cdlg *d = &t->s[s];
+    d->state = S_TRYING;
+    d->invite = d->last = t_ns;
+    if (lv->has_from_tag)
+        set_text(d->ftag, &d->ftag_n, lv->from_tag);
+    if (lv->has_to_tag)
+        set_text(d->ttag, &d->ttag_n, lv->to_tag);
+    set_text(d->caller, &d->caller_n, lv->has_from_user ? lv->from_user : lv->from_uri);
+    set_text(d->callee, &d->callee_n, lv->has_to_user ? lv->to_user : lv->to_uri);
+    st->created++;
+    while ((Py_ssize_t)t->len > st->max_dialogs) {
+        int32_t v = t->head;
+        st->evicted++;
+        if (st->media_on && st->creg != NULL) {
+            /* the C registry ends it after this message's SDP: keep its Call-ID */
+            PyObject *cid = call_id_of(&t->s[v]);
+            if (cid == NULL || PyList_Append(*evicted, cid) < 0) {
+                Py_XDECREF(cid);
+                return -1;
+            }
+            Py_DECREF(cid);
+            (*evicted_ends)++;
+        } else {
+            int unused = 0;
+            if (ended_op(st, &t->s[v], ts, &unused) < 0)
+                return -1;
+        }
+        if (slot_free(t, v) < 0)
             return -1;
     }
-    return PyList_SetSlice(st->ops, 0, n, NULL);
+    return s;
 }
 
-int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, PyObject *cid,
-                           long status, PyObject *ts, PyObject *media, const sip_msums *ms,
-                           PyObject *found) {
+static const long long SETUP_BOUNDS_MS[8] = {100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+
+int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long status,
+                           PyObject *ts, PyObject *media, const sip_msums *ms, int32_t s) {
+    dstore *t = (dstore *)st->store;
+    long long t_ns;
+    if (!i64(ts, &t_ns)) { /* otus_sip_dialog_check let only such times through */
+        PyErr_SetString(PyExc_OverflowError, "parse_batch: dialog time");
+        return -1;
+    }
     st->ops_mark = PyList_GET_SIZE(st->ops);
-    PyObject *d = found; /* otus_sip_dialog_check's lookup: nothing ran in between */
-    Py_XINCREF(d);
+    int ended = 0, nevicted = 0;
+    PyObject *evicted = NULL; /* Call-IDs of calls evicted here, for the C registry */
     if (!status) {
         int invite = eq(lv->method, "INVITE");
-        if (d == NULL) {
+        if (s < 0 || (invite && OUTCOME_ENDED(t->s[s].state) &&
+                      !(lv->has_to_tag && lv->to_tag.n > 0))) {
             if (!invite)
                 return 0;
-            if ((d = create(st, cid, lv, ts)) == NULL)
-                return -1;
-        } else {
-            int s = state_of(GSLOT(d, G_STATE));
-            int tagged = lv->has_to_tag && lv->to_tag.n > 0;
-            if (invite && s >= 0 && OUTCOME_ENDED(s) && !tagged) {
-                Py_DECREF(d);
-                if ((d = create(st, cid, lv, ts)) == NULL)
+            if (s >= 0) { /* a new call reusing the Call-ID: the old one leaves */
+                if (slot_free(t, s) < 0)
                     return -1;
-            } else if (eq(lv->method, "CANCEL")) {
-                set_slot(d, G_CANCEL, Py_True);
-            } else if (eq(lv->method, "BYE") && !(s >= 0 && OUTCOME_ENDED(s))) {
-                if (end_call(st, d, S_TERMINATED, ts) < 0)
-                    goto fail;
             }
+            if (st->creg != NULL && (evicted = PyList_New(0)) == NULL)
+                return -1;
+            if ((s = create(st, lv, t_ns, ts, &nevicted, &evicted)) < 0)
+                goto fail;
+        } else if (eq(lv->method, "CANCEL")) {
+            t->s[s].cancel = 1;
+        } else if (eq(lv->method, "BYE") && !OUTCOME_ENDED(t->s[s].state)) {
+            t->s[s].state = S_TERMINATED;
+            t->s[s].end = t_ns;
+            if (count_outcome(st, S_TERMINATED) < 0 || ended_op(st, &t->s[s], ts, &ended) < 0)
+                return -1;
         }
     } else {
-        if (d == NULL)
+        if (s < 0)
             return 0;
+        cdlg *d = &t->s[s];
         long code = status;
         if (eq(lv->cseq_method, "INVITE")) {
-            if (lv->has_to_tag && lv->to_tag.n > 0 && str_eq(GSLOT(d, G_TO_TAG), "", 0)) {
-                PyObject *tt = tag_str(lv->to_tag);
-                if (tt == NULL)
-                    goto fail;
-                Py_XSETREF(GSLOT(d, G_TO_TAG), tt);
-            }
-            int s = state_of(GSLOT(d, G_STATE));
-            if (!(s >= 0 && OUTCOME_ENDED(s)) && s != S_CONFIRMED) {
-                if (code == 180 && s == S_TRYING)
-                    set_lslot(d, G_STATE, s_state[S_RINGING]);
+            if (lv->has_to_tag && lv->to_tag.n > 0 && d->ttag_n == 0)
+                set_text(d->ttag, &d->ttag_n, lv->to_tag);
+            int was = d->state;
+            if (!OUTCOME_ENDED(was) && was != S_CONFIRMED) {
+                if (code == 180 && was == S_TRYING)
+                    d->state = S_RINGING;
                 else if (180 <= code && code < 200 && code != 180 &&
-                         (s == S_TRYING || s == S_RINGING))
-                    set_lslot(d, G_STATE, s_state[S_EARLY]);
-                if (180 <= code && code < 200 && !PyObject_IsTrue(GSLOT(d, G_RING)))
-                    set_lslot(d, G_RING, ts);
+                         (was == S_TRYING || was == S_RINGING))
+                    d->state = S_EARLY;
+                if (180 <= code && code < 200 && !d->ring)
+                    d->ring = t_ns;
                 if (200 <= code && code < 300) {
-                    set_lslot(d, G_STATE, s_state[S_CONFIRMED]);
-                    set_lslot(d, G_ANSWER, ts);
-                    PyObject *c = PyLong_FromLong(code);
-                    if (c == NULL)
-                        goto fail;
-                    Py_XSETREF(GSLOT(d, G_FINAL), c);
-                    Py_CLEAR(GSLOT(d, G_LJ));
-                    long long t, inv;
-                    if (!i64(ts, &t) || !i64(GSLOT(d, G_INVITE), &inv)) {
-                        PyErr_SetString(PyExc_OverflowError, "parse_batch: dialog time");
-                        goto fail;
-                    }
-                    long long ms = (t - inv > 0 ? t - inv : 0) / 1000000;
+                    d->state = S_CONFIRMED;
+                    d->answer = t_ns;
+                    d->final = (int32_t)code;
+                    long long msx = (t_ns - d->invite > 0 ? t_ns - d->invite : 0) / 1000000;
                     st->setup_count++;
-                    st->setup_sum_ms += ms;
+                    st->setup_sum_ms += msx;
                     for (int k = 0; k < 8; k++)
-                        if (ms <= SETUP_BOUNDS_MS[k]) {
+                        if (msx <= SETUP_BOUNDS_MS[k]) {
                             st->setup_buckets[k]++;
                             break;
                         }
                 } else if (code >= 300) {
-                    PyObject *c = PyLong_FromLong(code);
-                    if (c == NULL)
-                        goto fail;
-                    Py_XSETREF(GSLOT(d, G_FINAL), c);
-                    Py_CLEAR(GSLOT(d, G_LJ));
-                    int outcome = code == 487 || PyObject_IsTrue(GSLOT(d, G_CANCEL))
-                                      ? S_CANCELLED
-                                      : S_FAILED;
-                    if (end_call(st, d, outcome, ts) < 0)
-                        goto fail;
+                    d->final = (int32_t)code;
+                    int outcome = code == 487 || d->cancel ? S_CANCELLED : S_FAILED;
+                    d->state = (uint8_t)outcome;
+                    d->end = t_ns;
+                    if (count_outcome(st, outcome) < 0 || ended_op(st, d, ts, &ended) < 0)
+                        return -1;
                 }
             }
         }
     }
-    set_slot(d, G_LAST, ts);
-    {
-        /* OrderedDict.move_to_end looked up once (a plain OrderedDict), else by name */
-        PyObject *r = st->move_to_end != NULL
-                          ? PyObject_Vectorcall(st->move_to_end, (PyObject *[]){st->od, cid}, 2,
-                                                NULL)
-                          : PyObject_VectorcallMethod(s_move_to_end, (PyObject *[]){st->od, cid},
-                                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        if (r == NULL)
-            goto fail;
-        Py_DECREF(r);
-    }
-    /* SipParser._follow: media first, then the dialog labels, then the calls that ended (their
-     * operations were queued by end_call/create, before this message's media: reorder). */
+    cdlg *d = &t->s[s];
+    d->last = t_ns;
+    lru_touch(t, s);
+    /* SipParser._follow: media first, then the dialog labels, then the calls that ended */
     if (st->creg != NULL && ms != NULL && ms->n > 0) {
-        long long t;
-        if (!i64(ts, &t)) { /* otus_sip_dialog_check let only such times through */
-            PyErr_SetString(PyExc_OverflowError, "parse_batch: time of an SDP");
+        PyObject *cid = call_id_of(d);
+        int rc = cid == NULL ? -1 : otus_sip_mreg_sdp(st->creg, ms, cid, t_ns + st->ttl_ns);
+        Py_XDECREF(cid);
+        if (rc < 0)
             goto fail;
-        }
-        if (otus_sip_mreg_sdp(st->creg, ms, GSLOT(d, G_CALL_ID), t + st->ttl_ns) < 0)
-            goto fail;
-    } else if (media != NULL && st->media_on && PyObject_IsTrue(media)) {
+    } else if (media != NULL && st->media_on && st->creg == NULL && PyObject_IsTrue(media)) {
         /* the ended operations of this message were appended already; the registry's
          * register must come before end_call as in _follow: insert before them */
-        Py_ssize_t at = st->ops_mark;
-        PyObject *quad[4] = {Py_False, d, ts, media};
-        for (int k = 0; k < 4; k++)
-            if (PyList_Insert(st->ops, at + k, quad[k]) < 0)
-                goto fail;
+        PyObject *cid = call_id_of(d);
+        PyObject *quad[4] = {Py_False, cid, ts, media};
+        for (int k = 0; cid != NULL && k < 4; k++)
+            if (PyList_Insert(st->ops, st->ops_mark + k, quad[k]) < 0)
+                Py_CLEAR(cid);
+        if (cid == NULL)
+            goto fail;
+        Py_DECREF(cid);
     }
-    if (st->labels_on && lab != NULL) {
-        /* the call's labels as the copy made when they last changed, else written and kept */
-        PyObject *lj = GSLOT(d, G_LJ);
-        if (lj != NULL && PyBytes_CheckExact(lj)) {
-            jb_put(lab, PyBytes_AS_STRING(lj), (size_t)PyBytes_GET_SIZE(lj));
-            if (lab->oom) {
-                PyErr_NoMemory();
+    if (st->labels_on && lab != NULL && add_labels(d, lab) < 0)
+        goto fail;
+    if (st->creg != NULL) {
+        /* evicted calls first (they left the table before this call ended), as _follow */
+        for (int k = 0; k < nevicted; k++)
+            if (otus_sip_mreg_end(st->creg, PyList_GET_ITEM(evicted, k), t_ns + st->linger_ns) <
+                0)
                 goto fail;
-            }
-        } else {
-            size_t mark = lab->n;
-            if (add_labels(d, lab) < 0)
+        if (ended) {
+            PyObject *cid = call_id_of(d);
+            int rc = cid == NULL ? -1 : otus_sip_mreg_end(st->creg, cid, t_ns + st->linger_ns);
+            Py_XDECREF(cid);
+            if (rc < 0)
                 goto fail;
-            PyObject *b = PyBytes_FromStringAndSize(lab->p + mark, (Py_ssize_t)(lab->n - mark));
-            if (b == NULL)
-                goto fail;
-            Py_XSETREF(GSLOT(d, G_LJ), b);
         }
     }
-    if (st->creg != NULL && PyList_GET_SIZE(st->ops) > 0 && ended_to_creg(st) < 0)
-        goto fail;
-    Py_DECREF(d);
+    Py_XDECREF(evicted);
     return 0;
 fail:
-    Py_DECREF(d);
+    Py_XDECREF(evicted);
     return -1;
 }

@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "sip_dialog.h"
 #include "sip_sv.h"
 
 /* A str from ASCII bytes (the writers decline anything else). */
@@ -157,7 +158,7 @@ PyMODINIT_FUNC PyInit__sip_fast(void) {
     if (otus_sip_json_init() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && otus_sip_mreg_ready(m) < 0)
+    if (m != NULL && (otus_sip_mreg_ready(m) < 0 || otus_sip_dialog_ready(m) < 0))
         Py_CLEAR(m);
     return m;
 }
