@@ -53,7 +53,6 @@ typedef struct {
     long long invite, last, ring, answer, end;
     uint64_t h;
     int32_t prev, next, final;
-    uint32_t gen;
     uint16_t key_n;
     uint8_t state, cancel, ftag_n, ttag_n, caller_n, callee_n;
     char *key_heap;
@@ -75,7 +74,6 @@ typedef struct {
     PyObject_HEAD
     dstore *st; /* NULL once detached */
     int32_t slot;
-    uint32_t gen;
     PyObject *snap; /* the call as it was when it left the table, or NULL */
 } dview;
 
@@ -217,12 +215,9 @@ static int32_t slot_new(dstore *t, const char *p, size_t n) {
             t->scap = cap;
         }
         s = (int32_t)t->nslots++;
-        t->s[s].gen = 0;
     }
     cdlg *d = &t->s[s];
-    uint32_t gen = d->gen;
     memset(d, 0, offsetof(cdlg, key));
-    d->gen = gen;
     d->h = key_hash(p, n);
     d->key_n = (uint16_t)n;
     d->key_heap = heap;
@@ -288,7 +283,6 @@ static int slot_free(dstore *t, int32_t s) {
     free(d->key_heap);
     d->key_heap = NULL;
     Py_CLEAR(d->box);
-    d->gen++;
     d->next = t->free_;
     t->free_ = s;
     t->len--;
@@ -306,7 +300,6 @@ static PyObject *view_of(dstore *t, int32_t s) {
         return NULL;
     v->st = (dstore *)Py_NewRef(t);
     v->slot = s;
-    v->gen = t->s[s].gen;
     v->snap = NULL;
     t->s[s].ref = (PyObject *)v;
     return (PyObject *)v;
@@ -912,7 +905,7 @@ static inline void set_text(char *dst, uint8_t *dn, sv v) {
 /* The call's Call-ID as a str (the string cache for a short ASCII one, as the batch path's). */
 static PyObject *call_id_of(const cdlg *d) {
     const char *p = key_of(d);
-    int ascii = d->key_n <= 64;
+    int ascii = 1;
     for (size_t i = 0; ascii && i < d->key_n; i++)
         ascii = (unsigned char)p[i] < 0x80;
     return ascii ? otus_sip_small_str((sv){p, d->key_n}) : ustr(p, d->key_n);
