@@ -514,25 +514,7 @@ static PyObject *view_alive(dview *v, void *closure) {
     return PyBool_FromLong(v->st != NULL);
 }
 
-static void view_dealloc(dview *v) {
-    PyObject_GC_UnTrack(v);
-    if (v->st != NULL) {
-        cdlg *d = &v->st->s[v->slot];
-        if (d->ref == (PyObject *)v)
-            d->ref = NULL;
-        Py_CLEAR(v->st);
-    }
-    Py_CLEAR(v->snap);
-    Py_TYPE(v)->tp_free((PyObject *)v);
-}
-
-static int view_traverse(dview *v, visitproc visit, void *arg) {
-    Py_VISIT(Py_TYPE(v));
-    Py_VISIT(v->st);
-    Py_VISIT(v->snap);
-    return 0;
-}
-
+/* Detaches the handle from its slot (the slot forgets it) and drops its references. */
 static int view_clear(dview *v) {
     if (v->st != NULL) {
         cdlg *d = &v->st->s[v->slot];
@@ -541,6 +523,19 @@ static int view_clear(dview *v) {
         Py_CLEAR(v->st);
     }
     Py_CLEAR(v->snap);
+    return 0;
+}
+
+static void view_dealloc(dview *v) {
+    PyObject_GC_UnTrack(v);
+    view_clear(v);
+    Py_TYPE(v)->tp_free((PyObject *)v);
+}
+
+static int view_traverse(dview *v, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(v));
+    Py_VISIT(v->st);
+    Py_VISIT(v->snap);
     return 0;
 }
 
