@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import textwrap
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -332,6 +333,28 @@ def test_the_endpoint_survives_a_failing_plugin_family() -> None:
     assert "otus_fakem_broken" not in texts[1].replace('metric="otus_fakem_broken"', "")
     assert 'otus_plugin_metric_errors_total{metric="otus_fakem_broken"} 2.0' in texts[1]
     assert "otus_build_info{python=" in texts[1]
+
+
+def test_head_answers_like_get_without_a_body() -> None:
+    """Before: HEAD /metrics (health checks, load balancers) was answered 501."""
+    rows = [_row("t1", ({"parse.fakem.widgets.red": 4}, {}))]
+    server = MetricsServer("127.0.0.1:0", "/metrics", lambda: rows, [WIDGETS])
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            get_type = response.headers["Content-Type"]
+        head = urllib.request.Request(f"{base}/metrics", method="HEAD")
+        with urllib.request.urlopen(head, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == get_type
+            assert int(response.headers["Content-Length"]) > 100
+            assert response.read() == b""
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/x", method="HEAD"), timeout=10)
+        assert err.value.code == 404
+    finally:
+        server.close()
 
 
 def test_reporter_queue_drops_are_exported_per_reporter() -> None:

@@ -61,11 +61,12 @@ _HEADER = """\
      current. Edit those (or the texts in docs.py), not this file. -->
 
 The daemon serves Prometheus metrics at `http://<otus.metrics.listen><otus.metrics.path>`
-(default `:9091/metrics`; OpenMetrics when the scraper asks for it). They are built at scrape
-time from the counters the workers ship every `otus.metrics.interval` (default 5 s), added up
-across the workers of each task. Counters never go backwards, also across worker restarts (see
-[decisions.md](decisions.md)). Histograms have the usual `_bucket`, `_count` and `_sum`
-series; counters are exposed with their `_total` name (and `_created` in OpenMetrics).
+(default `:9091/metrics`; OpenMetrics when the scraper asks for it; HEAD answers as GET without
+the body). They are built at scrape time from the counters the workers ship every
+`otus.metrics.interval` (default 5 s), added up across the workers of each task. Counters never
+go backwards, also across worker restarts (see [decisions.md](decisions.md)). Histograms have
+the usual `_bucket`, `_count` and `_sum` series; counters are exposed with their `_total` name
+(and `_created` in OpenMetrics).
 
 `otus run` (the foreground command) prints the same counters at the end instead of serving
 them; `otus stats` shows them per task without Prometheus. How to read them when something

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import MetricsHandler
+from prometheus_client.exposition import MetricsHandler, choose_encoder
 
 from otus import __version__
 from otus._metrics.families import METRICS, PluginFamilies, task_families
@@ -57,6 +57,7 @@ class MetricsServer:
         host, port = parse_listen(listen)
         handler = MetricsHandler.factory(self.registry)
         wanted = path
+        registry = self.registry
 
         class _Handler(handler):  # type: ignore[misc, valid-type]
             def do_GET(self) -> None:  # noqa: N802 - stdlib name
@@ -64,6 +65,18 @@ class MetricsServer:
                     self.send_error(404, f"metrics are at {wanted}")
                     return
                 super().do_GET()
+
+            def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+                """What GET answers, without the body (health checks and load balancers)."""
+                if self.path.split("?")[0] != wanted:
+                    self.send_error(404, f"metrics are at {wanted}")
+                    return
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                size = len(encoder(registry))  # as GET would answer this Accept header
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
