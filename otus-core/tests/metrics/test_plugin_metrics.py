@@ -377,3 +377,12 @@ def test_reporter_queue_drops_are_exported_per_reporter() -> None:
     assert _values(fams["otus_pipeline_dropped"]) == {
         (("reason", "full"), ("stage", "decode"), ("task", "t1")): 5,
     }
+
+
+def test_truncated_packets_are_exported_per_interface() -> None:
+    """Before: capture.truncated (snap length shorter than the packets) had no series."""
+    counters = {"capture.packets": 10, "capture.truncated": 3}
+    fams = _by_name(task_families([_row("t1", (counters, {}))], PluginFamilies([])))
+    assert _values(fams["otus_capture_truncated"]) == {
+        (("interface", "eth0"), ("task", "t1")): 3,
+    }

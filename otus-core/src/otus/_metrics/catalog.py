@@ -16,6 +16,10 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "otus_capture_drops_total": (
         "counter", "Packets lost at capture, by stage (kernel, ring, queue, …).", ("task", "stage"),
     ),
+    "otus_capture_truncated_total": (
+        "counter", "Packets captured shorter than on the wire (the snap length cut them).",
+        ("task", "interface"),
+    ),
     "otus_pipeline_packets_total": (
         "counter", "Packets or records through each stage of each pipeline.",
         ("task", "pipeline", "stage"),

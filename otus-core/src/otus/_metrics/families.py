@@ -171,6 +171,7 @@ def _task_counters(
 ) -> None:
     fams["otus_capture_packets_total"].add_metric([t, interface], c.get("capture.packets", 0))
     fams["otus_capture_bytes_total"].add_metric([t, interface], c.get("capture.bytes", 0))
+    fams["otus_capture_truncated_total"].add_metric([t, interface], c.get("capture.truncated", 0))
     for stage, v in prefixed(c, "capture.drops."):
         fams["otus_capture_drops_total"].add_metric([t, stage], v)
     for reason, v in prefixed(c, "decode.error."):
