@@ -187,6 +187,14 @@ class CommandChannelSettings(Section):
         return self
 
 
+def loki_label_name(name: str) -> str:
+    """``name`` as a Loki label name (letters, digits, ``_``; no leading digit): Loki refuses
+    every push whose stream has another. Configured labels must already be one; node tags
+    (free-form) are written this way into the streams (``_logging/loki.py``)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"_{name}" if name[:1].isdigit() or not name else name
+
+
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[\w.-]*):(\d{1,5})$")
 
 
@@ -249,7 +257,7 @@ class LokiSettings(Section):
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         # Loki answers 400 to every push whose stream has any other name: no line would arrive.
         for name in labels:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            if not name or loki_label_name(name) != name:
                 raise ValueError(
                     f"{name!r} is not a Loki label name (letters, digits and '_', not starting"
                     " with a digit)"

@@ -13,23 +13,17 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import re
 import threading
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from otus._config.settings import loki_label_name
+
 _log = logging.getLogger("otus.log.loki")
 #: 4xx answers that may succeed later (timeout, rate limit): retried like a 5xx.
 _RETRY_4XX = frozenset({408, 429})
-
-
-def _label_name(name: str) -> str:
-    """``name`` as a Loki label name (letters, digits, ``_``; no leading digit): node tags are
-    free-form, and one name Loki cannot parse makes it refuse every push."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return f"_{name}" if name[:1].isdigit() or not name else name
 
 
 class LokiHandler(logging.Handler):
@@ -48,7 +42,7 @@ class LokiHandler(logging.Handler):
         self.url = url.rstrip("/")
         if not self.url.endswith("/loki/api/v1/push"):
             self.url += "/loki/api/v1/push"
-        self.labels = {_label_name(k): v for k, v in labels.items()}
+        self.labels = {loki_label_name(k): v for k, v in labels.items()}
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         self.timeout = timeout
