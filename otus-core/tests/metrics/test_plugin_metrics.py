@@ -357,6 +357,33 @@ def test_head_answers_like_get_without_a_body() -> None:
         server.close()
 
 
+def test_head_content_length_is_what_get_sends_for_the_same_headers() -> None:
+    """Before: HEAD gave the uncompressed length (and no Content-Encoding) to a client that
+    accepts gzip, while GET sent the gzipped body: a probe comparing the two saw a mismatch."""
+    rows = [_row("t1", ({"parse.fakem.widgets.red": 4}, {}))]
+    server = MetricsServer("127.0.0.1:0", "/metrics", lambda: rows, [WIDGETS])
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        for headers in (
+            {"Accept-Encoding": "gzip"},
+            {},
+            {"Accept": "application/openmetrics-text"},
+        ):
+            get = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(get, timeout=10) as response:
+                body = response.read()
+                get_encoding = response.headers["Content-Encoding"]
+            head = urllib.request.Request(url, method="HEAD", headers=headers)
+            with urllib.request.urlopen(head, timeout=10) as response:
+                assert int(response.headers["Content-Length"]) == len(body), headers
+                assert response.headers["Content-Encoding"] == get_encoding, headers
+                assert response.read() == b""
+        assert get_encoding is None
+    finally:
+        server.close()
+
+
 def test_reporter_queue_drops_are_exported_per_reporter() -> None:
     """The run loop's queue in front of each reporter is named ``report.<reporter>``: its drops
     are that reporter's (``queue_<reason>``), other queues' drops the stage's."""

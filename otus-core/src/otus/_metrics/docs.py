@@ -61,8 +61,8 @@ _HEADER = """\
      current. Edit those (or the texts in docs.py), not this file. -->
 
 The daemon serves Prometheus metrics at `http://<otus.metrics.listen><otus.metrics.path>`
-(default `:9091/metrics`; OpenMetrics when the scraper asks for it; HEAD answers as GET without
-the body). They are built at scrape time from the counters the workers ship every
+(default `:9091/metrics`; OpenMetrics when the scraper asks for it; HEAD answers as GET would, with
+its Content-Length and Content-Encoding, without the body). They are built at scrape time from the counters the workers ship every
 `otus.metrics.interval` (default 5 s), added up across the workers of each task. Counters never
 go backwards, also across worker restarts (see [decisions.md](decisions.md)). Histograms have
 the usual `_bucket`, `_count` and `_sum` series; counters are exposed with their `_total` name

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import platform
 import threading
 from collections.abc import Callable, Iterable
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import MetricsHandler, choose_encoder
+from prometheus_client.exposition import MetricsHandler
 
 from otus import __version__
 from otus._metrics.families import METRICS, PluginFamilies, task_families
@@ -57,7 +58,6 @@ class MetricsServer:
         host, port = parse_listen(listen)
         handler = MetricsHandler.factory(self.registry)
         wanted = path
-        registry = self.registry
 
         class _Handler(handler):  # type: ignore[misc, valid-type]
             def do_GET(self) -> None:  # noqa: N802 - stdlib name
@@ -67,16 +67,19 @@ class MetricsServer:
                 super().do_GET()
 
             def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
-                """What GET answers, without the body (health checks and load balancers)."""
-                if self.path.split("?")[0] != wanted:
-                    self.send_error(404, f"metrics are at {wanted}")
-                    return
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                size = len(encoder(registry))  # as GET would answer this Accept header
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
+                """What GET answers for the same headers (encoding and compression included),
+                without the body: health checks and load balancers probe with HEAD."""
+                me: BaseHTTPRequestHandler = self
+                wire, answer = me.wfile, io.BytesIO()
+                me.wfile = answer
+                try:
+                    self.do_GET()
+                finally:
+                    me.wfile = wire
+                head, _, body = answer.getvalue().partition(b"\r\n\r\n")
+                if b"\r\ncontent-length:" not in head.lower():
+                    head += b"\r\nContent-Length: %d" % len(body)
+                self.wfile.write(head + b"\r\n\r\n")
 
             def log_message(self, *args: Any) -> None:
                 pass
