@@ -48,6 +48,8 @@ class LoadFailure:
 def describe_error(err: BaseException) -> str:
     """``ExceptionType: message`` — one line, enough to act on."""
     text = " ".join(str(err).split())
+    if isinstance(err, SystemExit):
+        return f"SystemExit({text or None}): the module exited the process while being imported"
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
@@ -58,12 +60,27 @@ def origin_of(ep: importlib.metadata.EntryPoint) -> EntryPointOrigin:
     return EntryPointOrigin(ep.name, ep.value, dist.metadata["Name"] or "unknown", dist.version)
 
 
+class _ImportAbortedError(Exception):
+    """Carries what a plugin's import raised that stevedore would let through (SystemExit,
+    AssertionError) to the failure callback, so one such plugin cannot end the process."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 class _FreshManager(ExtensionManager[Any]):
     """An ExtensionManager reading entry points from importlib.metadata on each construction.
 
     stevedore keeps a process-wide entry-point cache; plugins installed after the first load
     (or a test distribution put on ``sys.path``) would then stay invisible.
     """
+
+    def _load_one_plugin(self, ep: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._load_one_plugin(ep, *args, **kwargs)
+        except (SystemExit, AssertionError) as err:  # stevedore re-raises these: end of otus
+            raise _ImportAbortedError(err) from err
 
     def list_entry_points(self) -> list[importlib.metadata.EntryPoint]:
         eps = importlib.metadata.entry_points(group=self.namespace)
@@ -80,6 +97,8 @@ def discover(group: str = GROUP) -> tuple[list[LoadedModule], list[LoadFailure]]
     failures: list[LoadFailure] = []
 
     def on_failure(_manager: Any, ep: importlib.metadata.EntryPoint, err: BaseException) -> None:
+        if isinstance(err, _ImportAbortedError):
+            err = err.original
         failures.append(LoadFailure(origin_of(ep), describe_error(err)))
 
     manager = _FreshManager(group, on_load_failure_callback=on_failure)

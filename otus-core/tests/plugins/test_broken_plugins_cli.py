@@ -1,0 +1,112 @@
+"""A third-party plugin's mistakes, as an operator meets them through the CLI: each is one line
+naming the plugin and its distribution, and every other plugin keeps working."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from otus.testing import ethernet_udp_frame, write_pcap
+
+DIST = "otus-audit-broken"
+
+#: entry-point name -> module source (module ``otus_audit_broken.<name>``).
+MODULES = {
+    "exits": "import sys\nsys.exit(3)\n",
+    "asserts": "assert False, 'plugin asserted at import'\n",
+    "missing": "import otus_audit_dependency_not_installed\n",
+    "single": """
+        import otus
+        from pydantic import BaseModel, ConfigDict
+
+        class O(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+
+        @otus.hookimpl
+        def otus_parsers():
+            return otus.ParserSpec(name="single", factory=None, options_model=O, summary="s")
+    """,
+    "factories": """
+        import otus
+        from pydantic import BaseModel, ConfigDict
+
+        class O(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+
+        def returns_int(options, context):
+            return 42
+
+        def raises(options, context):
+            raise RuntimeError("boom in the factory")
+
+        @otus.hookimpl
+        def otus_parsers():
+            return [
+                otus.ParserSpec(name="intparser", factory=returns_int, options_model=O,
+                                summary="i"),
+                otus.ParserSpec(name="boomparser", factory=raises, options_model=O, summary="b"),
+            ]
+
+        @otus.hookimpl
+        def otus_processors():
+            return [otus.ProcessorSpec(name="intproc", factory=returns_int, options_model=O,
+                                       summary="i")]
+
+        @otus.hookimpl
+        def otus_reporters():
+            return [otus.ReporterSpec(name="intrep", factory=returns_int, options_model=O,
+                                      summary="i")]
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def broken_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A distribution ``otus-audit-broken`` (a dist-info directory and its package) on a path
+    of its own: put it on PYTHONPATH to install it into a subprocess."""
+    root = tmp_path_factory.mktemp("broken-dist")
+    package = root / "otus_audit_broken"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name, source in MODULES.items():
+        (package / f"{name}.py").write_text(textwrap.dedent(source))
+    info = root / "otus_audit_broken-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {DIST}\nVersion: 0.0.1\n")
+    (info / "top_level.txt").write_text("otus_audit_broken\n")
+    entries = "".join(f"{name} = otus_audit_broken.{name}\n" for name in MODULES)
+    (info / "entry_points.txt").write_text(f"[otus.plugins]\n{entries}")
+    return root
+
+
+def _otus(dist: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(dist))
+    env.pop("OTUS_STRICT_PLUGINS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "otus.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _hello_pcap(tmp_path: Path) -> Path:
+    path = tmp_path / "one.pcap"
+    write_pcap(path, [ethernet_udp_frame(b"hello", dport=7777)])
+    return path
+
+
+def test_a_plugin_exiting_or_asserting_at_import_is_listed_as_failed(broken_dist: Path) -> None:
+    done = _otus(broken_dist, "plugins", "list")
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert "SystemExit(3): the module exited the process while being imported" in lines["exits"]
+    assert "AssertionError: plugin asserted at import" in lines["asserts"]
+    assert "loaded" in lines["pcap"]  # the others still load
