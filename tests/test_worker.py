@@ -53,11 +53,15 @@ def test_a_worker_runs_its_pipeline_and_ships_the_final_snapshot(tmp_path: Path)
     proc.join(60)
     messages = _messages(parent)
     assert proc.exitcode == 0
+    # "started" (the source is open) comes once, before any statistics
+    assert messages[0] == {"type": "started"}, messages
+    assert [m["type"] for m in messages].count("started") == 1
     stats = [m["stats"] for m in messages if m["type"] == "stats"]
     assert stats, messages
     final = stats[-1]
     assert final["counters"]["capture.packets"] == 50
     assert final["counters"]["decode.decoded"] == 50
+    assert not [k for k in final["counters"] if k.startswith("log.")]  # no Loki output
     json.dumps(final)
 
 
@@ -71,8 +75,27 @@ def test_a_worker_with_a_bad_task_reports_the_error_and_exits_1(tmp_path: Path) 
     proc.join(60)
     messages = _messages(parent)
     assert proc.exitcode == 1
-    assert messages[-1]["type"] == "error"
+    # a configuration no retry can fix: the daemon fails the task instead of restarting it
+    assert [m["type"] for m in messages] == ["start_failed"]
+    assert messages[-1]["permanent"] is True
     assert "unknown parser 'nosuch'" in messages[-1]["message"]
+
+
+def test_a_worker_whose_pcap_file_is_missing_fails_to_start_for_good(tmp_path: Path) -> None:
+    parent, child = _MP.Pipe(duplex=False)
+    proc = _process(_task(tmp_path / "nosuch.pcap", tmp_path / "o.jsonl"), 0, child)
+    proc.start()
+    child.close()
+    proc.join(60)
+    failed = [m for m in _messages(parent) if m["type"] in ("start_failed", "started", "error")]
+    assert proc.exitcode == 1
+    assert failed == [
+        {
+            "type": "start_failed",
+            "message": f"{tmp_path}/nosuch.pcap: cannot open capture file: No such file or directory",
+            "permanent": True,
+        }
+    ]
 
 
 def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
@@ -124,8 +147,47 @@ def test_a_worker_starved_by_its_memory_cap_says_which_setting(tmp_path: Path) -
     proc.start()
     child.close()
     proc.join(60)
-    errors = [m["message"] for m in _messages(parent) if m["type"] == "error"]
+    failed = [m for m in _messages(parent) if m["type"] == "start_failed"]
     assert proc.exitcode == 1
-    assert errors, "the worker reported no error"
-    assert "otus.resources.max_memory_per_worker" in errors[-1]
-    assert "64MiB" in errors[-1]
+    assert failed, "the worker reported no error"
+    assert "otus.resources.max_memory_per_worker" in failed[-1]["message"]
+    assert "64MiB" in failed[-1]["message"]
+    assert failed[-1]["permanent"] is False  # memory may be there on the next try
+
+
+def test_a_worker_ships_its_loki_output_counts(tmp_path: Path) -> None:
+    """Before: the Loki output's counts stayed inside each worker; now they travel with its
+    statistics (``log.loki.*``) to ``otus stats`` and /metrics (a local receiver as Loki)."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from threading import Thread
+
+    class Loki(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    loki = HTTPServer(("127.0.0.1", 0), Loki)
+    Thread(target=loki.serve_forever, daemon=True).start()
+    pcap = write_pcap(tmp_path / "a.pcap", [ethernet_udp_frame(b"x")] * 5)
+    task = _task(pcap, tmp_path / "o.jsonl")
+    settings = {"log": {"loki": {"url": f"http://127.0.0.1:{loki.server_port}"}}}
+    try:
+        parent, child = _MP.Pipe(duplex=False)
+        proc = _MP.Process(target=run_worker, args=(task, 0, child, settings, 0.05))
+        proc.start()
+        child.close()
+        proc.join(60)
+        stats = [m["stats"] for m in _messages(parent) if m["type"] == "stats"]
+    finally:
+        loki.shutdown()
+        loki.server_close()
+    assert proc.exitcode == 0
+    counters, gauges = stats[-1]["counters"], stats[-1]["gauges"]
+    assert {k: v for k, v in counters.items() if k.startswith("log.")}.keys() == {
+        "log.loki.sent", "log.loki.dropped", "log.loki.errors",
+    }  # fmt: skip
+    assert "log.loki.buffered" in gauges

@@ -98,8 +98,9 @@ def test_the_table_lists_what_the_endpoint_serves() -> None:
         "parse.sip.call_setup.le_100": 1, "parse.sip.call_setup.count": 1,
         "parse.sip.call_setup.sum_ms": 80, "parse.probe.things": 2,
         "process.filter.kept": 6, "process.filter.dropped.options": 1,
+        "log.loki.sent": 3, "log.loki.dropped": 1, "log.loki.errors": 1,
     }  # fmt: skip
-    gauges = {"decode.frag_active": 2, "reassembly.tcp.active_flows": 3,
+    gauges = {"decode.frag_active": 2, "reassembly.tcp.active_flows": 3, "log.loki.buffered": 2,
               "report.kafka.buffer_records": 4, "parse.sip.dialogs.active": 5}  # fmt: skip
     rows = [("t1", "running", "eth0", {0: {"counters": counters, "gauges": gauges}}, 1)]
     probe = otus.MetricSpec(

@@ -413,3 +413,30 @@ def test_truncated_packets_are_exported_per_interface() -> None:
     assert _values(fams["otus_capture_truncated"]) == {
         (("interface", "eth0"), ("task", "t1")): 3,
     }
+
+
+def test_loki_output_counts_are_exported_per_task_and_for_the_daemon() -> None:
+    """Before: the Loki output's sent/dropped counts stayed inside each process, so an alert
+    on log lines lost to a slow or refusing Loki could not be written."""
+    counters = {"capture.packets": 1, "log.loki.sent": 40, "log.loki.dropped": 2,
+                "log.loki.errors": 1}  # fmt: skip
+    fams = _by_name(
+        task_families(
+            [_row("t1", (counters, {"log.loki.buffered": 5})), _row("t2", ({}, {}))],
+            PluginFamilies([]),
+            own_loki={"sent": 7, "dropped": 0, "errors": 0, "buffered": 1},
+        )
+    )
+    assert _values(fams["otus_log_loki_lines"]) == {
+        (("outcome", "sent"), ("task", "t1")): 40,
+        (("outcome", "dropped"), ("task", "t1")): 2,
+        (("outcome", "sent"), ("task", "")): 7,
+        (("outcome", "dropped"), ("task", "")): 0,
+    }
+    assert _values(fams["otus_log_loki_push_errors"]) == {
+        (("task", "t1"),): 1, (("task", ""),): 0,
+    }  # fmt: skip
+    assert _values(fams["otus_log_loki_buffered_lines"]) == {
+        (("task", "t1"),): 5, (("task", ""),): 1,
+    }  # fmt: skip
+

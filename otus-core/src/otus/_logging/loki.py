@@ -147,6 +147,6 @@ class LokiHandler(logging.Handler):
         self._thread.join(timeout)
         super().close()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, int]:
         return {"sent": self.sent, "dropped": self.dropped, "errors": self.errors,
                 "buffered": len(self._queue)}  # fmt: skip

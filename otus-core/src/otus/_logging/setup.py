@@ -147,6 +147,15 @@ def configure_logging(
     return list(_handlers)
 
 
+def loki_stats() -> dict[str, int]:
+    """``sent``/``dropped``/``errors``/``buffered`` of this process's Loki output; empty
+    without one. Read at statistics time (``log.loki.*``) and by the daemon's /metrics."""
+    for handler in _handlers:
+        if isinstance(handler, LokiHandler):
+            return handler.stats()
+    return {}
+
+
 def set_level(level: str) -> None:
     """Change the level of every Otus logger (used by ``reload``)."""
     logging.getLogger().setLevel(level.upper())

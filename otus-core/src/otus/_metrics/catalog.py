@@ -11,6 +11,19 @@ __all__ = ["METRICS"]
 #: name -> (type, help, labels). The source of docs/metrics.md.
 METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "otus_build_info": ("gauge", "Version of the running agent (always 1).", ("version", "python")),
+    "otus_log_loki_lines_total": (
+        "counter", "Log lines of the Loki output (otus.log.loki) by outcome: sent (Loki took "
+        "them) or dropped (buffer full, refused by Loki, Loki still away at shutdown); task "
+        "empty for the daemon's own lines.",
+        ("task", "outcome"),
+    ),
+    "otus_log_loki_push_errors_total": (
+        "counter", "Pushes to Loki that failed (retried, or refused and dropped).", ("task",),
+    ),
+    "otus_log_loki_buffered_lines": (
+        "gauge", "Log lines waiting for Loki in memory (bounded by otus.log.loki.buffer).",
+        ("task",),
+    ),
     "otus_capture_packets_total": ("counter", "Packets captured.", ("task", "interface")),
     "otus_capture_bytes_total": ("counter", "Bytes captured.", ("task", "interface")),
     "otus_capture_drops_total": (

@@ -38,7 +38,7 @@ MARKDOWN_PATH = "docs/metrics.md"
 
 #: What each label holds (bounded values only: no addresses, Call-IDs or free text).
 LABELS = {
-    "task": "task id",
+    "task": "task id (on `otus_log_loki_*`: empty for the daemon's own log lines)",
     "interface": "the capture interface (`afpacket`), else the capturer name (`pcap`)",
     "stage": "pipeline stage (`capture`, `decode`, `parse`, `process`, `report`, `batch`); "
     "for `otus_capture_drops_total` where packets were lost (`kernel`, …)",
@@ -48,6 +48,7 @@ LABELS = {
     "reporter": "reporter plugin name",
     "kind": "`ip` (fragments) or `tcp` (streams)",
     "status": "task state: `created`, `starting`, `running`, `stopping`, `stopped`, `failed`",
+    "outcome": "`sent` or `dropped`",
     "metric": "name of a plugin's metric family",
     "version": "Otus version",
     "python": "Python version",
@@ -61,12 +62,12 @@ _HEADER = """\
      current. Edit those (or the texts in docs.py), not this file. -->
 
 The daemon serves Prometheus metrics at `http://<otus.metrics.listen><otus.metrics.path>`
-(default `:9091/metrics`; OpenMetrics when the scraper asks for it; HEAD answers as GET would, with
-its Content-Length and Content-Encoding, without the body). They are built at scrape time from the counters the workers ship every
-`otus.metrics.interval` (default 5 s), added up across the workers of each task. Counters never
-go backwards, also across worker restarts (see [decisions.md](decisions.md)). Histograms have
-the usual `_bucket`, `_count` and `_sum` series; counters are exposed with their `_total` name
-(and `_created` in OpenMetrics).
+(default `:9091/metrics`; OpenMetrics when the scraper asks for it; HEAD answers as GET
+would, with its Content-Length and Content-Encoding, without the body). They are built at
+scrape time from the counters the workers ship every `otus.metrics.interval` (default 5 s),
+added up across the workers of each task. Counters never go backwards, also across worker
+restarts (see [decisions.md](decisions.md)). Histograms have the usual `_bucket`, `_count` and
+`_sum` series; counters are exposed with their `_total` name (and `_created` in OpenMetrics).
 
 `otus run` (the foreground command) prints the same counters at the end instead of serving
 them; `otus stats` shows them per task without Prometheus. How to read them when something

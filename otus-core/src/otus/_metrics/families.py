@@ -56,17 +56,21 @@ def _fmt(x: float) -> str:
 def task_families(
     tasks: Iterable[tuple[str, str, str, dict[int, dict[str, Any]], int]],
     plugins: PluginFamilies | None = None,
+    own_loki: Mapping[str, int] | None = None,
 ) -> list[Metric]:
     """Families for ``(task_id, state, interface, per-worker counters, restarts)`` tuples.
 
     The core families, then those of ``plugins`` fed with the same per-task sums; without
     ``plugins``, the metric specs of the installed plugins (loaded now: a caller that scrapes
     repeatedly keeps one :class:`PluginFamilies`, which also keeps the error counts).
+    ``own_loki``: the calling process's Loki output counts (the daemon's own log lines).
     """
     if plugins is None:
         plugins = PluginFamilies.installed()
     fams = {name: _family(name) for name in METRICS if name != "otus_build_info"}
     sums: list[tuple[str, dict[str, int], dict[str, int]]] = []
+    if own_loki:
+        _loki(fams, "", own_loki, own_loki)
     for task_id, state, interface, per_worker, restarts in tasks:
         for s in TaskState:
             fams["otus_task_status"].add_metric([task_id, s.value], 1.0 if s.value == state else 0)
@@ -166,6 +170,14 @@ def _stage_packets(c: Mapping[str, int]) -> Iterator[tuple[str, int]]:
     yield "report", c.get("records.reported", 0)
 
 
+def _loki(fams: dict[str, Any], t: str, c: Mapping[str, int], g: Mapping[str, int]) -> None:
+    """The Loki output's counts (``LokiHandler.stats()`` keys) of task ``t`` ("": the daemon)."""
+    for outcome in ("sent", "dropped"):
+        fams["otus_log_loki_lines_total"].add_metric([t, outcome], c.get(outcome, 0))
+    fams["otus_log_loki_push_errors_total"].add_metric([t], c.get("errors", 0))
+    fams["otus_log_loki_buffered_lines"].add_metric([t], g.get("buffered", 0))
+
+
 def _task_counters(
     fams: dict[str, Any], t: str, interface: str, c: dict[str, int], g: dict[str, int]
 ) -> None:
@@ -182,6 +194,8 @@ def _task_counters(
         fams["otus_reassembly_evicted_total"].add_metric([t, "tcp", reason], v)
     fams["otus_reassembly_active_fragments"].add_metric([t], g.get("decode.frag_active", 0))
     fams["otus_tcp_streams_active"].add_metric([t], g.get("reassembly.tcp.active_flows", 0))
+    if "log.loki.sent" in c:
+        _loki(fams, t, dict(prefixed(c, "log.loki.")), dict(prefixed(g, "log.loki.")))
     for rest, v in prefixed(c, "lost."):
         stage, _, plugin = rest.partition(".")
         if v:

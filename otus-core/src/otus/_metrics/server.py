@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import MetricsHandler
 
 from otus import __version__
+from otus._logging.setup import loki_stats
 from otus._metrics.families import METRICS, PluginFamilies, task_families
 from otus.errors import OtusError
 from otus.metrics import MetricSpec
@@ -31,7 +32,7 @@ class _Collector:
                                  labels=["version", "python"])  # fmt: skip
         info.add_metric([__version__, platform.python_version()], 1)
         yield info
-        yield from task_families(self._rows(), self._plugins)
+        yield from task_families(self._rows(), self._plugins, own_loki=loki_stats())
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

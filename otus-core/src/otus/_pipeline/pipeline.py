@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from otus._logging.setup import loki_stats
 from otus._pipeline.stats import PipelineStats, PluginCounters, StatsSource
 from otus.capture import Capturer, RawBatch
 from otus.context import PluginContext
@@ -134,6 +135,7 @@ class Pipeline:
         sources += [(f"process.{s.name}", s.plugin.stats) for s in self.processors]
         sources += [(f"report.{s.name}", s.plugin.stats) for s in self.reporters]
         sources += [(f"queue.{q.stage}", q.stats) for q in self.queues]
+        sources.append(("log.loki", loki_stats))  # this process's Loki output, if any
         return sources
 
     def snapshot(self) -> dict[str, Any]:
