@@ -110,3 +110,10 @@ def test_a_plugin_exiting_or_asserting_at_import_is_listed_as_failed(broken_dist
     assert "SystemExit(3): the module exited the process while being imported" in lines["exits"]
     assert "AssertionError: plugin asserted at import" in lines["asserts"]
     assert "loaded" in lines["pcap"]  # the others still load
+
+
+def test_a_hook_returning_one_spec_instead_of_a_list_says_so(broken_dist: Path) -> None:
+    done = _otus(broken_dist, "plugins", "list")
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("single ")]
+    expected = "otus_parsers() must return a list of ParserSpec objects, got ParserSpec 'single'"
+    assert expected in line

@@ -290,10 +290,15 @@ def _register(manager: pluggy.PluginManager, item: LoadedModule) -> str | None:
 
 
 def _collect(result: Iterable[Any] | None, spec_class: type[Any], hook_name: str) -> list[Any]:
+    expected = spec_class.__name__
+    if isinstance(result, (spec_class, str, bytes)) or not isinstance(result, Iterable | None):
+        # One spec instead of a list, or a name: iterating it would say nothing useful.
+        what = getattr(result, "name", result)  # a spec by its name, not its long repr
+        got = f"{type(result).__name__} {what!r}"
+        raise TypeError(f"{hook_name}() must return a list of {expected} objects, got {got}")
     specs = list(result or ())
     for spec in specs:
         if not isinstance(spec, spec_class):
-            expected = spec_class.__name__
             raise TypeError(f"{hook_name}() must return {expected} objects, got {spec!r}")
     return specs
 
