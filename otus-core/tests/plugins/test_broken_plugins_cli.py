@@ -117,3 +117,16 @@ def test_a_hook_returning_one_spec_instead_of_a_list_says_so(broken_dist: Path) 
     (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("single ")]
     expected = "otus_parsers() must return a list of ParserSpec objects, got ParserSpec 'single'"
     assert expected in line
+
+
+def test_an_unknown_name_points_at_plugins_that_did_not_import(
+    broken_dist: Path, tmp_path: Path
+) -> None:
+    done = _otus(broken_dist, "run", "--pcap", str(_hello_pcap(tmp_path)), "--parser", "missing")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "unknown parser 'missing'" in done.stderr
+    assert (
+        f"{DIST} (entry point 'missing'): ModuleNotFoundError: "
+        "No module named 'otus_audit_dependency_not_installed'"
+    ) in done.stderr

@@ -118,7 +118,13 @@ class PluginRegistry:
         if failed is not None:
             raise PluginError(f"{kind} {name!r} failed to load: {failed.error}")
         available = ", ".join(self.names(kind)) or "none installed"
-        raise PluginError(f"unknown {kind} {name!r}; available: {available}")
+        unknown = [f for f in self.failures if f.kind is None]
+        hint = ""
+        if unknown:
+            # A plugin whose module did not import may be the one meant: say so, with why.
+            broken = "; ".join(f"{_who_failed(f)}: {f.error}" for f in unknown)
+            hint = f"; plugins that failed to import, which may provide it: {broken}"
+        raise PluginError(f"unknown {kind} {name!r}; available: {available}{hint}")
 
     def names(self, kind: str) -> list[str]:
         """Sorted names of the loaded plugins of ``kind``."""
@@ -261,6 +267,10 @@ def _load_metrics(
             _failure(p.origin, METRIC_KIND, error, name=p.spec.name, summary=p.spec.help)
         )
     return accepted
+
+
+def _who_failed(info: PluginInfo) -> str:
+    return f"{info.distribution} (entry point {info.entry_point!r})"
 
 
 def _who(origin: EntryPointOrigin) -> str:
