@@ -130,3 +130,27 @@ def test_an_unknown_name_points_at_plugins_that_did_not_import(
         f"{DIST} (entry point 'missing'): ModuleNotFoundError: "
         "No module named 'otus_audit_dependency_not_installed'"
     ) in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--parser", "intparser"], "parser 'intparser' failed to start: its factory returned "
+         "int, not an otus.Parser"),
+        (["--parser", "intparser", "--processor", "intproc"], "parser 'intparser'"),
+        (["--processor", "intproc"], "processor 'intproc' failed to start: its factory returned "
+         "int, not an otus.Processor"),
+        (["--reporter", "intrep"], "reporter 'intrep' failed to start: its factory returned int, "
+         "not an otus.Reporter"),
+        (["--parser", "boomparser"], "parser 'boomparser' failed to start: RuntimeError: boom in "
+         "the factory"),
+    ],
+)  # fmt: skip
+def test_a_factory_returning_the_wrong_thing_or_raising_names_its_distribution(
+    broken_dist: Path, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    done = _otus(broken_dist, "run", "--pcap", str(_hello_pcap(tmp_path)), *args)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert expected in done.stderr
+    assert f"(factory of {DIST} (module otus_audit_broken.factories))" in done.stderr

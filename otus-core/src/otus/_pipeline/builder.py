@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from otus._pipeline.pipeline import (
     DecoderLike,
@@ -22,6 +22,7 @@ from otus._pipeline.pipeline import (
 )
 from otus._pipeline.reporter_queue import QueuedReporter
 from otus._pipeline.stats import PipelineStats, PluginCounters
+from otus._plugins.discovery import provider_of
 from otus.capture import Capturer
 from otus.context import PluginContext
 from otus.errors import OtusError, PipelineError
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("otus.pipeline")
 
-T = TypeVar("T")
-
 
 def unique_names(names: Iterable[str]) -> list[str]:
     """``["sip", "filter", "filter"]`` → ``["sip", "filter", "filter#2"]`` (stable stats keys)."""
@@ -49,16 +48,25 @@ def unique_names(names: Iterable[str]) -> list[str]:
     return out
 
 
-def _make(kind: str, name: str, factory: Callable[[Any, PluginContext], T], options: Any,
-          context: PluginContext) -> T:  # fmt: skip
+def _make(kind: str, name: str, factory: Callable[[Any, PluginContext], Any], options: Any,
+          context: PluginContext, expected: type) -> Any:  # fmt: skip
+    """``factory(options, context)``, which must give an ``expected``; a plugin's failure is a
+    :class:`PipelineError` naming the plugin and the distribution it comes from."""
     try:
-        return factory(options, context)
+        made = factory(options, context)
     except OtusError:
         raise
     except Exception as exc:
         raise PipelineError(
-            f"{kind} {name!r} failed to start: {type(exc).__name__}: {exc}"
+            f"{kind} {name!r} failed to start: {type(exc).__name__}: {exc} "
+            f"(factory of {provider_of(factory)})"
         ) from exc
+    if not isinstance(made, expected):
+        raise PipelineError(
+            f"{kind} {name!r} failed to start: its factory returned {type(made).__name__}, "
+            f"not an otus.{expected.__name__} (factory of {provider_of(factory)})"
+        )
+    return made
 
 
 def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
@@ -67,12 +75,14 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
     processors: list[ProcessorSlot] = []
     try:
         cap_spec, cap_options = task.capture
-        capturer = _make("capturer", cap_spec.name, cap_spec.factory, cap_options, context)
+        capturer: Capturer = _make(
+            "capturer", cap_spec.name, cap_spec.factory, cap_options, context, Capturer
+        )
 
         parsers: list[ParserSlot] = []
         names = unique_names(spec.name for spec, _ in task.parsers)
         for index, ((p_spec, options), name) in enumerate(zip(task.parsers, names, strict=True)):
-            parser: Parser = _make("parser", p_spec.name, p_spec.factory, options, context)
+            parser: Parser = _make("parser", p_spec.name, p_spec.factory, options, context, Parser)
             interest = _interest_of(name, parser)
             counters = PluginCounters("parse", name)
             stats.parsers.append(counters)
@@ -80,7 +90,9 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
 
         names = unique_names(spec.name for spec, _ in task.processors)
         for (x_spec, options), name in zip(task.processors, names, strict=True):
-            processor: Processor = _make("processor", x_spec.name, x_spec.factory, options, context)
+            processor: Processor = _make(
+                "processor", x_spec.name, x_spec.factory, options, context, Processor
+            )
             counters = PluginCounters("process", name)
             stats.processors.append(counters)
             processors.append(ProcessorSlot(name, processor, counters))
@@ -92,7 +104,9 @@ def build_pipeline(task: ValidatedTask, context: PluginContext) -> Pipeline:
         # A source that can wait (a file) is held while a reporter catches up: nothing dropped.
         pausable = _pausable(capturer)
         for (r_spec, options), name in zip(task.reporters, names, strict=True):
-            reporter: Reporter = _make("reporter", r_spec.name, r_spec.factory, options, context)
+            reporter: Reporter = _make(
+                "reporter", r_spec.name, r_spec.factory, options, context, Reporter
+            )
             # Every reporter sits behind a bounded queue on its own thread (reporter_queue.py).
             queue: BoundedQueue[list[Record]] = BoundedQueue(
                 int(backpressure.get("reporter_queue", 256)),

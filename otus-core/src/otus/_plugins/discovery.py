@@ -53,6 +53,17 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def provider_of(obj: object) -> str:
+    """The distribution (else the module) an object such as a spec's factory comes from, for
+    error messages that must say which installed plugin is at fault; slow, so never per packet."""
+    module = str(getattr(obj, "__module__", "") or "")
+    top = module.partition(".")[0]
+    if not top:
+        return "unknown module"
+    dists = importlib.metadata.packages_distributions().get(top, [])
+    return f"{' or '.join(sorted(set(dists)))} (module {module})" if dists else f"module {module}"
+
+
 def origin_of(ep: importlib.metadata.EntryPoint) -> EntryPointOrigin:
     dist = getattr(ep, "dist", None)
     if dist is None:
