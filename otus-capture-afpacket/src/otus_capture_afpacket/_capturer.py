@@ -81,7 +81,7 @@ class AfPacketCapturer(Capturer):
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
-            raise CaptureError(PRIVILEGES_HINT) from None
+            raise CaptureError(PRIVILEGES_HINT, permanent=True) from None
         self._sock = sock
         try:
             self._setup(sock)
@@ -100,7 +100,8 @@ class AfPacketCapturer(Capturer):
             linktype = lib.otus_afp_linktype(arphrd)
             if linktype < 0:
                 raise CaptureError(
-                    f"interface {name!r} has device type {arphrd}, which Otus cannot decode"
+                    f"interface {name!r} has device type {arphrd}, which Otus cannot decode",
+                    permanent=True,
                 )
         fd = sock.fileno()
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
@@ -149,7 +150,7 @@ class AfPacketCapturer(Capturer):
             )
         except ValueError as err:
             hint = "; with interface 'any' it is compiled on lo: ip link set dev lo up"
-            raise CaptureError(str(err) + (hint * opts.any_interface)) from None
+            raise CaptureError(str(err) + (hint * opts.any_interface), permanent=True) from None
         _check(
             lib.otus_afp_attach_filter(fd, program.insns, len(program)), "attaching the BPF filter"
         )
@@ -312,7 +313,7 @@ class AfPacketCapturer(Capturer):
 
 def _check(rc: int, doing: str) -> None:
     if rc in (-errno.EPERM, -errno.EACCES):
-        raise CaptureError(f"{doing}: permission denied. {PRIVILEGES_HINT}")
+        raise CaptureError(f"{doing}: permission denied. {PRIVILEGES_HINT}", permanent=True)
     if rc < 0:
         raise CaptureError(f"{doing} failed: {os.strerror(-rc)}")
 

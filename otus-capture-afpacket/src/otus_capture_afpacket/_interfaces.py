@@ -29,7 +29,8 @@ def index(name: str) -> int:
     except OSError:
         raise CaptureError(
             f"interface {name!r} does not exist; interfaces here: {', '.join(names())}"
-            " (or 'any' for all of them)"
+            " (or 'any' for all of them)",
+            permanent=True,
         ) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -12,6 +13,11 @@ from typing import BinaryIO
 from otus.errors import CaptureError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Why a file cannot be opened that retrying does not change (the path or its rights are wrong).
+_NEVER_OPENS = frozenset({
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ELOOP,
+    errno.ENAMETOOLONG, errno.ENXIO,
+})  # fmt: skip
 
 
 class Source:
@@ -32,7 +38,10 @@ class Source:
                 raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
                 self.size = os.fstat(raw.fileno()).st_size
         except OSError as err:
-            raise CaptureError(f"{path}: cannot open capture file: {err.strerror}") from err
+            raise CaptureError(
+                f"{path}: cannot open capture file: {err.strerror}",
+                permanent=err.errno in _NEVER_OPENS,
+            ) from err
         self._raw = raw
         try:
             head = raw.read(2) or b""

@@ -21,6 +21,7 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_ERROR = -32000  # an OtusError: the request was understood but could not be done
 CONFIG_INVALID = -32001  # task or config validation failed
+TASK_FAILED = -32002  # task_create: the task was created but failed to start (data: its summary)
 
 Handler = Callable[..., Awaitable[Any]]
 log = logging.getLogger("otus.control")

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from otus import __version__
-from otus._control.jsonrpc import INVALID_PARAMS, RpcError
+from otus._control.jsonrpc import INVALID_PARAMS, TASK_FAILED, RpcError
+from otus._daemon.tasks import START_WAIT, START_WAIT_MAX
 
 if TYPE_CHECKING:
     from otus._daemon.lifecycle import Daemon
@@ -19,10 +20,18 @@ def build_methods(daemon: Daemon) -> dict[str, Handler]:
     """Every method name of design §5 bound to the daemon."""
     tasks = daemon.tasks
 
-    async def task_create(config: dict[str, Any]) -> Any:
+    async def task_create(config: dict[str, Any], wait: float | None = None) -> Any:
+        """Create and start a task; answer once it runs (or failed, an error with its summary
+        as ``data``), or after ``wait`` seconds (default 10, 0: at once) still ``starting``."""
         if not isinstance(config, dict):
             raise RpcError(INVALID_PARAMS, "invalid params: 'config' must be an object")
-        return await tasks.create(config)
+        seconds = _wait_seconds(wait)
+        summary = await tasks.create(config, wait=seconds)
+        if summary["state"] == "failed":
+            raise RpcError(
+                TASK_FAILED, f"task {summary['id']} failed to start: {summary['reason']}", summary
+            )
+        return summary
 
     async def task_delete(id: str) -> Any:
         return await tasks.delete(id)
@@ -69,3 +78,19 @@ def build_methods(daemon: Daemon) -> dict[str, Handler]:
         "daemon_shutdown": daemon_shutdown,
         "plugins_list": plugins_list,
     }
+
+
+def _wait_seconds(wait: Any) -> float:
+    """``task_create``'s ``wait``: seconds from 0 to :data:`START_WAIT_MAX`; ``None``: default."""
+    if wait is None:
+        return START_WAIT
+    if (
+        isinstance(wait, bool)
+        or not isinstance(wait, int | float)
+        or not 0 <= wait <= START_WAIT_MAX
+    ):
+        raise RpcError(
+            INVALID_PARAMS,
+            f"invalid params: 'wait' must be a number of seconds from 0 to {START_WAIT_MAX:g}",
+        )
+    return float(wait)

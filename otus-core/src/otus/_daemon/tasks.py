@@ -1,4 +1,11 @@
-"""Tasks held by the daemon: validation, state, workers, supervision, expiry, persistence."""
+"""Tasks held by the daemon: validation, state, workers, supervision, expiry, persistence.
+
+A task is ``starting`` until every worker has reported ``started`` (its source is open), then
+``running``. A worker that cannot start for a permanent reason (``OtusError.permanent``: no
+such file or interface, permission denied, an option refused) fails a starting task at once;
+other failures, and any death of a worker once its task runs, are restarted with backoff.
+The state machine is documented in docs/architecture.md.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,13 @@ from otus._daemon.workers import WorkerSlot, WorkerSpawner
 from otus.errors import ConfigError, OtusError
 
 log = logging.getLogger("otus.daemon")
+
+#: How long ``task_create`` waits by default for the workers to start or the task to fail.
+START_WAIT = 10.0
+#: The longest wait a client may ask for.
+START_WAIT_MAX = 120.0
+#: How often a waiting ``task_create`` looks at the workers' pipes.
+_WAIT_POLL = 0.05
 
 Validator = Callable[[dict[str, Any], str], Any]
 
@@ -61,6 +75,7 @@ class Task:
             "expires_at": _iso(self.expires_at) if self.expires_at else None,
             "workers": len(self.workers),
             "workers_alive": sum(1 for w in self.workers if w.alive),
+            "workers_started": sum(1 for w in self.workers if w.started and w.alive),
             "worker_pids": [w.pid for w in self.workers if w.alive],
             "restarts": sum(w.restarts for w in self.workers),
             "last_error": next((w.last_error for w in self.workers if w.last_error), None),
@@ -119,7 +134,11 @@ class TaskManager:
 
     # -- control-plane operations -------------------------------------------------------------
 
-    async def create(self, config: dict[str, Any], *, source: str = "<rpc>") -> dict[str, Any]:
+    async def create(
+        self, config: dict[str, Any], *, source: str = "<rpc>", wait: float = 0.0
+    ) -> dict[str, Any]:
+        """Validate, start and (for up to ``wait`` seconds) wait until every worker reported
+        started or the task failed; the summary says which (``state``, ``reason``)."""
         if not isinstance(config, dict):
             raise ConfigError("a task config must be an object", source=source)
         validated = self._validate(config, source)
@@ -149,7 +168,20 @@ class TaskManager:
             self._persist(task)
             await self._start(task)
             self._trim_history()
+        if wait > 0:
+            await self.wait_started(task, wait)
         return task.summary()
+
+    async def wait_started(self, task: Task, timeout: float) -> None:
+        """Return once ``task`` has left ``starting`` (running, failed, stopped) or after
+        ``timeout`` seconds; the workers' pipes are read meanwhile, so it answers at once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if task.state == TaskState.STARTING:
+                self._supervise_task(task, time.time())
+            if task.state != TaskState.STARTING:
+                return
+            await asyncio.sleep(_WAIT_POLL)
 
     async def delete(self, task_id: str) -> dict[str, Any]:
         task = self._get(task_id)
@@ -246,6 +278,7 @@ class TaskManager:
         return restored
 
     async def _start(self, task: Task) -> None:
+        """Spawn the workers; the task stays ``starting`` until they report (supervision)."""
         task.move(TaskState.STARTING)
         self._persist(task)
         self._emit(task)
@@ -253,13 +286,11 @@ class TaskManager:
         try:
             task.workers = [self._spawner.spawn(task.id, task.config, i) for i in range(count)]
         except OtusError as exc:
+            for w in task.workers:
+                self._spawner.kill(w)
             task.move(TaskState.FAILED, str(exc))
             self._persist(task)
             self._emit(task)
-            return
-        task.move(TaskState.RUNNING)
-        self._persist(task)
-        self._emit(task)
 
     async def stop(self, task: Task, *, reason: str | None = None) -> None:
         if task.state.terminal:
@@ -287,58 +318,75 @@ class TaskManager:
             self._store = store
 
     def supervise(self) -> None:
-        """One supervision pass: read stats, restart dead workers, expire tasks."""
+        """One supervision pass: read stats, note started workers, restart dead ones, expire."""
         now = time.time()
         for task in list(self.tasks.values()):
-            if task.state != TaskState.RUNNING:
+            if task.state not in (TaskState.STARTING, TaskState.RUNNING):
                 continue
-            for w in task.workers:
-                self._collect(task, w)
-                if w.finished:
-                    continue
-                if w.process is not None and not w.alive and w.process.exitcode == 0:
-                    # A finite source (a pcap file) was read to its end: done, not dead.
-                    self._collect(task, w)
-                    task.counters.worker_exited(w.index)
-                    w.finished = True
-                    w.process = None
-                    continue
-                if w.alive or w.process is None:
-                    if w.process is None and time.monotonic() >= w.next_start:
-                        self._respawn(task, w)
-                    continue
-                # The worker died on its own (crash, signal from native code, error).
-                w.last_error = w.exit_description()
-                task.counters.worker_exited(w.index)
-                w.process = None
-                recent = [t for t in w.restart_times if now - t < self._restart_window]
-                if len(recent) >= self._max_restarts:
-                    log.error(
-                        "task %s: worker %d keeps dying: %s", task.id, w.index, w.last_error,
-                        extra={"task": task.id, "worker": w.index},
-                    )  # fmt: skip
-                    task.move(TaskState.FAILED, f"worker {w.index} keeps dying: {w.last_error}")
-                    for other in task.workers:
-                        self._spawner.kill(other)
-                        task.counters.worker_exited(other.index)
-                    self._persist(task)
-                    self._emit(task)
-                    break
-                delay = min(self._backoff_max, self._backoff * (2 ** len(recent)))
-                w.next_start = time.monotonic() + delay
-                log.warning(
-                    "task %s: worker %d died (%s); restart in %.1fs",
-                    task.id, w.index, w.last_error, delay,
-                    extra={"task": task.id, "worker": w.index},
-                )  # fmt: skip
-            if task.workers and all(w.finished for w in task.workers):
-                task.move(TaskState.STOPPING)
-                task.move(TaskState.STOPPED, "completed")
-                self._persist(task)
-                self._emit(task)
-                continue
+            self._supervise_task(task, now)
             if task.expires_at is not None and now >= task.expires_at and not task.state.terminal:
                 asyncio.get_running_loop().create_task(self.stop(task, reason="expired"))
+
+    def _supervise_task(self, task: Task, now: float) -> None:
+        """Read the workers of a starting or running task and act on what they say."""
+        for w in task.workers:
+            self._collect(task, w)
+            if w.finished:
+                continue
+            if task.state == TaskState.STARTING and w.start_permanent:
+                # The configuration or the environment is wrong: restarting cannot help.
+                self._fail(task, f"worker {w.index}: {w.start_error}")
+                return
+            if w.process is not None and not w.alive and w.process.exitcode == 0:
+                # A finite source (a pcap file) was read to its end: done, not dead.
+                self._collect(task, w)
+                task.counters.worker_exited(w.index)
+                w.finished = True
+                w.process = None
+                continue
+            if w.alive or w.process is None:
+                if w.process is None and time.monotonic() >= w.next_start:
+                    self._respawn(task, w)
+                continue
+            # The worker died on its own (crash, signal from native code, error).
+            w.last_error = w.exit_description()
+            task.counters.worker_exited(w.index)
+            w.process = None
+            recent = [t for t in w.restart_times if now - t < self._restart_window]
+            if len(recent) >= self._max_restarts:
+                log.error(
+                    "task %s: worker %d keeps dying: %s", task.id, w.index, w.last_error,
+                    extra={"task": task.id, "worker": w.index},
+                )  # fmt: skip
+                self._fail(task, f"worker {w.index} keeps dying: {w.last_error}")
+                return
+            delay = min(self._backoff_max, self._backoff * (2 ** len(recent)))
+            w.next_start = time.monotonic() + delay
+            log.warning(
+                "task %s: worker %d died (%s); restart in %.1fs",
+                task.id, w.index, w.last_error, delay,
+                extra={"task": task.id, "worker": w.index},
+            )  # fmt: skip
+        if task.state == TaskState.STARTING and all(w.started or w.finished for w in task.workers):
+            task.move(TaskState.RUNNING)
+            self._persist(task)
+            self._emit(task)
+        if task.workers and all(w.finished for w in task.workers):
+            task.move(TaskState.STOPPING)
+            task.move(TaskState.STOPPED, "completed")
+            self._persist(task)
+            self._emit(task)
+
+    def _fail(self, task: Task, reason: str) -> None:
+        """End every worker of ``task`` and mark it failed with ``reason``."""
+        task.move(TaskState.FAILED, reason)
+        for other in task.workers:
+            self._spawner.kill(other)
+            if not other.finished:
+                self._collect(task, other)
+                task.counters.worker_exited(other.index)
+        self._persist(task)
+        self._emit(task)
 
     def _respawn(self, task: Task, slot: WorkerSlot) -> None:
         try:
@@ -347,7 +395,7 @@ class TaskManager:
             slot.last_error = str(exc)
             slot.next_start = time.monotonic() + 5.0
             return
-        slot.process, slot.conn = fresh.process, fresh.conn
+        slot.new_process(fresh.process, fresh.conn)
         slot.restarts += 1
         slot.restart_times.append(time.time())
         self.worker_restarts_total += 1

@@ -1,8 +1,8 @@
 """Worker processes: one pipeline each, started with ``spawn`` so no daemon state leaks in.
 
 The daemon never touches packets: a crash in native code takes down one worker only. A
-worker sends cumulative statistics snapshots over a pipe; the daemon reads them without
-blocking during supervision.
+worker says over a pipe when it has started (or why it could not) and then sends cumulative
+statistics snapshots; the daemon reads them without blocking during supervision.
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ class WorkerSlot:
     last_error: str | None = None
     #: The worker ended by itself with exit code 0: its source is exhausted (a pcap file).
     finished: bool = False
+    #: The current process reported ``started`` (pipeline built, source open).
+    started: bool = False
+    #: The current process reported that it could not start, and why.
+    start_error: str | None = None
+    #: ... and that retrying cannot help (``OtusError.permanent``).
+    start_permanent: bool = False
+
+    def new_process(self, process: BaseProcess | None, conn: Connection | None) -> None:
+        """A fresh process in this slot: it has not started yet."""
+        self.process, self.conn = process, conn
+        self.started, self.start_error, self.start_permanent = False, None, False
 
     @property
     def alive(self) -> bool:
@@ -98,9 +109,15 @@ class WorkerSpawner:
                 msg = conn.recv()
                 if not isinstance(msg, dict):
                     continue
-                if msg.get("type") == "stats":
+                kind = msg.get("type")
+                if kind == "stats":
                     out.append(msg["stats"])
-                elif msg.get("type") == "error":
+                elif kind == "started":
+                    slot.started = True
+                elif kind == "start_failed":
+                    slot.last_error = slot.start_error = str(msg.get("message"))
+                    slot.start_permanent = bool(msg.get("permanent"))
+                elif kind == "error":
                     slot.last_error = str(msg.get("message"))
         except (EOFError, OSError):
             with contextlib.suppress(OSError):

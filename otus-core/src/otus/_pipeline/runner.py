@@ -42,12 +42,14 @@ _DESC_SIZE = PACKET_DESC.size
 class RunResult:
     """How a run ended: ``completed`` (source exhausted), ``stopped`` (asked to), ``failed``.
 
-    ``error`` is the one line to show a user (a broken file, a missing interface).
+    ``error`` is the one line to show a user (a broken file, a missing interface);
+    ``permanent`` is the failing :class:`OtusError`'s ``permanent`` flag (retrying cannot help).
     """
 
     status: RunStatus
     error: str | None
     snapshot: dict[str, Any]
+    permanent: bool = False
 
 
 class ErrorLog:
@@ -146,6 +148,7 @@ class Runner:
         latency_every: int = 16,
         on_tick: Callable[[], None] | None = None,
         duration: float | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.stats = pipeline.stats
@@ -153,6 +156,7 @@ class Runner:
         self._tick_ns = max(1, int(tick_interval * 1e9))
         self._latency_every = max(1, latency_every)
         self._on_tick = on_tick
+        self._on_started = on_started  # the source is open and the reporters started
         self._errors = ErrorLog()
         self._stop = threading.Event()
         self._clock_ns = 0  # capture time: latest packet timestamp seen (advanced when idle)
@@ -191,7 +195,7 @@ class Runner:
             p.capturer.open()
         except OtusError as exc:
             self._close_all(capturer_opened=False)
-            return self._result("failed", str(exc))
+            return self._result("failed", str(exc), exc.permanent)
         except Exception as exc:
             self._close_all(capturer_opened=False)
             return self._result("failed", f"capturer {p.capturer_name!r} failed to open: {exc}")
@@ -203,7 +207,10 @@ class Runner:
         except Exception as exc:
             name = p.reporters[started].name
             self._close_all(capturer_opened=True, reporters=p.reporters[:started])
-            return self._result("failed", f"reporter {name!r} failed to start: {exc}")
+            permanent = isinstance(exc, OtusError) and exc.permanent
+            return self._result("failed", f"reporter {name!r} failed to start: {exc}", permanent)
+        if self._on_started is not None:
+            self._on_started()
 
         now = time.monotonic_ns()
         self._next_tick_wall = now + self._tick_ns
@@ -241,8 +248,8 @@ class Runner:
             return self._result("failed", error)
         return self._result("stopped" if self._stop.is_set() else "completed", None)
 
-    def _result(self, status: RunStatus, error: str | None) -> RunResult:
-        return RunResult(status, error, self.pipeline.snapshot())
+    def _result(self, status: RunStatus, error: str | None, permanent: bool = False) -> RunResult:
+        return RunResult(status, error, self.pipeline.snapshot(), permanent)
 
     def _on_batch(self, batch: RawBatch) -> None:
         st = self.stats

@@ -6,8 +6,13 @@ builds and runs one pipeline, sends statistics snapshots over ``stats_conn`` abo
 ``stats_interval`` seconds, and ends cleanly on SIGTERM: stop capturing, flush parsers and
 reporters within ``flush_timeout``, send the last snapshot, return the exit code.
 
-Messages on ``stats_conn``: ``{"type": "stats", "stats": snapshot}`` (see ``docs/pipeline.md``)
-and, when the pipeline fails, ``{"type": "error", "message": "…"}``.
+Messages on ``stats_conn`` (the daemon's view of a worker's start, docs/architecture.md):
+
+- ``{"type": "started"}`` once: the pipeline is built, its source open, its reporters started;
+- ``{"type": "start_failed", "message": "…", "permanent": bool}`` instead, when building or
+  opening failed; ``permanent`` is the error's :attr:`otus.errors.OtusError.permanent`;
+- ``{"type": "stats", "stats": snapshot}`` about every ``stats_interval`` (``docs/pipeline.md``);
+- ``{"type": "error", "message": "…"}`` when the pipeline fails after it started.
 """
 
 from __future__ import annotations
@@ -180,7 +185,8 @@ def worker_main(
         context = pipeline_context(cfg.id, cfg.workers, parsed, pipeline_id, plain_settings(parsed))
         pipeline = build_pipeline(validated, context)
     except OtusError as exc:
-        send({"type": "error", "message": _memory_hint(str(exc), settings)})
+        message = _memory_hint(str(exc), settings)
+        send({"type": "start_failed", "message": message, "permanent": exc.permanent})
         return 1
 
     last_sent = time.monotonic()
@@ -192,14 +198,24 @@ def worker_main(
             last_sent = now
             send({"type": "stats", "stats": pipeline.snapshot()})
 
-    runner = Runner(pipeline, on_tick=on_tick, flush_timeout=flush_timeout)
+    started = False
+
+    def on_started() -> None:
+        nonlocal started
+        started = True
+        send({"type": "started"})
+
+    runner = Runner(pipeline, on_tick=on_tick, flush_timeout=flush_timeout, on_started=on_started)
     if stop_requested:
         runner.stop()
     result = runner.run()
     send({"type": "stats", "stats": result.snapshot})
     if result.status == "failed":
         error = _memory_hint(result.error or "pipeline failed", settings)
-        send({"type": "error", "message": error})
+        if started:
+            send({"type": "error", "message": error})
+        else:
+            send({"type": "start_failed", "message": error, "permanent": result.permanent})
         log.error("pipeline %d of task %s failed: %s", pipeline_id, cfg.id, error)
         return 1
     return 0

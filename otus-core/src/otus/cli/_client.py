@@ -21,10 +21,15 @@ def socket_path(args: argparse.Namespace) -> str:
     return load_settings(config_path(args)).control.socket
 
 
-def rpc(args: argparse.Namespace, method: str, params: dict[str, Any] | None = None) -> Any:
+def rpc(
+    args: argparse.Namespace,
+    method: str,
+    params: dict[str, Any] | None = None,
+    timeout: float = 30.0,
+) -> Any:
     from otus._control.client import call
 
-    return call(socket_path(args), method, params)
+    return call(socket_path(args), method, params, timeout)
 
 
 def print_json(value: Any) -> None:

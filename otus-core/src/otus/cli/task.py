@@ -7,7 +7,10 @@ import os
 from typing import Any
 
 from otus.cli._client import add_socket_option, print_json, rpc, want_json
-from otus.errors import ConfigError
+from otus.errors import ConfigError, OtusError
+
+#: ``--wait`` default: the daemon's own default for ``task_create`` (START_WAIT).
+DEFAULT_WAIT = 10.0
 
 
 def register(subparsers: Any) -> None:
@@ -16,6 +19,22 @@ def register(subparsers: Any) -> None:
 
     create = actions.add_parser("create", help="create and start a task from a file")
     create.add_argument("-f", "--file", required=True, help="task file (TOML, YAML or JSON)")
+    waiting = create.add_mutually_exclusive_group()
+    waiting.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
+        help="wait up to SECONDS for every worker to start or the task to fail "
+        f"(default {DEFAULT_WAIT:g}); exit 1 if it failed or is still starting",
+    )
+    waiting.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_const",
+        const=0.0,
+        help="return at once, the task still starting",
+    )
     create.set_defaults(func=run_create)
     listing = actions.add_parser("list", help="list tasks and their states")
     listing.set_defaults(func=run_list)
@@ -33,17 +52,42 @@ def register(subparsers: Any) -> None:
 def run_create(args: argparse.Namespace) -> int:
     from otus._config.loader import load_document
     from otus._config.validate import load_task_file
+    from otus._control.client import RpcCallError
+    from otus._control.jsonrpc import TASK_FAILED
     from otus._plugins.registry import load_registry
 
     load_task_file(args.file, load_registry())  # the same check as `otus validate`, with file name
     config = load_document(args.file)
     _pcap_path_from_here(config, args.file)
-    result = rpc(args, "task_create", {"config": config})
+    wait = float(args.wait)
+    if not 0 <= wait <= 120:
+        raise OtusError(f"--wait {args.wait:g}: give 0 to 120 seconds")
+    try:
+        result = rpc(args, "task_create", {"config": config, "wait": wait}, timeout=wait + 30)
+    except RpcCallError as exc:
+        if exc.code != TASK_FAILED or not isinstance(exc.data, dict):
+            raise
+        if want_json(args):
+            print_json(exc.data)
+        raise  # "otus: task X failed to start: worker 0: ...", exit 1
     if want_json(args):
         print_json(result)
     else:
-        print(f"task {result['id']} {result['state']} ({result['workers']} worker(s))")
+        print(_created(result))
+    if result["state"] == "starting" and wait > 0:
+        why = f"; last error: {result['last_error']}" if result.get("last_error") else ""
+        raise OtusError(
+            f"task {result['id']}: {result['workers_started']} of {result['workers']} worker(s) "
+            f"started within {wait:g}s{why}; it keeps trying: see "
+            f"'otus task status {result['id']}', or delete it"
+        )
     return 0
+
+
+def _created(t: dict[str, Any]) -> str:
+    """One line on a created task: ``task a running (2 worker(s))``."""
+    reason = f", {t['reason']}" if t.get("reason") else ""
+    return f"task {t['id']} {t['state']} ({t['workers']} worker(s){reason})"
 
 
 def _pcap_path_from_here(config: dict[str, Any], source: str) -> None:
