@@ -205,6 +205,41 @@ def test_task_created_listed_deleted_over_kafka(
     assert daemon.channel_stats()["heartbeats"] >= 1
 
 
+def test_a_task_that_cannot_start_is_answered_as_failed_over_kafka(
+    broker: TansuBroker, daemon: ChannelDaemon, tmp_path: Path
+) -> None:
+    """task_create waits for the start: a missing file is an error answer (ok false, code
+    -32002, the worker's reason), and the task events show starting, then failed."""
+    missing = tmp_path / "none.pcap"
+    config = {
+        "id": "remote-bad",
+        "capture": {"name": "pcap", "config": {"path": str(missing)}},
+        "reporters": [{"name": "console", "config": {"output": str(tmp_path / "out.json")}}],
+    }
+    create = command("task_create", {"config": config})
+    send(broker, create)
+    answer = response_to(broker, create["request_id"])
+    assert answer["ok"] is False, answer
+    assert answer["error"]["code"] == -32002
+    assert answer["error"]["message"] == (
+        f"task remote-bad failed to start: worker 0: {missing}: cannot open capture file: "
+        "No such file or directory"
+    )
+
+    def states() -> list[str]:
+        return [
+            r["task"]["state"] for r in responses(broker, HEARTBEATS)
+            if r.get("type") == "task_event" and r["task"]["id"] == "remote-bad"
+        ]  # fmt: skip
+
+    assert daemon.wait_for(lambda: "failed" in states() and states(), what="events") == [
+        "starting",
+        "failed",
+    ]
+    assert daemon.json("stats")["worker_restarts_total"] == 0
+    assert daemon.cli("task", "delete", "remote-bad").returncode == 0
+
+
 def test_refused_and_ignored_commands_are_counted(
     broker: TansuBroker, daemon: ChannelDaemon
 ) -> None:
