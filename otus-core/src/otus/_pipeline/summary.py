@@ -15,6 +15,8 @@ from otus._pipeline.progress import human_bytes
 #: ``report.kafka.dropped.buffer_full``, ``decode.frag_evicted.memory``).
 _DROP_WORDS = ("drop", "evicted", "overflow", "rejected")
 _ERROR_WORDS = ("error", "errors", "malformed", "invalid")
+#: Gauges of things a stage still held when the run ended, with what they are.
+_HELD = {"decode.frag_active": "IP datagrams whose other fragments never came"}
 
 
 def _nonzero(counters: dict[str, int], prefix: str) -> dict[str, int]:
@@ -80,8 +82,10 @@ def summary_data(
         "errors": {k: v for k, v in sorted(counters.items()) if v and _is_error(k)},
         "undelivered": undelivered(counters),
         # records a reporter still held when the run ended (a forced quit, a reporter left
-        # behind): neither delivered nor counted as dropped
-        "held": {
+        # behind), and IP datagrams still waiting for fragments: neither delivered nor
+        # counted as dropped
+        "held": {k: v for k, v in sorted(snapshot.get("gauges", {}).items()) if v and k in _HELD}
+        | {
             k: v
             for k, v in sorted(snapshot.get("gauges", {}).items())
             if v and k.startswith("report.") and k.endswith(".buffer_records")
@@ -136,5 +140,6 @@ def format_summary(data: dict[str, Any]) -> str:
     for name, n in data.get("undelivered", {}).items():
         lines.append(f"  {'not sent':<10} {name}: {_n(n)} of {_n(data['reported'][name])} records")
     for i, (name, n) in enumerate(data.get("held", {}).items()):
-        lines.append(f"  {'held' if i == 0 else '':<10} {name}: {_n(n)} (not delivered)")
+        what = _HELD.get(name, "not delivered")
+        lines.append(f"  {'held' if i == 0 else '':<10} {name}: {_n(n)} ({what})")
     return "\n".join(lines)

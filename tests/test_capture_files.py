@@ -1,0 +1,87 @@
+"""``otus run --pcap`` on capture files as operators have them, against what tshark reads.
+
+Each file is made by the test (scapy, the ``otus.testing`` builders); the real pcap capturer,
+decoder, SIP parser and console reporter run in a subprocess, as a user runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otus.testing import need, need_tool
+from otus.testing.packets import write_pcap
+
+
+def sip_invite(call: int, padding: int = 0) -> bytes:
+    body = "v=0\r\n" + "a=x-pad:" + "p" * padding + "\r\n"
+    return (
+        f"INVITE sip:bob@example.com SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{call}\r\n"
+        f"From: <sip:alice@example.com>;tag={call}\r\nTo: <sip:bob@example.com>\r\n"
+        f"Call-ID: call-{call}@example.com\r\nCSeq: 1 INVITE\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
+@pytest.fixture(autouse=True)
+def _plugins_installed() -> None:
+    from otus._plugins.registry import load_registry
+
+    registry = load_registry()
+    need("sip" in registry.names("parser"), "otus-parser-sip is not installed")
+    need("console" in registry.names("reporter"), "otus-reporter-console is not installed")
+
+
+def run_sip(path: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str],
+                                                                dict[str, Any]]:  # fmt: skip
+    summary = tmp_path / "summary.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "otus.cli.main", "run", "--pcap", str(path), "--parser", "sip",
+         "--no-progress", "--summary-json", str(summary), *extra],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    data = json.loads(summary.read_text()) if summary.exists() else {}
+    return done, data
+
+
+def tshark_sip_frames(path: Path) -> int:
+    need_tool("tshark")
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "sip", "-T", "fields", "-e", "frame.number"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return len(out.stdout.split())
+
+
+def fragmented_frames(call: int, *, keep: slice) -> list[bytes]:
+    """An INVITE over UDP cut into 4 IPv4 fragments (scapy), as Ethernet frames; ``keep``
+    chooses which of them the capture holds."""
+    scapy = pytest.importorskip("scapy.all")
+    packet = (
+        scapy.IP(src="192.0.2.1", dst="192.0.2.2", id=0x4000 + call)
+        / scapy.UDP(sport=5060, dport=5060)
+        / sip_invite(call, padding=400)
+    )
+    fragments = scapy.fragment(packet, fragsize=184)
+    assert len(fragments) >= 4
+    ether = scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    return [bytes(ether / f) for f in fragments[keep]]
+
+
+def test_a_datagram_missing_fragments_at_the_end_is_shown_as_held(tmp_path: Path) -> None:
+    path = tmp_path / "incomplete.pcap"
+    write_pcap(path, fragmented_frames(1, keep=slice(None)) + fragmented_frames(2, keep=slice(1)))
+    done, summary = run_sip(path, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert summary["parsed"]["sip"]["records"] == tshark_sip_frames(path) == 1
+    assert summary["held"] == {"decode.frag_active": 1}
+    assert (
+        "held       decode.frag_active: 1 (IP datagrams whose other fragments never came)"
+        in done.stderr
+    )
