@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from otus.testing import need, need_tool
-from otus.testing.packets import write_pcap
+from otus.testing.packets import ip_udp_packet, write_pcap
 
 
 def sip_invite(call: int, padding: int = 0) -> bytes:
@@ -85,3 +85,13 @@ def test_a_datagram_missing_fragments_at_the_end_is_shown_as_held(tmp_path: Path
         "held       decode.frag_active: 1 (IP datagrams whose other fragments never came)"
         in done.stderr
     )
+
+
+def test_raw_ip_files_with_link_type_12_are_read_as_tcpdump_reads_them(tmp_path: Path) -> None:
+    # DLT_RAW is 12 on most systems; files written with it say 12 (libpcap maps it to 101).
+    path = tmp_path / "raw12.pcap"
+    write_pcap(path, [ip_udp_packet(sip_invite(i)) for i in range(3)], linktype=12)
+    done, summary = run_sip(path, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert summary["errors"] == {}
+    assert summary["parsed"]["sip"]["records"] == tshark_sip_frames(path) == 3

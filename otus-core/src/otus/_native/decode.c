@@ -522,6 +522,7 @@ static void dec_linktype(ctx_t *c, uint16_t linktype, uint32_t off, uint32_t end
     const uint8_t *p = c->p;
     switch (linktype) {
     case 1: return dec_eth(c, off, end);
+    case 12:  /* DLT_RAW's value on most systems, found in files; libpcap reads it as 101 */
     case 101: /* raw IP: version from the first nibble */
         if (!has(off, 1, end)) return fail(c, OTUS_ST_TRUNCATED_IP);
         if ((p[off] >> 4) == 4) return dec_ipv4(c, off, end);
