@@ -113,6 +113,37 @@ def test_a_missing_interface_fails_the_task_at_once(daemon: DaemonProcess, tmp_p
     assert_failed_at_once(daemon, path, "noiface", f"interface {MISSING_IFACE!r} does not exist")
 
 
+def test_a_missing_kafka_tls_file_fails_the_task_at_once(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    """A reporter that refuses to start for good (here the Kafka reporter's CA file is
+    missing: a PluginError) fails the task like a missing capture file does."""
+    from otus._plugins.registry import load_registry
+
+    need("kafka" in load_registry().names("reporter"), "otus-reporter-kafka not installed")
+    pcap = write_pcap(tmp_path / "k.pcap", [ethernet_udp_frame(b"x")] * 3)
+    ca = tmp_path / "nosuch-ca.pem"
+    config = {
+        "id": "tls",
+        "capture": {"name": "pcap", "config": {"path": str(pcap)}},
+        "reporters": [
+            {
+                "name": "kafka",
+                "config": {"brokers": ["127.0.0.1:1"], "topic": "t", "tls": {"ca_file": str(ca)}},
+            }
+        ],
+    }
+    path = tmp_path / "tls.json"
+    path.write_text(json.dumps(config))
+    assert_failed_at_once(
+        daemon,
+        path,
+        "tls",
+        f"reporter 'kafka' failed to start: kafka reporter: cannot load the"
+        f" TLS files (ca_file {ca}): No such file or directory",
+    )
+
+
 def test_a_good_pcap_task_answers_started(daemon: DaemonProcess, tmp_path: Path) -> None:
     pcap = write_pcap(tmp_path / "ok.pcap", [ethernet_udp_frame(b"x")] * 5, step_ns=10**9)
     out = daemon.cli("task", "create", "-f", str(pcap_task(tmp_path, "ok", pcap, speed=1.0)))

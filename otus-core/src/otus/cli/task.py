@@ -133,7 +133,11 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     for t in result if isinstance(result, list) else [result]:
         print(f"{t['id']}: {t['state']} since {t['since']}")
-        print(f"  workers {t['workers_alive']}/{t['workers']} alive, {t['restarts']} restarts")
+        started = t.get("workers_started", 0)
+        print(
+            f"  workers {t['workers_alive']}/{t['workers']} alive ({started} started), "
+            f"{t['restarts']} restarts"
+        )
         if t.get("reason"):
             print(f"  reason: {t['reason']}")
         if t.get("last_error"):
