@@ -17,6 +17,8 @@ from otus.errors import CaptureError
 
 CHUNK_SIZE = 4 * 1024 * 1024
 _POOL_MAX = 4
+#: Why a compressed file stopped before its end marker.
+_CUT_SHORT = "the gzip data ends early: a truncated file, or one still being written"
 
 
 class _Chunk:
@@ -123,6 +125,12 @@ class PcapReader:
                     read_more = False
                     continue
                 if rc == lib.OTUS_PCAP_END:
+                    if self.source.cut_short:  # whole records, then the gzip data stops
+                        self.errors["truncated"] = self.errors.get("truncated", 0) + 1
+                        raise CaptureError(
+                            f"{self.source.name}: truncated after record {int(st.records)} at "
+                            f"byte {base + end} of the uncompressed data ({_CUT_SHORT})"
+                        )
                     return
                 if rc == lib.OTUS_PCAP_ERROR:
                     raise self._error(base)
@@ -149,6 +157,8 @@ class PcapReader:
         self.errors[kind] = self.errors.get(kind, 0) + 1
         where = base + int(st.err_pos)
         unit = " of the uncompressed data" if self.source.compressed else ""
+        if self.source.cut_short:
+            detail += f"; {_CUT_SHORT}"
         return CaptureError(f"{self.source.name}: {what} at byte {where}{unit} ({detail})")
 
     def stats(self) -> dict[str, int]:

@@ -30,6 +30,8 @@ class Source:
         self.path = path
         self.name = "<stdin>" if path == "-" else os.path.basename(path)
         self.size: int | None = None
+        #: The compressed stream ended before its end marker (a truncated or growing file).
+        self.cut_short = False
         raw: BinaryIO
         try:
             if path == "-":
@@ -52,13 +54,22 @@ class Source:
         self._stream: io.RawIOBase | gzip.GzipFile = (
             gzip.GzipFile(fileobj=self._counted, mode="rb") if self.compressed else self._counted
         )
+        # One decompression step a read: a gzip stream cut short then loses only its last
+        # piece, after everything before it went through (readinto would drop the whole read).
+        self._readinto = (
+            self._stream.readinto1
+            if isinstance(self._stream, gzip.GzipFile)
+            else self._stream.readinto
+        )
 
     def readinto(self, view: memoryview) -> int:
         """Fill ``view`` as far as one read goes; 0 at the end of the file."""
         try:
-            return self._stream.readinto(view) or 0
-        except (OSError, EOFError, zlib.error) as err:
-            # gzip.BadGzipFile is an OSError; EOFError is a gzip stream cut short
+            return self._readinto(view) or 0
+        except EOFError:  # a gzip stream cut short: the end of the data, which the reader
+            self.cut_short = True  # then reports as a truncated file
+            return 0
+        except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
             raise CaptureError(f"{self.name}: cannot read: {err}") from err
 
     def position(self) -> int:
