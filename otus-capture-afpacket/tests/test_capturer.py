@@ -303,13 +303,15 @@ def test_stop_from_another_thread_ends_batches(veth: VethPair) -> None:
 def test_errors_a_user_can_act_on(veth: VethPair) -> None:
     with pytest.raises(
         CaptureError, match=rf"interface 'nosuch0' does not exist; interfaces here: .*{veth.if_a}"
-    ):
+    ) as missing:
         open_capturer(veth, interface="nosuch0")
+    assert missing.value.permanent  # a daemon task fails at once instead of retrying
     ip("link", "set", veth.if_a, "down", netns=veth.ns_a)
     with pytest.raises(
         CaptureError, match=rf"interface '{veth.if_a}' is down; bring it up with: ip link set dev"
-    ):
+    ) as down:
         open_capturer(veth)
+    assert not down.value.permanent  # it may come up: the worker is retried
 
 
 def test_a_link_that_goes_down_and_up_keeps_the_capture(veth: VethPair) -> None:
