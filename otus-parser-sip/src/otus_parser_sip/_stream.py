@@ -8,6 +8,7 @@ that upgrades to WebSocket is followed frame by frame.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -19,6 +20,17 @@ FlowKey = tuple[str, int, str, int]
 _SIP20 = b"SIP/2.0"
 #: RFC 3261 ``token`` characters (deleted by ``bytes.translate``: a token leaves nothing).
 _TOKEN = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~"
+
+#: The request methods of RFC 3261 and its extensions (RFC 3262, 3265, 3311, 3428, 3515, 3903,
+#: 6086); the parser counts these under their own names.
+REQUEST_METHODS = (
+    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
+    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+)  # fmt: skip
+_METHODS = frozenset(m.encode() for m in REQUEST_METHODS)
+_LONGEST_FIRST = sorted(_METHODS, key=len, reverse=True)  # PRACK before ACK
+#: `` 200 `` after ``SIP/2.0``: a Status-Line even where a body without a line end precedes it.
+_STATUS_CODE = re.compile(rb" [1-6][0-9][0-9] ")
 
 MODE_SIP = 0
 MODE_WS = 1
@@ -38,15 +50,28 @@ def _is_request_line(line: bytes | bytearray) -> bool:
 
 
 def find_start_line(buf: bytes | bytearray) -> int:
-    """Offset of the first line that is a SIP start line, or -1 (scans ``SIP/2.0`` marks)."""
+    """Offset of the first SIP start line, or -1 (scans ``SIP/2.0`` marks).
+
+    Used after a gap or a mid-stream join, where the bytes before a start line may be the tail
+    of a body that has no line end of its own (``...no line endMESSAGE sip:b@x SIP/2.0``): a
+    request line whose method ends in a standard method starts at that method, and a
+    Status-Line (``SIP/2.0 200 ``) is recognised without a line break before it.
+    """
     pos = buf.find(_SIP20)
     while pos >= 0:
         after = buf[pos + 7 : pos + 8]
-        if after == b" " and (pos == 0 or buf[pos - 1] == 0x0A):
+        if after == b" " and (
+            pos == 0 or buf[pos - 1] == 0x0A or _STATUS_CODE.match(buf, pos + 7) is not None
+        ):
             return pos  # Status-Line
         if after == b"\r":
-            nl = buf.rfind(b"\n", 0, pos)
-            start = nl + 1
+            start = buf.rfind(b"\n", 0, pos) + 1
+            uri = buf.rfind(b" ", start, pos - 1)  # the space before the Request-URI
+            method = bytes(buf[start:uri]) if uri > start else b""
+            if method not in _METHODS:
+                cut = next((m for m in _LONGEST_FIRST if method.endswith(m)), b"")
+                if cut and _is_request_line(buf[uri - len(cut) : pos + 7]):
+                    return uri - len(cut)
             if _is_request_line(buf[start : pos + 7]):
                 return start
         pos = buf.find(_SIP20, pos + 7)

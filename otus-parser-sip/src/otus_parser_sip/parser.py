@@ -20,7 +20,7 @@ from otus_parser_sip._scan import (
     fast_enabled,
     json_parser,
 )
-from otus_parser_sip._stream import StreamFramer, looks_like_tls
+from otus_parser_sip._stream import REQUEST_METHODS, StreamFramer, looks_like_tls
 from otus_parser_sip.media import MediaFlow, MediaFlowRegistry
 
 __all__ = ["SipParser", "labels_of"]
@@ -31,10 +31,7 @@ _NS = 1_000_000_000
 #: Request methods counted under their own name in ``method.<METHOD>``; others are ``other``
 #: (a method is any token, so the key set must stay bounded).
 #: In the order of ``KNOWN`` in ``_native/sip_batch.c`` (its method counts are indices).
-METHOD_ORDER = (
-    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
-    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", "other",
-)  # fmt: skip
+METHOD_ORDER = (*REQUEST_METHODS, "other")
 KNOWN_METHODS = frozenset(METHOD_ORDER[:-1])
 _STATUS_CLASS = ("", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
 
