@@ -87,7 +87,8 @@ def assert_failed_at_once(d: DaemonProcess, path: Path, task_id: str, error: str
     assert st["state"] == "failed"
     assert st["reason"].startswith(f"worker 0: {error}")
     assert (st["restarts"], st["workers_alive"], st["workers_started"]) == (0, 0, 0)
-    assert d.json("stats")["worker_restarts_total"] == 0
+    stats = d.json("stats")
+    assert (stats["worker_restarts_total"], stats["task_states"][task_id]) == (0, "failed")
     # /metrics shows the same state (the families are fed by the task list)
     with socket.create_connection(("127.0.0.1", d.metrics_port), timeout=10) as s:
         s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")

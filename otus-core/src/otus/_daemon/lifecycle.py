@@ -88,6 +88,7 @@ class Daemon:
         return {
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "worker_restarts_total": self.tasks.worker_restarts_total,
+            "task_states": {t["id"]: t["state"] for t in self.tasks.summaries()},
             "tasks": self.tasks.stats(),
             **({"command_channel": self.command_channel.stats()} if self.command_channel else {}),
         }

@@ -46,7 +46,9 @@ def run_stats(args: argparse.Namespace) -> int:
         for key, value in sorted(_flat(counts).items()):
             rows.append((task_id, key, str(value)))
     print(format_table(("TASK", "COUNTER", "VALUE"), rows))
-    print(f"\nworker restarts: {st['worker_restarts_total']}")
+    states = st.get("task_states", {})
+    print("\ntasks: " + (", ".join(f"{k}={v}" for k, v in states.items()) or "none"))
+    print(f"worker restarts: {st['worker_restarts_total']}")
     return 0
 
 
