@@ -15,6 +15,10 @@ from otus._pipeline.progress import human_bytes
 #: ``report.kafka.dropped.buffer_full``, ``decode.frag_evicted.memory``).
 _DROP_WORDS = ("drop", "evicted", "overflow", "rejected")
 _ERROR_WORDS = ("error", "errors", "malformed", "invalid")
+#: Counters of traffic the capture itself missed (not lost by Otus), with what they mean.
+_NOT_SEEN = {
+    "reassembly.tcp.gap_bytes": "TCP bytes missing from the capture; messages there are lost",
+}
 #: Gauges of things a stage still held when the run ended, with what they are.
 _HELD = {"decode.frag_active": "IP datagrams whose other fragments never came"}
 
@@ -80,6 +84,7 @@ def summary_data(
         },
         "dropped": {k: v for k, v in sorted(counters.items()) if v and _is_drop(k)},
         "errors": {k: v for k, v in sorted(counters.items()) if v and _is_error(k)},
+        "not_seen": {k: counters[k] for k in _NOT_SEEN if counters.get(k)},
         "undelivered": undelivered(counters),
         # records a reporter still held when the run ended (a forced quit, a reporter left
         # behind), and IP datagrams still waiting for fragments: neither delivered nor
@@ -137,6 +142,8 @@ def format_summary(data: dict[str, Any]) -> str:
             continue
         for i, (name, n) in enumerate(items.items()):
             lines.append(f"  {title if i == 0 else '':<10} {name}: {_n(n)}")
+    for i, (name, n) in enumerate(data.get("not_seen", {}).items()):
+        lines.append(f"  {'not seen' if i == 0 else '':<10} {name}: {_n(n)} ({_NOT_SEEN[name]})")
     for name, n in data.get("undelivered", {}).items():
         lines.append(f"  {'not sent':<10} {name}: {_n(n)} of {_n(data['reported'][name])} records")
     for i, (name, n) in enumerate(data.get("held", {}).items()):
