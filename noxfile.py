@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import nox
@@ -165,8 +166,9 @@ def _has_extension(folder: str) -> bool:
 @nox.session(python=DEFAULT_PYTHON)
 def build(session: nox.Session) -> None:
     """sdist, then the wheel built from that sdist, of every distribution into dist/<package>/;
-    twine check; extension-free distributions must give pure-Python (py3-none-any) wheels, the
-    ones with C code platform wheels (compiled from the sdist)."""
+    twine check; every wheel ships its LICENSE; extension-free distributions must give
+    pure-Python (py3-none-any) wheels, the ones with C code platform wheels (compiled from the
+    sdist)."""
     session.install("build", "twine")
     for package in PACKAGES:
         out = ROOT / "dist" / package
@@ -177,6 +179,10 @@ def build(session: nox.Session) -> None:
         sdists = sorted(out.glob("*.tar.gz"))
         if len(wheels) != 1 or len(sdists) != 1:
             session.error(f"{package}: expected one sdist and one wheel, got {wheels + sdists}")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+            if "License-File: LICENSE" not in wheel.read(metadata).decode():
+                session.error(f"{package}: {wheels[0].name} does not ship its LICENSE")
         pure = wheels[0].name.endswith("-py3-none-any.whl")
         if _has_extension(package) == pure:
             kind = "a platform wheel (it has C code)" if pure else "py3-none-any"
