@@ -21,7 +21,7 @@ import dpkt
 from otus import Datagram, StreamChunk
 
 SCENARIOS = Path(__file__).parent / "data" / "sipp"
-CUSTOM = ("register", "cancel", "busy", "reinvite")
+CUSTOM = ("register", "cancel", "busy", "reinvite", "auth")
 
 #: What the oracle and Otus are compared on, per SIP message.
 Row = tuple[str, str, str, str, str, str, str, str]

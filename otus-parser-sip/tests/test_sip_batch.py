@@ -49,6 +49,22 @@ def _call(cid: str, *, cancel: bool = False, fail: int = 0) -> list[bytes]:
     return msgs
 
 
+def _retried(cid: str, challenge: str) -> list[bytes]:
+    """An INVITE challenged or redirected, then sent again (same Call-ID, higher CSeq) and
+    answered by a forked call's second branch; put on hold the old way (``c=0.0.0.0``)."""
+    hold = SDP.replace(b"c=IN IP4 192.0.2.10", b"c=IN IP4 0.0.0.0")
+    return [
+        sip(call_id=cid, body=SDP),
+        sip(f"SIP/2.0 {challenge}", call_id=cid, to_tag="x"),
+        sip("ACK sip:bob@x SIP/2.0", call_id=cid, cseq="1 ACK", to_tag="x"),
+        sip(call_id=cid, cseq="2 INVITE", body=SDP),
+        sip("SIP/2.0 180 Ringing", call_id=cid, cseq="2 INVITE", to_tag="fork1"),
+        sip("SIP/2.0 180 Ringing", call_id=cid, cseq="2 INVITE", to_tag="fork2"),
+        sip("SIP/2.0 200 OK", call_id=cid, cseq="2 INVITE", to_tag="fork2", body=SDP),
+        sip(call_id=cid, cseq="3 INVITE", to_tag="fork2", body=hold),
+    ]
+
+
 ODD = [
     b"\r\n\r\n",  # keep-alives
     b"\r\n",
@@ -77,6 +93,8 @@ def _traffic(seed: int) -> list[bytes]:
     flows += [mix[k : k + 13] for k in range(0, len(mix), 13)]
     flows += [_call(f"c{k}", cancel=k % 3 == 1, fail=486 if k % 3 == 2 else 0) for k in range(9)]
     flows += [_call("reused") + _call("reused")]  # a new call reusing an ended Call-ID
+    flows += [_retried("auth", "407 Proxy Authentication Required"), _retried("moved", "302 M")]
+    flows += [_retried("unretried", "401 Unauthorized")[:3]]
     flows += [[m] for m in ODD]
     out: list[bytes] = []
     while flows:

@@ -83,10 +83,15 @@ def _part(part: bytes, parse_sdp_bodies: bool) -> dict[str, Any]:
     return desc
 
 
+#: ``c=`` addresses that name no endpoint: the old way to put a call on hold (RFC 3264 8.4).
+UNSPECIFIED = frozenset({"0.0.0.0", "::"})
+
+
 def media_of(body: dict[str, Any] | None) -> list[MediaSummary] | None:
     """What the media registry needs of a body description: per SDP media with a port, an
-    address and not ``inactive``, ``(address, port, media, rtcp_mux, rtcp_address, rtcp_port,
-    codecs)``; None when the body has no SDP. ``_native/sip_sdp.c`` builds the same list."""
+    address (not ``0.0.0.0`` or ``::``) and not ``inactive``, ``(address, port, media,
+    rtcp_mux, rtcp_address, rtcp_port, codecs)``; None when the body has no SDP.
+    ``_native/sip_sdp.c`` builds the same list."""
     if body is None:
         return None
     if "sdp" in body:
@@ -100,7 +105,7 @@ def media_of(body: dict[str, Any] | None) -> list[MediaSummary] | None:
         for m in sdp["media"]:
             port = m.get("port", 0)
             addr = m.get("address")
-            if not port or not addr or m.get("direction") == "inactive":
+            if not port or not addr or addr in UNSPECIFIED or m.get("direction") == "inactive":
                 continue
             codecs = {pt: e["encoding"] for pt, e in m.get("rtpmap", {}).items()}
             rtcp = m.get("rtcp", {})

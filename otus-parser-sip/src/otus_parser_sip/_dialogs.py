@@ -17,6 +17,16 @@ from typing import Any
 __all__ = ["Dialog", "DialogTable", "native_table"]
 
 ENDED = frozenset({"terminated", "failed", "cancelled"})
+#: Final responses to an INVITE after which the caller may send it again within the same call
+#: (same Call-ID and From tag, a higher CSeq): a redirect (3xx) or an authentication challenge.
+RETRY_STATUS = frozenset({401, 407})
+
+
+def retryable(code: int) -> bool:
+    """A final response that leaves the call waiting for the caller's new INVITE."""
+    return 300 <= code < 400 or code in RETRY_STATUS
+
+
 #: Upper bounds (ms) of the call setup histogram ``call_setup.le_<ms>`` (INVITE to first 2xx).
 SETUP_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
@@ -153,8 +163,14 @@ class DialogTable:
                 if method != "INVITE":
                     return None
                 d = self._create(call_id, labels, ts_ns)
-            elif method == "INVITE" and d.state in ENDED and not labels.get("sip.to_tag"):
-                d = self._create(call_id, labels, ts_ns)  # a new call reusing the Call-ID
+            elif method == "INVITE" and not labels.get("sip.to_tag"):
+                if d.state in ENDED:
+                    d = self._create(call_id, labels, ts_ns)  # a new call reusing the Call-ID
+                elif d.final_status and d.state != "confirmed":
+                    # the caller tries again after a 401/407 challenge or a 3xx redirect: the
+                    # same call, a new INVITE transaction (RFC 3261 22.2, 8.1.3.4)
+                    d.final_status = 0
+                    d.to_tag = ""
             elif method == "CANCEL":
                 d.cancel_seen = True
             elif method == "BYE" and d.state not in ENDED:
@@ -175,14 +191,18 @@ class DialogTable:
                     if 180 <= code < 200 and not d.ring_ns:
                         d.ring_ns = ts_ns
                     if 200 <= code < 300:
+                        if to_tag:
+                            d.to_tag = to_tag  # a forked call: the answering branch's dialog
                         d.state = "confirmed"
                         d.answer_ns = ts_ns
                         d.final_status = code
                         self._setup(ts_ns - d.invite_ns)
                     elif code >= 300:
                         d.final_status = code
-                        outcome = "cancelled" if code == 487 or d.cancel_seen else "failed"
-                        self._end(d, outcome, ts_ns)
+                        if code == 487 or d.cancel_seen:
+                            self._end(d, "cancelled", ts_ns)
+                        elif not retryable(code):
+                            self._end(d, "failed", ts_ns)
         d.last_ns = ts_ns
         self._touch(call_id)
         return d
@@ -263,8 +283,8 @@ class DialogTable:
         for d in self._oldest():
             if now_ns - d.last_ns < shortest:
                 break
-            if d.state in ENDED:
-                limit = self.linger_ns
+            if d.state in ENDED or (d.final_status and d.state != "confirmed"):
+                limit = self.linger_ns  # ended, or challenged/redirected and not retried
             elif d.state == "confirmed":
                 limit = self.confirmed_ns
             else:
@@ -272,9 +292,15 @@ class DialogTable:
             if now_ns - d.last_ns >= limit:
                 dead.append(d)
         for d in dead:
-            self._remove(d)
             if d.state not in ENDED:
-                self.by_outcome["timeout"] = self.by_outcome.get("timeout", 0) + 1
+                if d.final_status and d.state != "confirmed":
+                    outcome = "failed"  # the caller gave up after the challenge or redirect
+                    d.state = outcome
+                    d.end_ns = d.last_ns
+                else:
+                    outcome = "timeout"
+                self.by_outcome[outcome] = self.by_outcome.get(outcome, 0) + 1
+            self._remove(d)
         self.expired += len(dead)
         return dead
 

@@ -1003,6 +1003,13 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                 return -1;
             if ((s = create(st, lv, t_ns, ts, &nevicted, &evicted)) < 0)
                 goto fail;
+        } else if (invite && !(lv->has_to_tag && lv->to_tag.n > 0)) {
+            /* the caller tries again after a 401/407 challenge or a 3xx redirect: the same
+             * call, a new INVITE transaction (DialogTable.update) */
+            if (t->s[s].final && t->s[s].state != S_CONFIRMED) {
+                t->s[s].final = 0;
+                t->s[s].ttag_n = 0;
+            }
         } else if (eq(lv->method, "CANCEL")) {
             t->s[s].cancel = 1;
         } else if (eq(lv->method, "BYE") && !OUTCOME_ENDED(t->s[s].state)) {
@@ -1029,6 +1036,8 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                 if (180 <= code && code < 200 && !d->ring)
                     d->ring = t_ns;
                 if (200 <= code && code < 300) {
+                    if (lv->has_to_tag && lv->to_tag.n > 0) /* a forked call: the answer's */
+                        set_text(d->ttag, &d->ttag_n, lv->to_tag);
                     d->state = S_CONFIRMED;
                     d->answer = t_ns;
                     d->final = (int32_t)code;
@@ -1043,10 +1052,15 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                 } else if (code >= 300) {
                     d->final = (int32_t)code;
                     int outcome = code == 487 || d->cancel ? S_CANCELLED : S_FAILED;
-                    d->state = (uint8_t)outcome;
-                    d->end = t_ns;
-                    if (count_outcome(st, outcome) < 0 || ended_op(st, d, ts, &ended) < 0)
-                        return -1;
+                    /* after a 3xx, 401 or 407 the call waits for the caller's retry
+                     * (_dialogs.retryable) */
+                    int retry = outcome == S_FAILED && (code < 400 || code == 401 || code == 407);
+                    if (!retry) {
+                        d->state = (uint8_t)outcome;
+                        d->end = t_ns;
+                        if (count_outcome(st, outcome) < 0 || ended_op(st, d, ts, &ended) < 0)
+                            return -1;
+                    }
                 }
             }
         }

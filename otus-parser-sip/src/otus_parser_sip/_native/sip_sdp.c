@@ -459,14 +459,16 @@ static size_t sdp_room(const sdp_desc *d, Py_ssize_t body_n) {
 }
 
 /* The level whose connection media level m uses when m is registrable (a complete m= line, a
- * port, a non-empty address, not inactive: _body.media_of's selection), else NULL. */
+ * port, a non-empty address other than 0.0.0.0 and ::, not inactive: _body.media_of's
+ * selection), else NULL. */
 static const sdp_level *registrable(const sdp_desc *d, const sdp_level *m) {
     const sdp_level *s = &d->lv[0];
     const sdp_level *cl = (m->seen & (1u << K_CONN)) ? m : s;
     sv dir = (m->seen & (1u << K_DIR)) ? m->dir : s->dir;
     int has_dir = (m->seen | s->seen) & (1u << K_DIR);
     if (!m->mline3 || m->port == 0 || !(cl->seen & (1u << K_CONN)) ||
-        (has_dir && eq(dir, "inactive")) || cl->conn[2].n == 0)
+        (has_dir && eq(dir, "inactive")) || cl->conn[2].n == 0 || eq(cl->conn[2], "0.0.0.0") ||
+        eq(cl->conn[2], "::"))
         return NULL;
     return cl;
 }
