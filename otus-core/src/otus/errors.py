@@ -11,9 +11,9 @@ class OtusError(Exception):
     """Base of every error Otus raises on purpose.
 
     ``permanent`` says whether trying again can help. A permanent error means the configuration
-    or the environment is wrong (a file missing or unreadable or not a capture, an interface
-    that does not exist, permission denied, a plugin option refused): the daemon fails a task
-    whose worker raises one while it starts, instead of restarting the worker in a loop. The
+    or the environment is wrong (a file missing or unreadable, an interface that does not exist,
+    permission denied, a plugin option refused): the daemon fails a task whose worker raises
+    one while it starts, instead of restarting the worker in a loop. The
     class sets the default (:class:`ConfigError` and :class:`PluginError` are permanent); a
     raiser can decide per error: ``CaptureError("...", permanent=True)``.
     """
@@ -53,7 +53,7 @@ class CaptureError(OtusError):
     """A capturer could not open or read its source (file broken, interface missing, no rights).
 
     Transient by default; ``open()`` raises it with ``permanent=True`` when the source can never
-    be opened as configured (no such file or interface, permission denied, not a capture file).
+    be opened as configured (no such file or interface, permission denied).
     """
 
 
