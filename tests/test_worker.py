@@ -92,7 +92,8 @@ def test_a_worker_whose_pcap_file_is_missing_fails_to_start_for_good(tmp_path: P
     assert failed == [
         {
             "type": "start_failed",
-            "message": f"{tmp_path}/nosuch.pcap: cannot open capture file: No such file or directory",
+            "message": f"{tmp_path}/nosuch.pcap: cannot open capture file: "
+            "No such file or directory",
             "permanent": True,
         }
     ]
