@@ -334,16 +334,13 @@ class Runner:
                     self._failed(c, exc, len(datagrams))
                 else:
                     if records:
-                        c.records += len(records)
-                        out += records
+                        out += self._accept(c, records, len(datagrams))
             if slot.stream:
                 segs = decoded.tcp_segments(slot.index)
                 if segs:
                     segments += segs
         if segments:
             out += self._reassemble("add", segments)
-        if out:
-            self._stamp_records(out)
         return out
 
     def _reassemble(self, method: str, segments: Sequence[Any] = ()) -> list[Record]:
@@ -380,9 +377,32 @@ class Runner:
                 self._failed(c, exc, len(chunks))
                 continue
             if records:
-                c.records += len(records)
-                out += records
+                out += self._accept(c, records, len(chunks))
         return out
+
+    def _accept(self, c: PluginCounters, result: Any, lost: int) -> list[Record]:
+        """A parser's result, stamped. Anything but a list (a tuple is taken) of records is that
+        parser's error, counted against it with ``lost`` items; one foreign item in the list
+        costs only itself. Checked once a batch; per item only when stamping failed."""
+        if result.__class__ is list:
+            records: list[Record] = result
+        elif isinstance(result, tuple):
+            records = list(result)
+        else:
+            what = f"returned {type(result).__name__}, not a list of records"
+            self._failed(c, TypeError(what), lost)
+            return []
+        try:
+            self._stamp_records(records)
+        except AttributeError:  # an item without the Record slots
+            good = [r for r in records if isinstance(r, Record)]
+            bad = next(r for r in records if not isinstance(r, Record))
+            what = f"returned {type(bad).__name__}, not otus.Record"
+            self._failed(c, TypeError(what), len(records) - len(good))
+            records = good
+            self._stamp_records(records)
+        c.records += len(records)
+        return records
 
     def _stamp_records(self, records: list[Record]) -> None:
         task_id, agent_id, pipeline_id = self._stamp
@@ -403,11 +423,14 @@ class Runner:
         for proc in self.pipeline.processors:
             c = proc.counters
             c.items_in += len(records)
+            handed = records
             try:
                 records = proc.process(records)
             except Exception as exc:
-                self._failed(c, exc, len(records))
+                self._failed(c, exc, len(handed))
                 records = []
+            if records.__class__ is not list:
+                records = self._listed(c, records, len(handed))
             c.records += len(records)
             if not records:
                 break
@@ -425,6 +448,14 @@ class Runner:
         if sample:
             st.latency["process"].add(t1 - t0)
             st.latency["report"].add(time.perf_counter_ns() - t1)
+
+    def _listed(self, c: PluginCounters, records: Any, lost: int) -> list[Record]:
+        """A processor's result that is not a list: a tuple is taken, anything else is its
+        error (the batch handed to it is lost)."""
+        if isinstance(records, tuple):
+            return list(records)
+        self._failed(c, TypeError(f"returned {type(records).__name__}, not a list"), lost)
+        return []
 
     # -- time ------------------------------------------------------------------------------------
 
@@ -445,7 +476,6 @@ class Runner:
             out = self._reassemble("tick")
             out += self._from_parsers(lambda parser: parser.tick(clock))
             if out:
-                self._stamp_records(out)
                 self._deliver(out)
         if self._on_tick is not None:
             try:
@@ -461,7 +491,6 @@ class Runner:
         out = self._reassemble("close") if p.reassembler is not None else []
         out += self._from_parsers(lambda parser: parser.close())
         if out:
-            self._stamp_records(out)
             self._deliver(out)
         self._close_all(capturer_opened=False, reporters=p.reporters)
 
@@ -475,8 +504,7 @@ class Runner:
                 self._failed(slot.counters, exc, 0)
                 continue
             if records:
-                slot.counters.records += len(records)
-                out += records
+                out += self._accept(slot.counters, records, 0)
         return out
 
     def _close_all(self, *, capturer_opened: bool, reporters: Sequence[Any] | None = None) -> None:
