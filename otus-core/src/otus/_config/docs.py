@@ -49,6 +49,8 @@ EXTRA_HELP = {
     "ip_reassembly.max_memory": "Memory for fragments; beyond, the oldest datagrams are dropped.",
     "tcp_reassembly.enabled": "Reassemble TCP streams for parsers that ask for them.",
     "tcp_reassembly.idle_timeout": "A flow idle for this long is forgotten.",
+    "tcp_reassembly.hole_timeout": "Missing bytes not retransmitted within this time (capture "
+    "time) are skipped as a gap; what was held behind them is delivered.",
     "tcp_reassembly.max_flows": "Flows tracked at once.",
     "tcp_reassembly.max_out_of_order_bytes_per_flow": "Out-of-order bytes buffered per flow.",
     "tcp_reassembly.max_memory": "Memory for all buffered segments.",

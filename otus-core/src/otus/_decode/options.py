@@ -46,6 +46,7 @@ class TcpReassemblyOptions(_Strict):
 
     enabled: bool = True
     idle_timeout: Duration = 120.0
+    hole_timeout: Duration = Field(10.0, gt=0)
     max_flows: int = Field(65536, ge=1)
     max_out_of_order_bytes_per_flow: ByteSize = 256 * 1024
     max_memory: ByteSize = 64 * 1024 * 1024

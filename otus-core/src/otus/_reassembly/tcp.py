@@ -45,6 +45,7 @@ class _Dir:
         "flow",
         "gap",
         "held",
+        "hole_ns",
         "isn",
         "key",
         "next",
@@ -59,6 +60,7 @@ class _Dir:
         self.next = start  # absolute sequence number of the next byte to deliver
         self.gap = gap  # to report with the next chunk (-1: unknown, mid-stream join)
         self.held: list[_Piece] = []  # sorted, non-overlapping, every start > next
+        self.hole_ns = 0  # capture time since when the first hole has been waiting
         self.fin: int | None = None  # absolute sequence number where the stream ends
         self.isn = isn
         self.ended = False
@@ -88,6 +90,9 @@ class TcpReassembler:
     def __init__(self, options: TcpReassemblyOptions) -> None:
         self.options = options
         self._idle_ns = int(options.idle_timeout * 1e9)
+        self._hole_ns = int(options.hole_timeout * 1e9)
+        # directions holding data behind a hole, oldest hole first
+        self._holes: OrderedDict[_Key, _Dir] = OrderedDict()
         self._max_flows = options.max_flows
         self._max_ooo = options.max_out_of_order_bytes_per_flow
         self._max_memory = options.max_memory
@@ -103,6 +108,7 @@ class TcpReassembler:
         self._ooo = 0
         self._ignored = 0
         self._evicted = {"memory": 0, "max_flows": 0, "ooo_limit": 0}
+        self._hole_timeouts = 0  # holes skipped by age: bytes the capture missed, not a drop
         self._closed = {"fin": 0, "rst": 0, "idle": 0, "reuse": 0, "end": 0}
 
     # -- public -------------------------------------------------------------------------------
@@ -166,8 +172,17 @@ class TcpReassembler:
         return out
 
     def tick(self, now_ns: int) -> TcpStreamOutput:
-        """Close flows idle for longer than ``idle_timeout`` of capture time."""
+        """Skip holes older than ``hole_timeout`` and close flows idle for longer than
+        ``idle_timeout``, both in capture time."""
         out: TcpStreamOutput = []
+        holes = self._holes
+        limit = now_ns - self._hole_ns
+        while holes:
+            d = next(iter(holes.values()))
+            if d.hole_ns > limit:
+                break
+            self._skip_hole(d, now_ns, out)  # re-queues d (timed from now) if a hole remains
+            self._hole_timeouts += 1
         limit = now_ns - self._idle_ns
         flows = self._flows
         while flows:
@@ -195,6 +210,7 @@ class TcpReassembler:
             "retransmissions": self._retrans,
             "overlaps": self._overlaps,
             "out_of_order_held": self._ooo,
+            "hole_timeouts": self._hole_timeouts,
             "ignored": self._ignored,
         }
         for reason, n in self._evicted.items():
@@ -236,6 +252,8 @@ class TcpReassembler:
         for d in flow.dirs:
             if self._dirs.get(d.key) is d:
                 del self._dirs[d.key]
+            if self._holes.get(d.key) is d:
+                del self._holes[d.key]
         self._flows.pop(flow.key, None)
         self._held -= flow.held
         flow.held = 0
@@ -306,6 +324,9 @@ class TcpReassembler:
         added = 0
         for _, piece in pieces:
             added += len(piece)
+        if not held:  # the first hole of this direction: its wait starts now
+            d.hole_ns = ts_ns
+            self._holes[d.key] = d
         held.extend(pieces)
         if len(held) > len(pieces):
             held.sort(key=_first)
@@ -335,6 +356,12 @@ class TcpReassembler:
             return
         data = held[0][1] if k == 1 else b"".join(p for _, p in held[:k])
         del held[:k]
+        if held:  # another hole behind: it waits from now
+            d.hole_ns = ts_ns
+            self._holes[d.key] = d
+            self._holes.move_to_end(d.key)
+        else:
+            self._holes.pop(d.key, None)
         size = nxt - d.next
         d.next = nxt
         d.flow.held -= size
