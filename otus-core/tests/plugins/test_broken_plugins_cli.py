@@ -3,6 +3,7 @@ naming the plugin and its distribution, and every other plugin keeps working."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,16 @@ MODULES = {
         @otus.hookimpl
         def otus_parsers():
             return otus.ParserSpec(name="single", factory=None, options_model=O, summary="s")
+    """,
+    "prints": """
+        import otus
+
+        print("debug: prints imported")
+
+        @otus.hookimpl
+        def otus_parsers():
+            print("debug: prints registering")
+            return []
     """,
     "factories": """
         import otus
@@ -154,3 +165,16 @@ def test_a_factory_returning_the_wrong_thing_or_raising_names_its_distribution(
     assert "Traceback" not in done.stderr
     assert expected in done.stderr
     assert f"(factory of {DIST} (module otus_audit_broken.factories))" in done.stderr
+
+
+def test_what_a_plugin_prints_while_loading_goes_to_stderr(
+    broken_dist: Path, tmp_path: Path
+) -> None:
+    listing = _otus(broken_dist, "plugins", "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    names = [e["name"] for e in json.loads(listing.stdout)]  # stdout is JSON, nothing else
+    assert "pcap" in names
+    assert "debug: prints imported" in listing.stderr
+    assert "debug: prints registering" in listing.stderr
+    run = _otus(broken_dist, "run", "--pcap", str(_hello_pcap(tmp_path)), "--parser", "intparser")
+    assert "debug: prints" not in run.stdout

@@ -11,7 +11,9 @@ registry they loaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, overload
@@ -175,9 +177,16 @@ def strict_from_env() -> bool:
 
 def load_registry(strict: bool | None = None) -> PluginRegistry:
     """Load every installed plugin; with ``strict`` (default from the environment) any failure
-    raises :class:`PluginError` instead of being recorded."""
-    if strict is None:
-        strict = strict_from_env()
+    raises :class:`PluginError` instead of being recorded.
+
+    What a plugin prints while it is imported or registered goes to stderr: stdout carries
+    ``otus plugins list --json`` and ``otus run``'s JSON lines, which one stray line breaks.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        return _load(strict_from_env() if strict is None else strict)
+
+
+def _load(strict: bool) -> PluginRegistry:
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
 
