@@ -197,7 +197,7 @@ def dialog_ops(rng: random.Random, c_tab: Any, py_tab: Any, held: list[Any]) -> 
         cid = rng.choice((f"c{rng.randrange(8)}", "k" * rng.choice((80, 81, 300)), "\u00e9t\u00e9"))
         t = rng.choice((rng.randrange(10**12), 2**62 + rng.randrange(3), 2**63 + 5))
         if op < 0.55:
-            status = rng.choice((0, 0, 0, 100, 180, 183, 200, 486, 487, 603))
+            status = rng.choice((0, 0, 0, 100, 180, 183, 200, 302, 407, 486, 487, 603))
             labels = {
                 "sip.call_id": cid,
                 "sip.method": rng.choice(("INVITE", "BYE", "CANCEL", "ACK")),
@@ -210,6 +210,7 @@ def dialog_ops(rng: random.Random, c_tab: Any, py_tab: Any, held: list[Any]) -> 
                 ("sip.to_tag", ("", "b1")),
                 ("sip.from_user", ("alice", "\u00e4")),
                 ("sip.to_user", ("bob",)),
+                ("sip.cseq", ("1 INVITE", "2 INVITE", "4294967295 INVITE")),
             ):
                 if rng.random() < 0.6:
                     labels[key] = rng.choice(vals)

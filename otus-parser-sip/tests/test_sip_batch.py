@@ -31,9 +31,9 @@ class OtherDatagram(Datagram):
     __slots__ = ("extra",)
 
 
-def _call(cid: str, *, cancel: bool = False, fail: int = 0) -> list[bytes]:
+def _call(cid: str, *, cancel: bool = False, fail: int = 0, ftag: str = "f1") -> list[bytes]:
     """An INVITE transaction ending as asked (answered and hung up, cancelled, or failed)."""
-    inv = sip(call_id=cid, body=SDP)
+    inv = sip(call_id=cid, body=SDP, from_tag=ftag)
     msgs = [inv, sip("SIP/2.0 100 Trying", call_id=cid)]
     msgs.append(sip("SIP/2.0 183 Session Progress", call_id=cid, to_tag="t"))
     if cancel:
@@ -92,7 +92,10 @@ def _traffic(seed: int) -> list[bytes]:
     mix = call_mix(12)
     flows += [mix[k : k + 13] for k in range(0, len(mix), 13)]
     flows += [_call(f"c{k}", cancel=k % 3 == 1, fail=486 if k % 3 == 2 else 0) for k in range(9)]
-    flows += [_call("reused") + _call("reused")]  # a new call reusing an ended Call-ID
+    flows += [_call("reused") + _call("reused", ftag="f2")]  # a new call reusing the Call-ID
+    # the same INVITE again after its call ended (a retransmission): no new call
+    resent = _call("resent", fail=486)
+    flows += [resent[:1] + resent + resent[:1]]
     flows += [_retried("auth", "407 Proxy Authentication Required"), _retried("moved", "302 M")]
     flows += [_retried("unretried", "401 Unauthorized")[:3]]
     flows += [[m] for m in ODD]

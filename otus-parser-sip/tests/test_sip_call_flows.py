@@ -82,7 +82,12 @@ def outcomes(p: SipParser) -> dict[str, int]:
 
 @pytest.mark.parametrize(
     "challenge",
-    ["407 Proxy Authentication Required", "401 Unauthorized", "302 Moved Temporarily"],
+    [
+        "407 Proxy Authentication Required",
+        "401 Unauthorized",
+        "302 Moved Temporarily",
+        "422 Session Interval Too Small",
+    ],
 )
 def test_challenged_or_redirected_invite_retried_is_one_call(mode: str, challenge: str) -> None:
     """RFC 3261 22.2 / 8.1.3.4: after a 401/407 (or a 3xx) the caller sends the INVITE again
@@ -166,6 +171,44 @@ def test_new_call_after_a_final_failure_still_replaces_it(mode: str) -> None:
     run(p, (0, inv()), (20 * MS, resp("486 Busy Here", to_tag="x1")),
         (40 * MS, req("ACK", 1, to_tag="x1")), (60 * MS, inv(2)))  # fmt: skip
     assert outcomes(p)["created"] == 2
+    assert outcomes(p)["failed"] == 1
+
+
+# -- retransmissions --------------------------------------------------------------------------
+
+
+def test_invite_retransmitted_after_its_final_response_is_not_a_new_call(mode: str) -> None:
+    """The 486 is lost on the way back: the caller retransmits the INVITE (same CSeq, same From
+    tag) and the callee repeats the 486. Before: the retransmission opened a second call
+    (dialogs.created 2, dialogs.failed 2, or a call left ``trying`` until it timed out)."""
+    p = SipParser(SipOptions())
+    recs = run(
+        p,
+        (0, inv()),
+        (400 * MS, resp("486 Busy Here", to_tag="b")),
+        (500 * MS, inv()),
+        (510 * MS, resp("486 Busy Here", to_tag="b")),
+        (520 * MS, req("ACK", 1, to_tag="b")),
+    )
+    assert label(recs, "sip.call_state") == ["trying", "failed", "failed", "failed", "failed"]
+    assert outcomes(p) == {"created": 1, "terminated": 0, "failed": 1, "cancelled": 0,
+                           "timeout": 0, "expired": 0}  # fmt: skip
+    p.tick(400 * S)
+    assert outcomes(p)["timeout"] == 0
+
+
+def test_retransmitted_invite_is_not_the_retry_after_a_challenge(mode: str) -> None:
+    """The first INVITE repeated after the 407 (crossing it) does not count as the retry: the
+    call still waits for the INVITE with credentials, and fails at the linger without it."""
+    p = SipParser(SipOptions(dialog_linger_s=32))
+    recs = run(
+        p,
+        (0, inv()),
+        (20 * MS, resp("407 Proxy Authentication Required", to_tag="x1")),
+        (30 * MS, inv()),
+    )
+    assert recs[-1].labels["sip.final_status"] == "407"
+    p.tick(40 * S)
     assert outcomes(p)["failed"] == 1
 
 

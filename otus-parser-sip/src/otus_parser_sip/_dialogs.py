@@ -19,7 +19,17 @@ __all__ = ["Dialog", "DialogTable", "native_table"]
 ENDED = frozenset({"terminated", "failed", "cancelled"})
 #: Final responses to an INVITE after which the caller may send it again within the same call
 #: (same Call-ID and From tag, a higher CSeq): a redirect (3xx) or an authentication challenge.
-RETRY_STATUS = frozenset({401, 407})
+#: 422: RFC 4028 session interval too small, retried with a larger Min-SE.
+RETRY_STATUS = frozenset({401, 407, 422})
+
+
+def cseq_number(labels: dict[str, str]) -> int:
+    """The CSeq number of a message (``sip.cseq`` is ``"<number> <method>"``; 0 without one)."""
+    head = labels.get("sip.cseq", "").split(" ", 1)[0]
+    if not (head.isascii() and head.isdigit() and len(head) <= 10):
+        return 0
+    n = int(head)
+    return n if n <= 0xFFFFFFFF else 0  # the parser rejects larger ones (bad_cseq)
 
 
 def retryable(code: int) -> bool:
@@ -41,6 +51,7 @@ class _DialogMethods:
     call_id: str
     from_tag: str
     to_tag: str
+    invite_cseq: int
     invite_ns: int
     ring_ns: int
     answer_ns: int
@@ -92,6 +103,7 @@ class Dialog(_DialogMethods):
         "end_ns",
         "final_status",
         "from_tag",
+        "invite_cseq",
         "invite_ns",
         "last_ns",
         "ring_ns",
@@ -103,6 +115,8 @@ class Dialog(_DialogMethods):
         self.call_id = call_id
         self.state = "trying"
         self.invite_ns = now_ns
+        #: CSeq number of the call's (latest initial) INVITE: a retransmission repeats it.
+        self.invite_cseq = 0
         self.last_ns = now_ns
         self.ring_ns = 0
         self.answer_ns = 0
@@ -164,13 +178,17 @@ class DialogTable:
                     return None
                 d = self._create(call_id, labels, ts_ns)
             elif method == "INVITE" and not labels.get("sip.to_tag"):
-                if d.state in ENDED:
+                cseq = cseq_number(labels)
+                if cseq == d.invite_cseq and labels.get("sip.from_tag", "") == d.from_tag:
+                    pass  # a retransmission of the call's INVITE (its final response lost)
+                elif d.state in ENDED:
                     d = self._create(call_id, labels, ts_ns)  # a new call reusing the Call-ID
                 elif d.final_status and d.state != "confirmed":
-                    # the caller tries again after a 401/407 challenge or a 3xx redirect: the
-                    # same call, a new INVITE transaction (RFC 3261 22.2, 8.1.3.4)
+                    # the caller tries again after a 401/407/422 or a 3xx: the same call, a
+                    # new INVITE transaction (RFC 3261 22.2, 8.1.3.4; RFC 4028)
                     d.final_status = 0
                     d.to_tag = ""
+                    d.invite_cseq = cseq
             elif method == "CANCEL":
                 d.cancel_seen = True
             elif method == "BYE" and d.state not in ENDED:
@@ -216,6 +234,7 @@ class DialogTable:
             labels.get("sip.from_user", labels["sip.from_uri"]),
             labels.get("sip.to_user", labels["sip.to_uri"]),
         )
+        d.invite_cseq = cseq_number(labels)
         self.created += 1
         while len(self) > self.max_dialogs:
             self.evicted += 1

@@ -26,11 +26,11 @@
 
 #include <stdlib.h>
 
-enum { F_ANSWER, F_CALL_ID, F_CALLEE, F_CALLER, F_CANCEL, F_END, F_FINAL, F_FROM_TAG, F_INVITE,
-       F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
+enum { F_ANSWER, F_CALL_ID, F_CALLEE, F_CALLER, F_CANCEL, F_END, F_FINAL, F_FROM_TAG,
+       F_INVITE_CSEQ, F_INVITE, F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
 static const char *const F_NAMES[F_N] = {
     "answer_ns", "call_id", "callee",  "caller",  "cancel_seen", "end_ns", "final_status",
-    "from_tag",  "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
+    "from_tag",  "invite_cseq", "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
 static PyObject *f_name[F_N];
 
 enum { S_TRYING, S_RINGING, S_EARLY, S_CONFIRMED, S_TERMINATED, S_FAILED, S_CANCELLED, S_N };
@@ -53,6 +53,7 @@ typedef struct {
     long long invite, last, ring, answer, end;
     uint64_t h;
     int32_t prev, next, final;
+    uint32_t cseq; /* the CSeq number of the call's INVITE (a retransmission repeats it) */
     uint16_t key_n;
     uint8_t state, cancel, ftag_n, ttag_n, caller_n, callee_n;
     char *key_heap;
@@ -322,6 +323,7 @@ static PyObject *native_get(const cdlg *d, int k) {
     case F_FINAL: return PyLong_FromLong(d->final);
     case F_FROM_TAG: return ustr(d->ftag, d->ftag_n);
     case F_INVITE: return PyLong_FromLongLong(d->invite);
+    case F_INVITE_CSEQ: return PyLong_FromUnsignedLong(d->cseq);
     case F_LAST: return PyLong_FromLongLong(d->last);
     case F_RING: return PyLong_FromLongLong(d->ring);
     case F_STATE: return Py_NewRef(s_state[d->state]);
@@ -393,6 +395,19 @@ static int native_fits(cdlg *d, int k, PyObject *o, int put) {
         }
         if (put)
             d->final = (int32_t)v;
+        return 1;
+    }
+    case F_INVITE_CSEQ: {
+        int over = 0;
+        if (!PyLong_CheckExact(o))
+            return 0;
+        v = PyLong_AsLongLongAndOverflow(o, &over);
+        if (over || v > 0xFFFFFFFFLL || v < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (put)
+            d->cseq = (uint32_t)v;
         return 1;
     }
     case F_CANCEL:
@@ -946,6 +961,7 @@ static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObj
     cdlg *d = &t->s[s];
     d->state = S_TRYING;
     d->invite = d->last = t_ns;
+    d->cseq = (uint32_t)lv->cseq;
     if (lv->has_from_tag)
         set_text(d->ftag, &d->ftag_n, lv->from_tag);
     if (lv->has_to_tag)
@@ -976,6 +992,12 @@ static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObj
     return s;
 }
 
+/* The message's From tag (absent: "") is the call's. */
+static int same_ftag(const cdlg *d, const sip_lview *lv) {
+    size_t n = lv->has_from_tag ? (size_t)lv->from_tag.n : 0;
+    return n == d->ftag_n && (n == 0 || memcmp(lv->from_tag.p, d->ftag, n) == 0);
+}
+
 static const long long SETUP_BOUNDS_MS[8] = {100, 250, 500, 1000, 2500, 5000, 10000, 30000};
 
 int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long status,
@@ -991,8 +1013,10 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
     PyObject *evicted = NULL; /* Call-IDs of calls evicted here, for the C registry */
     if (!status) {
         int invite = eq(lv->method, "INVITE");
-        if (s < 0 || (invite && OUTCOME_ENDED(t->s[s].state) &&
-                      !(lv->has_to_tag && lv->to_tag.n > 0))) {
+        int initial = invite && !(lv->has_to_tag && lv->to_tag.n > 0);
+        if (s >= 0 && initial && lv->cseq == (long long)t->s[s].cseq && same_ftag(&t->s[s], lv)) {
+            /* a retransmission of the call's INVITE (DialogTable.update): nothing changes */
+        } else if (s < 0 || (initial && OUTCOME_ENDED(t->s[s].state))) {
             if (!invite)
                 return 0;
             if (s >= 0) { /* a new call reusing the Call-ID: the old one leaves */
@@ -1003,12 +1027,13 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                 return -1;
             if ((s = create(st, lv, t_ns, ts, &nevicted, &evicted)) < 0)
                 goto fail;
-        } else if (invite && !(lv->has_to_tag && lv->to_tag.n > 0)) {
-            /* the caller tries again after a 401/407 challenge or a 3xx redirect: the same
-             * call, a new INVITE transaction (DialogTable.update) */
+        } else if (initial) {
+            /* the caller tries again after a 401/407/422 or a 3xx: the same call, a new
+             * INVITE transaction (DialogTable.update) */
             if (t->s[s].final && t->s[s].state != S_CONFIRMED) {
                 t->s[s].final = 0;
                 t->s[s].ttag_n = 0;
+                t->s[s].cseq = (uint32_t)lv->cseq;
             }
         } else if (eq(lv->method, "CANCEL")) {
             t->s[s].cancel = 1;
@@ -1054,7 +1079,8 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                     int outcome = code == 487 || d->cancel ? S_CANCELLED : S_FAILED;
                     /* after a 3xx, 401 or 407 the call waits for the caller's retry
                      * (_dialogs.retryable) */
-                    int retry = outcome == S_FAILED && (code < 400 || code == 401 || code == 407);
+                    int retry = outcome == S_FAILED &&
+                                (code < 400 || code == 401 || code == 407 || code == 422);
                     if (!retry) {
                         d->state = (uint8_t)outcome;
                         d->end = t_ns;

@@ -1070,6 +1070,7 @@ static void lview_of(const minfo *m, sip_lview *lv) {
     lv->call_id = m->call_id;
     lv->method = m->request ? m->method : m->cseq_method;
     lv->cseq_method = m->cseq_method;
+    lv->cseq = m->cseq;
     lv->from_uri = m->from.u.raw;
     lv->to_uri = m->to.u.raw;
     lv->has_from_user = m->from.u.has_user;
