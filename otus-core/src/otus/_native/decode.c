@@ -12,6 +12,7 @@
 
 #define MAX_TUNNEL_DEPTH 4
 #define MAX_VLANS 8
+#define MAX_MPLS_LABELS 8
 #define MAX_IPV6_EXT 16
 
 enum {
@@ -153,6 +154,7 @@ typedef struct ctx {
     otus_decoder_t *d;
     const uint8_t *p; /* buffer (batch or arena); offsets below are into it */
     otus_dec_t *o;
+    int l2_depth;     /* Ethernet frames inside MPLS pseudowires so far (bounds the recursion) */
 } ctx_t;
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -171,12 +173,51 @@ static void dec_eth(ctx_t *c, uint32_t off, uint32_t end);
 static void dec_ipv4(ctx_t *c, uint32_t off, uint32_t end);
 static void dec_ipv6(ctx_t *c, uint32_t off, uint32_t end);
 
+static void dec_mpls(ctx_t *c, uint32_t off, uint32_t end);
+static void dec_pppoe(ctx_t *c, uint32_t off, uint32_t end);
+
 static void dec_ethertype(ctx_t *c, uint16_t type, uint32_t off, uint32_t end) {
     switch (type) {
     case 0x0800: dec_ipv4(c, off, end); break;
     case 0x86DD: dec_ipv6(c, off, end); break;
+    case 0x8847: /* MPLS unicast */
+    case 0x8848: dec_mpls(c, off, end); break; /* MPLS multicast */
+    case 0x8864: dec_pppoe(c, off, end); break; /* PPPoE session (discovery 0x8863: no IP) */
     default: fail(c, OTUS_ST_NOT_IP); break;
     }
+}
+
+/* An MPLS label stack (RFC 3032) up to its bottom-of-stack entry, then what the labels carry:
+ * IPv4 or IPv6 by the first nibble, or an Ethernet pseudowire behind its control word (a first
+ * nibble of 0, RFC 4385). No label says which, so anything else is not IP. */
+static void dec_mpls(ctx_t *c, uint32_t off, uint32_t end) {
+    for (int n = 1;; n++) {
+        if (!has(off, 4, end)) return fail(c, OTUS_ST_TRUNCATED_L2);
+        if (n > MAX_MPLS_LABELS) return fail(c, OTUS_ST_TOO_MANY_LAYERS);
+        int bottom = c->p[off + 2] & 0x01;
+        off += 4;
+        if (bottom) break;
+    }
+    if (!has(off, 1, end)) return fail(c, OTUS_ST_TRUNCATED_L2);
+    switch (c->p[off] >> 4) {
+    case 4: return dec_ipv4(c, off, end);
+    case 6: return dec_ipv6(c, off, end);
+    case 0:
+        if (++c->l2_depth > MAX_TUNNEL_DEPTH) return fail(c, OTUS_ST_TOO_MANY_LAYERS);
+        if (!has(off, 4, end)) return fail(c, OTUS_ST_TRUNCATED_L2);
+        return dec_eth(c, off + 4, end);
+    default: return fail(c, OTUS_ST_NOT_IP);
+    }
+}
+
+/* A PPPoE session header (RFC 2516: version/type, code, session, length) and the PPP protocol:
+ * 0x0021 IPv4, 0x0057 IPv6; LCP, IPCP and the rest carry no IP. */
+static void dec_pppoe(ctx_t *c, uint32_t off, uint32_t end) {
+    if (!has(off, 8, end)) return fail(c, OTUS_ST_TRUNCATED_L2);
+    uint16_t proto = rd16(c->p + off + 6);
+    if (proto == 0x0021) return dec_ipv4(c, off + 8, end);
+    if (proto == 0x0057) return dec_ipv6(c, off + 8, end);
+    return fail(c, OTUS_ST_NOT_IP);
 }
 
 static inline int is_vlan_tpid(uint16_t t) {
