@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from sip_builders import dgram, sip
 
-from otus import Record
+from otus import Record, StreamChunk
 from otus.testing import need
 from otus_parser_sip import SipOptions, _scan
 from otus_parser_sip.parser import SipParser
@@ -366,3 +366,29 @@ def test_compact_headers_call(mode: str) -> None:
             rec.labels["sip.call_state"]) == (CID, "fa", "z9hG4bKc1", "trying")  # fmt: skip
     assert p.media is not None
     assert p.media.lookup("192.0.2.10", 40000) is not None
+
+
+# -- TCP --------------------------------------------------------------------------------------
+
+
+def test_tcp_crlf_keepalives_are_counted(mode: str) -> None:
+    """RFC 5626 keep-alives on a TCP flow (a double-CRLF ping, a CRLF pong between messages)
+    are counted in ``keepalives`` as over UDP. Before: dropped by the framer without a trace."""
+    p = SipParser(SipOptions())
+    a, b = ("192.0.2.10", 40000), ("192.0.2.20", 5060)
+
+    def ch(src: tuple[str, int], dst: tuple[str, int], data: bytes, t: int) -> StreamChunk:
+        return StreamChunk(t, src[0], dst[0], src[1], dst[1], data)
+
+    recs = p.parse_stream(
+        [
+            ch(a, b, req("OPTIONS", 1, call_id="o"), 0),
+            ch(b, a, resp("200 OK", "1 OPTIONS", call_id="o", to_tag="t"), 1),
+            ch(a, b, b"\r\n\r\n", 2),
+            ch(b, a, b"\r\n", 3),
+            ch(a, b, req("OPTIONS", 2, call_id="o"), 4),
+        ]
+    )
+    assert len(recs) == 3
+    st = p.stats()
+    assert (st["keepalives"], st["messages"], st["rejected"]) == (2, 3, 0)

@@ -146,6 +146,8 @@ class StreamFramer:
         self.gaps = 0
         self.resyncs = 0
         self.evicted = 0
+        #: RFC 5626 CRLF keep-alives: a chunk of only CRLFs (up to 4 bytes) between messages.
+        self.keepalives = 0
 
     def __len__(self) -> int:
         return len(self._flows)
@@ -192,6 +194,8 @@ class StreamFramer:
         elif fl.buf or fl.need or fl.resync:
             fl.buf += data
             yield from self._sip_messages(fl)
+        elif len(data) <= 4 and not data.strip(b"\r\n"):
+            self.keepalives += 1  # a ping (CRLF CRLF) or pong (CRLF), as over UDP
         else:
             yield from self._whole_messages(fl, data)
         if len(fl.buf) > self.buffer_limit:

@@ -422,7 +422,7 @@ class SipParser(Parser):
             "requests": self.requests,
             "responses": self.responses,
             "rejected": self.rejected,
-            "keepalives": self.keepalives,
+            "keepalives": self.keepalives + self.framer.keepalives,
             "trailing_octets": self.trailing_octets,
             "tcp.flows": len(self.framer),
             "tcp.gaps": self.framer.gaps,
