@@ -284,7 +284,8 @@ static int encode_one(const ctx_t *c, PyObject *record, PyObject *out, budget_t 
             goto done;
         }
         if (sec != NULL) { /* else no route yet: a Message */
-            p = framed ? section_put(sec, ts_ms, body_len, framed, held, c->route->limit + 65536)
+            p = framed ? otus_kafka_section_put(sec, ts_ms, body_len, framed, held,
+                                                c->route->limit + 65536)
                        : NULL;
             if (p == NULL) {
                 if (PyErr_Occurred()) {

@@ -5,6 +5,8 @@
 
 #include <structmember.h>
 
+#include "kafka_wire.h"
+
 static SectionObject *section_alloc(PyObject *topic, Py_ssize_t partition) {
     SectionObject *s = PyObject_New(SectionObject, &otus_kafka_SectionType);
     if (s == NULL) return NULL;
@@ -32,7 +34,12 @@ static void section_dealloc(SectionObject *s) {
     PyObject_Free(s);
 }
 
-int otus_kafka_section_reserve(SectionObject *s, Py_ssize_t extra, Py_ssize_t hint) {
+/* Room for ``extra`` more bytes: 256 KiB at first, doubling, but never past ``hint`` (the
+ * route's limit and a record, what a section fills to) while that is enough; a section that
+ * was filled once keeps its memory through the pool, so steady state allocates nothing, and
+ * a topic of many partitions does not reserve a whole batch per open section. -1 with
+ * BufferError while exported, MemoryError. */
+static int section_reserve(SectionObject *s, Py_ssize_t extra, Py_ssize_t hint) {
     if (s->exports > 0) {
         PyErr_SetString(PyExc_BufferError, "Section: cannot append while exported");
         return -1;
@@ -54,6 +61,34 @@ int otus_kafka_section_reserve(SectionObject *s, Py_ssize_t extra, Py_ssize_t hi
     s->buf = buf;
     s->cap = cap;
     return 0;
+}
+
+/* The framed size of a record of ``body_len`` bytes at ``ts_ms`` as the next one of ``s``; 0
+ * when its timestamp delta does not fit in 64 bits (it must start a section of its own). */
+static Py_ssize_t section_framed(const SectionObject *s, long long ts_ms, Py_ssize_t body_len) {
+    long long delta = 0;
+    if (s->count > 0 && __builtin_sub_overflow(ts_ms, s->first_ts, &delta)) return 0;
+    Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(s->count)) + body_len;
+    return uvarint_len(zigzag(size)) + size;
+}
+
+/* Append the framing of the next record (``framed`` from section_framed()) and account for
+ * it; where its body of ``body_len`` bytes goes, or NULL with an error. */
+char *otus_kafka_section_put(SectionObject *s, long long ts_ms, Py_ssize_t body_len,
+                             Py_ssize_t framed, Py_ssize_t held, Py_ssize_t hint) {
+    if (section_reserve(s, framed, hint) < 0) return NULL;
+    if (s->count == 0) s->first_ts = s->max_ts = ts_ms;
+    uint64_t delta = zigzag(ts_ms - s->first_ts), offset = zigzag(s->count);
+    Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + body_len;
+    char *p = uvarint_put(s->buf + s->len, zigzag(size));
+    *p++ = 0;
+    p = uvarint_put(p, delta);
+    p = uvarint_put(p, offset);
+    s->len += framed;
+    s->count++;
+    s->held += held;
+    if (ts_ms > s->max_ts) s->max_ts = ts_ms;
+    return p;
 }
 
 SectionObject *otus_kafka_section_route(const route_t *r, PyObject *topic, PyObject *hashed,
@@ -129,7 +164,7 @@ static PyObject *section_append(SectionObject *s, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_OverflowError, "append(): timestamp delta beyond 64 bits");
         return NULL;
     }
-    char *p = section_put(s, ts_ms, n, framed, held, 0);
+    char *p = otus_kafka_section_put(s, ts_ms, n, framed, held, 0);
     if (p == NULL) return NULL;
     memcpy(p, PyBytes_AS_STRING(args[0]), (size_t)n);
     Py_RETURN_NONE;
@@ -160,7 +195,7 @@ PyObject *otus_kafka_route(PyObject *self, PyObject *const *args, Py_ssize_t nar
         if (PyErr_Occurred()) return NULL;
         Py_RETURN_FALSE;
     }
-    char *p = section_put(s, ts_ms, n, framed, held, r.limit + 65536);
+    char *p = otus_kafka_section_put(s, ts_ms, n, framed, held, r.limit + 65536);
     if (p == NULL) return NULL;
     memcpy(p, PyBytes_AS_STRING(args[6]), (size_t)n);
     Py_RETURN_TRUE;
@@ -205,7 +240,7 @@ static PyObject *section_split(SectionObject *s, PyObject *unused) {
             Py_ssize_t body = record_end - p;
             rest_bodies += body;
             Py_ssize_t framed = section_framed(rest, ts, body);
-            char *q = framed ? section_put(rest, ts, body, framed, 0, 0) : NULL;
+            char *q = framed ? otus_kafka_section_put(rest, ts, body, framed, 0, 0) : NULL;
             if (q == NULL) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "split(): delta");
                 Py_DECREF(rest);

@@ -1,13 +1,12 @@
 /* The Section type: one partition's records section, grown in place as report() encodes
  * records into it (kafka_body.c), split when a batch came out too large, reset and pooled for
- * reuse; and the routing of a record to the open section of its partition. The per-record
- * framing (section_framed(), section_put()) is static inline here; the type is kafka_section.c.
+ * reuse; and the routing of a record to the open section of its partition. All of it is in
+ * kafka_section.c.
  */
 #ifndef OTUS_KAFKA_SECTION_H
 #define OTUS_KAFKA_SECTION_H
 
 #include "kafka_common.h"
-#include "kafka_wire.h"
 
 /* -- Sections: a partition's records section, written in place as records are reported ---- */
 
@@ -29,42 +28,11 @@ typedef struct {
 
 extern OTUS_KAFKA_HIDDEN PyTypeObject otus_kafka_SectionType;
 
-/* Room for ``extra`` more bytes: 256 KiB at first, doubling, but never past ``hint`` (the
- * route's limit and a record, what a section fills to) while that is enough; a section that
- * was filled once keeps its memory through the pool, so steady state allocates nothing, and
- * a topic of many partitions does not reserve a whole batch per open section. -1 with
- * BufferError while exported, MemoryError. */
-OTUS_KAFKA_HIDDEN int otus_kafka_section_reserve(SectionObject *s, Py_ssize_t extra,
-                                                 Py_ssize_t hint);
-
-/* The framed size of a record of ``body_len`` bytes at ``ts_ms`` as the next one of ``s``; 0
- * when its timestamp delta does not fit in 64 bits (it must start a section of its own). */
-static inline Py_ssize_t section_framed(const SectionObject *s, long long ts_ms,
-                                        Py_ssize_t body_len) {
-    long long delta = 0;
-    if (s->count > 0 && __builtin_sub_overflow(ts_ms, s->first_ts, &delta)) return 0;
-    Py_ssize_t size = 1 + uvarint_len(zigzag(delta)) + uvarint_len(zigzag(s->count)) + body_len;
-    return uvarint_len(zigzag(size)) + size;
-}
-
-/* Append the framing of the next record (``framed`` from section_framed()) and account for
- * it; where its body of ``body_len`` bytes goes, or NULL with an error. */
-static inline char *section_put(SectionObject *s, long long ts_ms, Py_ssize_t body_len,
-                                Py_ssize_t framed, Py_ssize_t held, Py_ssize_t hint) {
-    if (otus_kafka_section_reserve(s, framed, hint) < 0) return NULL;
-    if (s->count == 0) s->first_ts = s->max_ts = ts_ms;
-    uint64_t delta = zigzag(ts_ms - s->first_ts), offset = zigzag(s->count);
-    Py_ssize_t size = 1 + uvarint_len(delta) + uvarint_len(offset) + body_len;
-    char *p = uvarint_put(s->buf + s->len, zigzag(size));
-    *p++ = 0;
-    p = uvarint_put(p, delta);
-    p = uvarint_put(p, offset);
-    s->len += framed;
-    s->count++;
-    s->held += held;
-    if (ts_ms > s->max_ts) s->max_ts = ts_ms;
-    return p;
-}
+/* Append the framing of the next record (``framed`` from otus_kafka_section_route()) and
+ * account for it; where its body of ``body_len`` bytes goes, or NULL with an error. */
+OTUS_KAFKA_HIDDEN char *otus_kafka_section_put(SectionObject *s, long long ts_ms,
+                                               Py_ssize_t body_len, Py_ssize_t framed,
+                                               Py_ssize_t held, Py_ssize_t hint);
 
 /* Where report() puts records: ``routes`` maps a topic to the list of its partitions' open
  * sections (index = key hash % length); a section that has no room for the next record
