@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from otus.testing import need, need_tool
-from otus.testing.packets import ip_udp_packet, write_pcap
+from otus.testing.packets import ethernet_udp_frame, ip_udp_packet, write_pcap
 
 
 def sip_invite(call: int, padding: int = 0) -> bytes:
@@ -140,3 +140,15 @@ def test_tcp_bytes_the_capture_missed_are_shown_as_not_seen(tmp_path: Path) -> N
         f"not seen   reassembly.tcp.gap_bytes: {segment} (TCP bytes missing from the capture; "
         "messages there are lost)"
     ) in done.stderr
+
+
+def test_frames_without_ip_are_said_to_be_ignored(tmp_path: Path) -> None:
+    # An encapsulation the decoder does not know (here 802.1AE MACsec, ethertype 0x88e5)
+    # reads as frames without IP: the summary says why nothing was decoded.
+    sip = ethernet_udp_frame(sip_invite(1))
+    path = tmp_path / "macsec.pcap"
+    write_pcap(path, [sip, sip[:12] + b"\x88\xe5" + sip[14:], sip[:12] + b"\x88\xe5" + sip[14:]])
+    done, summary = run_sip(path, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (summary["decoded"], summary["not_ip"]) == (1, 2)
+    assert "decoded    1 packets (2 frames without IP ignored)" in done.stderr

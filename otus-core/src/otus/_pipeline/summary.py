@@ -62,6 +62,8 @@ def summary_data(
             "batches": counters.get("capture.batches", 0),
         },
         "decoded": counters.get("decode.decoded", counters.get("decode.packets", 0)),
+        # frames carrying no IP (ARP, LLDP, an encapsulation the decoder does not know)
+        "not_ip": counters.get("decode.ignored.not_ip", 0),
         "parsed": {
             name: {
                 "in": counters.get(f"parse.{name}.in", 0),
@@ -125,7 +127,9 @@ def format_summary(data: dict[str, Any]) -> str:
     lines.append(
         f"  read       {_n(read['packets'])} packets{size} in {_n(read['batches'])} batches"
     )
-    lines.append(f"  decoded    {_n(data['decoded'])} packets")
+    not_ip = data.get("not_ip", 0)
+    why = f" ({_n(not_ip)} frames without IP ignored)" if not_ip else ""
+    lines.append(f"  decoded    {_n(data['decoded'])} packets{why}")
     for name, p in data["parsed"].items():
         src = f"{_n(p['in'])} datagrams"
         if p["chunks"]:
