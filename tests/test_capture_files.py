@@ -152,3 +152,18 @@ def test_frames_without_ip_are_said_to_be_ignored(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (summary["decoded"], summary["not_ip"]) == (1, 2)
     assert "decoded    1 packets (2 frames without IP ignored)" in done.stderr
+
+
+def test_a_run_without_a_parser_says_that_nothing_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "one.pcap"
+    write_pcap(path, [ethernet_udp_frame(sip_invite(1))])
+    done = subprocess.run(
+        [sys.executable, "-m", "otus.cli.main", "run", "--pcap", str(path), "--no-progress"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "otus run: no parser, so nothing is parsed or reported; add --parser NAME "
+        "(installed: " in done.stderr
+    )
+    assert "sip" in done.stderr.split("(installed: ", 1)[1]

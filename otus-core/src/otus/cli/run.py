@@ -202,6 +202,12 @@ def run(args: argparse.Namespace) -> int:
     task = validate_task(
         data, source=source, registry=registry, decoder_defaults=settings.core.decoder
     )
+    if not task.parsers:  # almost always a forgotten --parser: the run would report nothing
+        installed = ", ".join(registry.names("parser")) or "none"
+        sys.stderr.write(
+            "otus run: no parser, so nothing is parsed or reported; add --parser NAME "
+            f"(installed: {installed})\n"
+        )
     summary_file = _open_summary(args.summary_json)
     try:
         return _run(args, task, settings, summary_file)
