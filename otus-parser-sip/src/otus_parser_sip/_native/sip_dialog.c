@@ -1077,7 +1077,7 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                 } else if (code >= 300) {
                     d->final = (int32_t)code;
                     int outcome = code == 487 || d->cancel ? S_CANCELLED : S_FAILED;
-                    /* after a 3xx, 401 or 407 the call waits for the caller's retry
+                    /* after a 3xx, 401, 407 or 422 the call waits for the caller's retry
                      * (_dialogs.retryable) */
                     int retry = outcome == S_FAILED &&
                                 (code < 400 || code == 401 || code == 407 || code == 422);
