@@ -86,3 +86,21 @@ def test_a_processor_returning_something_other_than_a_list(
     assert f"process keep raised TypeError: returned {type(result).__name__}, not a list" in (
         caplog.text
     )
+
+
+def test_a_list_subclass_is_a_list(fakes: SimpleNamespace) -> None:
+    class Batch(list):  # type: ignore[type-arg]
+        pass
+
+    class SubclassParser(fakes.CountingParser):  # type: ignore[name-defined,misc]
+        def parse(self, datagrams: Sequence[Datagram]) -> list[Record]:
+            return Batch(super().parse(datagrams))
+
+    class SubclassProcessor(fakes.KeepEvery):  # type: ignore[name-defined,misc]
+        def process(self, records: list[Record]) -> list[Record]:
+            return Batch(super().process(records))
+
+    run, reporter = _run(fakes, SubclassParser(), [SubclassProcessor()])
+    assert len(reporter.records) == 6
+    c = run.snapshot["counters"]
+    assert c["errors.parse.counting"] == c["errors.process.keep"] == 0

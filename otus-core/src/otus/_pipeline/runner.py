@@ -386,7 +386,7 @@ class Runner:
         costs only itself. Checked once a batch; per item only when stamping failed."""
         if result.__class__ is list:
             records: list[Record] = result
-        elif isinstance(result, tuple):
+        elif isinstance(result, (list, tuple)):  # a list subclass, a tuple
             records = list(result)
         else:
             what = f"returned {type(result).__name__}, not a list of records"
@@ -450,9 +450,9 @@ class Runner:
             st.latency["report"].add(time.perf_counter_ns() - t1)
 
     def _listed(self, c: PluginCounters, records: Any, lost: int) -> list[Record]:
-        """A processor's result that is not a list: a tuple is taken, anything else is its
-        error (the batch handed to it is lost)."""
-        if isinstance(records, tuple):
+        """A processor's result that is not exactly a list: a tuple or a list subclass is taken,
+        anything else is its error (the batch handed to it is lost)."""
+        if isinstance(records, (list, tuple)):  # a list subclass, a tuple
             return list(records)
         self._failed(c, TypeError(f"returned {type(records).__name__}, not a list"), lost)
         return []
