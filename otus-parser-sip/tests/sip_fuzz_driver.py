@@ -211,6 +211,7 @@ def dialog_ops(rng: random.Random, c_tab: Any, py_tab: Any, held: list[Any]) -> 
                 ("sip.from_user", ("alice", "\u00e4")),
                 ("sip.to_user", ("bob",)),
                 ("sip.cseq", ("1 INVITE", "2 INVITE", "4294967295 INVITE")),
+                ("sip.via_branch", ("z9hG4bKa", "z9hG4bKb", "")),
             ):
                 if rng.random() < 0.6:
                     labels[key] = rng.choice(vals)

@@ -96,6 +96,12 @@ def _traffic(seed: int) -> list[bytes]:
     # the same INVITE again after its call ended (a retransmission): no new call
     resent = _call("resent", fail=486)
     flows += [resent[:1] + resent + resent[:1]]
+    # a proxy hunting: the same INVITE on a new Via branch after the first phone's 486
+    hunt = [sip(call_id="hunt", via_branch="z9hG4bKa"),
+            sip("SIP/2.0 486 Busy", call_id="hunt", to_tag="a", via_branch="z9hG4bKa"),
+            sip(call_id="hunt", via_branch="z9hG4bKb"),
+            sip("SIP/2.0 200 OK", call_id="hunt", to_tag="b", via_branch="z9hG4bKb")]  # fmt: skip
+    flows += [hunt]
     flows += [_retried("auth", "407 Proxy Authentication Required"), _retried("moved", "302 M")]
     flows += [_retried("unretried", "401 Unauthorized")[:3]]
     flows += [[m] for m in ODD]

@@ -197,6 +197,29 @@ def test_invite_retransmitted_after_its_final_response_is_not_a_new_call(mode: s
     assert outcomes(p)["timeout"] == 0
 
 
+def test_serial_forking_downstream_of_the_proxy_shows_the_answered_branch(mode: str) -> None:
+    """Between a proxy and the phones of a hunt group: the proxy sends the INVITE (same CSeq and
+    From tag, a new Via branch) to the next phone after the first said 486. That is not a
+    retransmission: the next phone's call is followed (a new call of the Call-ID, as before
+    retransmissions were recognised) and its answer is seen."""
+    p = SipParser(SipOptions())
+    recs = run(
+        p,
+        (0, inv(via_branch="z9hG4bKa", start="INVITE sip:bob@phoneA SIP/2.0")),
+        (100 * MS, resp("486 Busy Here", to_tag="A", via_branch="z9hG4bKa")),
+        (110 * MS, req("ACK", 1, to_tag="A", via_branch="z9hG4bKa")),
+        (120 * MS, inv(via_branch="z9hG4bKb", start="INVITE sip:bob@phoneB SIP/2.0")),
+        (220 * MS, resp("180 Ringing", to_tag="B", via_branch="z9hG4bKb")),
+        (1120 * MS, resp("200 OK", to_tag="B", via_branch="z9hG4bKb")),
+    )
+    assert label(recs, "sip.call_state") == [
+        "trying", "failed", "failed", "trying", "ringing", "confirmed",
+    ]  # fmt: skip
+    assert recs[-1].labels["sip.answer_ms"] == "1000"
+    assert outcomes(p)["created"] == 2
+    assert p.stats()["call_setup.count"] == 1
+
+
 def test_retransmitted_invite_is_not_the_retry_after_a_challenge(mode: str) -> None:
     """The first INVITE repeated after the 407 (crossing it) does not count as the retry: the
     call still waits for the INVITE with credentials, and fails at the linger without it."""

@@ -32,6 +32,18 @@ def cseq_number(labels: dict[str, str]) -> int:
     return n if n <= 0xFFFFFFFF else 0  # the parser rejects larger ones (bad_cseq)
 
 
+def branch_key(labels: dict[str, str]) -> int:
+    """The top Via branch of a message as a 64-bit FNV-1a hash of its UTF-8 (0 without one):
+    what a call keeps of its INVITE's transaction (``_native/sip_dialog.c`` hashes the same)."""
+    branch = labels.get("sip.via_branch")
+    if branch is None:
+        return 0
+    h = 0xCBF29CE484222325
+    for c in branch.encode("utf-8", "surrogatepass"):
+        h = ((h ^ c) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
 def retryable(code: int) -> bool:
     """A final response that leaves the call waiting for the caller's new INVITE."""
     return 300 <= code < 400 or code in RETRY_STATUS
@@ -51,6 +63,7 @@ class _DialogMethods:
     call_id: str
     from_tag: str
     to_tag: str
+    invite_branch: int
     invite_cseq: int
     invite_ns: int
     ring_ns: int
@@ -103,6 +116,7 @@ class Dialog(_DialogMethods):
         "end_ns",
         "final_status",
         "from_tag",
+        "invite_branch",
         "invite_cseq",
         "invite_ns",
         "last_ns",
@@ -115,8 +129,10 @@ class Dialog(_DialogMethods):
         self.call_id = call_id
         self.state = "trying"
         self.invite_ns = now_ns
-        #: CSeq number of the call's (latest initial) INVITE: a retransmission repeats it.
+        #: CSeq number and Via branch (``branch_key``) of the call's latest initial INVITE: a
+        #: retransmission repeats both, a forking proxy's next branch has another Via branch.
         self.invite_cseq = 0
+        self.invite_branch = 0
         self.last_ns = now_ns
         self.ring_ns = 0
         self.answer_ns = 0
@@ -179,7 +195,11 @@ class DialogTable:
                 d = self._create(call_id, labels, ts_ns)
             elif method == "INVITE" and not labels.get("sip.to_tag"):
                 cseq = cseq_number(labels)
-                if cseq == d.invite_cseq and labels.get("sip.from_tag", "") == d.from_tag:
+                if (
+                    cseq == d.invite_cseq
+                    and labels.get("sip.from_tag", "") == d.from_tag
+                    and branch_key(labels) == d.invite_branch
+                ):
                     pass  # a retransmission of the call's INVITE (its final response lost)
                 elif d.state in ENDED:
                     d = self._create(call_id, labels, ts_ns)  # a new call reusing the Call-ID
@@ -189,6 +209,7 @@ class DialogTable:
                     d.final_status = 0
                     d.to_tag = ""
                     d.invite_cseq = cseq
+                    d.invite_branch = branch_key(labels)
             elif method == "CANCEL":
                 d.cancel_seen = True
             elif method == "BYE" and d.state not in ENDED:
@@ -235,6 +256,7 @@ class DialogTable:
             labels.get("sip.to_user", labels["sip.to_uri"]),
         )
         d.invite_cseq = cseq_number(labels)
+        d.invite_branch = branch_key(labels)
         self.created += 1
         while len(self) > self.max_dialogs:
             self.evicted += 1

@@ -27,10 +27,10 @@
 #include <stdlib.h>
 
 enum { F_ANSWER, F_CALL_ID, F_CALLEE, F_CALLER, F_CANCEL, F_END, F_FINAL, F_FROM_TAG,
-       F_INVITE_CSEQ, F_INVITE, F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
+       F_INVITE_BRANCH, F_INVITE_CSEQ, F_INVITE, F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
 static const char *const F_NAMES[F_N] = {
     "answer_ns", "call_id", "callee",  "caller",  "cancel_seen", "end_ns", "final_status",
-    "from_tag",  "invite_cseq", "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
+    "from_tag",  "invite_branch", "invite_cseq", "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
 static PyObject *f_name[F_N];
 
 enum { S_TRYING, S_RINGING, S_EARLY, S_CONFIRMED, S_TERMINATED, S_FAILED, S_CANCELLED, S_N };
@@ -52,6 +52,7 @@ static size_t K_LENS[K_N];
 typedef struct {
     long long invite, last, ring, answer, end;
     uint64_t h;
+    uint64_t branch; /* _dialogs.branch_key of the call's INVITE's top Via branch */
     int32_t prev, next, final;
     uint32_t cseq; /* the CSeq number of the call's INVITE (a retransmission repeats it) */
     uint16_t key_n;
@@ -324,6 +325,7 @@ static PyObject *native_get(const cdlg *d, int k) {
     case F_FROM_TAG: return ustr(d->ftag, d->ftag_n);
     case F_INVITE: return PyLong_FromLongLong(d->invite);
     case F_INVITE_CSEQ: return PyLong_FromUnsignedLong(d->cseq);
+    case F_INVITE_BRANCH: return PyLong_FromUnsignedLongLong(d->branch);
     case F_LAST: return PyLong_FromLongLong(d->last);
     case F_RING: return PyLong_FromLongLong(d->ring);
     case F_STATE: return Py_NewRef(s_state[d->state]);
@@ -395,6 +397,18 @@ static int native_fits(cdlg *d, int k, PyObject *o, int put) {
         }
         if (put)
             d->final = (int32_t)v;
+        return 1;
+    }
+    case F_INVITE_BRANCH: {
+        if (!PyLong_CheckExact(o))
+            return 0;
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (put)
+            d->branch = (uint64_t)u;
         return 1;
     }
     case F_INVITE_CSEQ: {
@@ -952,6 +966,16 @@ static int ended_op(sip_dstate *st, const cdlg *d, PyObject *ts, int *ended) {
     return rc;
 }
 
+/* _dialogs.branch_key: FNV-1a 64 of the top Via branch, 0 without one. */
+static uint64_t branch_key(const sip_lview *lv) {
+    if (!lv->has_branch)
+        return 0;
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (Py_ssize_t i = 0; i < lv->branch.n; i++)
+        h = (h ^ (unsigned char)lv->branch.p[i]) * 0x100000001B3ULL;
+    return h;
+}
+
 static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObject *ts,
                       int *evicted_ends, PyObject **evicted) {
     dstore *t = (dstore *)st->store;
@@ -962,6 +986,7 @@ static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObj
     d->state = S_TRYING;
     d->invite = d->last = t_ns;
     d->cseq = (uint32_t)lv->cseq;
+    d->branch = branch_key(lv);
     if (lv->has_from_tag)
         set_text(d->ftag, &d->ftag_n, lv->from_tag);
     if (lv->has_to_tag)
@@ -1014,7 +1039,8 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
     if (!status) {
         int invite = eq(lv->method, "INVITE");
         int initial = invite && !(lv->has_to_tag && lv->to_tag.n > 0);
-        if (s >= 0 && initial && lv->cseq == (long long)t->s[s].cseq && same_ftag(&t->s[s], lv)) {
+        if (s >= 0 && initial && lv->cseq == (long long)t->s[s].cseq && same_ftag(&t->s[s], lv) &&
+            branch_key(lv) == t->s[s].branch) {
             /* a retransmission of the call's INVITE (DialogTable.update): nothing changes */
         } else if (s < 0 || (initial && OUTCOME_ENDED(t->s[s].state))) {
             if (!invite)
@@ -1034,6 +1060,7 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                 t->s[s].final = 0;
                 t->s[s].ttag_n = 0;
                 t->s[s].cseq = (uint32_t)lv->cseq;
+                t->s[s].branch = branch_key(lv);
             }
         } else if (eq(lv->method, "CANCEL")) {
             t->s[s].cancel = 1;

@@ -1071,6 +1071,8 @@ static void lview_of(const minfo *m, sip_lview *lv) {
     lv->method = m->request ? m->method : m->cseq_method;
     lv->cseq_method = m->cseq_method;
     lv->cseq = m->cseq;
+    lv->has_branch = m->via.has_branch;
+    lv->branch = m->via.branch;
     lv->from_uri = m->from.u.raw;
     lv->to_uri = m->to.u.raw;
     lv->has_from_user = m->from.u.has_user;

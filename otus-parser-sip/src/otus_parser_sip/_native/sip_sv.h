@@ -171,13 +171,15 @@ PyObject *otus_sip_parse_json(PyObject *self, PyObject *const *args, Py_ssize_t 
 int otus_sip_json_init(void);
 
 /* What the dialog table reads of a message's labels, as views into the message (sip.call_id,
- * sip.method: the request's method or, for a response, the CSeq method; the CSeq number;
+ * sip.method: the request's method or, for a response, the CSeq method; the CSeq number, the
+ * top Via branch;
  * sip.cseq_method,
  * the tags, users and URIs of From and To; has_*: the label is there). */
 typedef struct {
     sv call_id, method, cseq_method, from_tag, to_tag, from_user, to_user, from_uri, to_uri;
     long long cseq; /* the CSeq number */
-    int has_from_tag, has_to_tag, has_from_user, has_to_user;
+    sv branch;      /* the top Via branch (has_branch) */
+    int has_from_tag, has_to_tag, has_from_user, has_to_user, has_branch;
 } sip_lview;
 
 /* The media registry's part of one SDP, as views into the message (sip_sdp.c fills it for
