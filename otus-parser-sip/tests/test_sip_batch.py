@@ -102,6 +102,12 @@ def _traffic(seed: int) -> list[bytes]:
             sip(call_id="hunt", via_branch="z9hG4bKb"),
             sip("SIP/2.0 200 OK", call_id="hunt", to_tag="b", via_branch="z9hG4bKb")]  # fmt: skip
     flows += [hunt]
+    # a proxy ringing two phones at once: one is busy, the other answers
+    fork = [sip(call_id="fork", via_branch="z9hG4bKa"), sip(call_id="fork", via_branch="z9hG4bKb"),
+            sip("SIP/2.0 486 Busy", call_id="fork", to_tag="a", via_branch="z9hG4bKa"),
+            sip("SIP/2.0 486 Busy", call_id="fork", to_tag="a", via_branch="z9hG4bKa"),
+            sip("SIP/2.0 200 OK", call_id="fork", to_tag="b", via_branch="z9hG4bKb")]  # fmt: skip
+    flows += [fork]
     flows += [_retried("auth", "407 Proxy Authentication Required"), _retried("moved", "302 M")]
     flows += [_retried("unretried", "401 Unauthorized")[:3]]
     flows += [[m] for m in ODD]

@@ -220,6 +220,49 @@ def test_serial_forking_downstream_of_the_proxy_shows_the_answered_branch(mode: 
     assert p.stats()["call_setup.count"] == 1
 
 
+def test_parallel_forking_downstream_of_the_proxy(mode: str) -> None:
+    """The proxy rings phone A and phone B at once (one INVITE each: same CSeq and From tag,
+    its own Via branch). A's 486 does not end the call while B rings; B's 200 answers it.
+    Before: the 486 made the call failed and B's answer was ignored."""
+    p = SipParser(SipOptions())
+    a, b = "z9hG4bKa", "z9hG4bKb"
+    recs = run(
+        p,
+        (0, inv(via_branch=a, start="INVITE sip:bob@phoneA SIP/2.0")),
+        (1 * MS, inv(via_branch=b, start="INVITE sip:bob@phoneB SIP/2.0")),
+        (100 * MS, resp("180 Ringing", to_tag="B", via_branch=b)),
+        (200 * MS, resp("486 Busy Here", to_tag="A", via_branch=a)),
+        (210 * MS, req("ACK", 1, to_tag="A", via_branch=a)),
+        (250 * MS, resp("486 Busy Here", to_tag="A", via_branch=a)),  # repeated
+        (2000 * MS, resp("200 OK", to_tag="B", via_branch=b)),
+    )
+    assert label(recs, "sip.call_state") == [
+        "trying", "trying", "ringing", "ringing", "ringing", "ringing", "confirmed",
+    ]  # fmt: skip
+    assert recs[-1].labels["sip.answer_ms"] == "2000"
+    assert outcomes(p) == {"created": 1, "terminated": 0, "failed": 0, "cancelled": 0,
+                           "timeout": 0, "expired": 0}  # fmt: skip
+    d = p.dialogs.get(CID)
+    assert d is not None
+    assert d.to_tag == "B"
+
+
+def test_parallel_forking_fails_when_every_branch_failed(mode: str) -> None:
+    p = SipParser(SipOptions())
+    a, b = "z9hG4bKa", "z9hG4bKb"
+    recs = run(
+        p,
+        (0, inv(via_branch=a)),
+        (1 * MS, inv(via_branch=b)),
+        (1 * MS, inv(via_branch=a)),  # a retransmission: no third branch
+        (200 * MS, resp("486 Busy Here", to_tag="A", via_branch=a)),
+        (300 * MS, resp("480 Temporarily Unavailable", to_tag="B", via_branch=b)),
+    )
+    assert label(recs, "sip.call_state") == ["trying", "trying", "trying", "trying", "failed"]
+    assert label(recs, "sip.final_status")[-2:] == [None, "480"]
+    assert outcomes(p)["failed"] == 1
+
+
 def test_retransmitted_invite_is_not_the_retry_after_a_challenge(mode: str) -> None:
     """The first INVITE repeated after the 407 (crossing it) does not count as the retry: the
     call still waits for the INVITE with credentials, and fails at the linger without it."""

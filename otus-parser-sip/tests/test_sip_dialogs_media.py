@@ -273,7 +273,9 @@ def test_a_handle_is_one_per_call_and_reads_an_evicted_call_as_it_was(
 @pytest.mark.parametrize(
     ("field", "value"),
     [("caller", "x" * 57), ("caller", 5), ("invite_ns", 2**63), ("state", "odd"),
-     ("final_status", True), ("cancel_seen", 1), ("call_id", "other"), ("to_tag", "t" * 41)],
+     ("final_status", True), ("cancel_seen", 1), ("call_id", "other"), ("to_tag", "t" * 41),
+     ("invite_cseq", 2**32), ("invite_branches", (1, 2, 3, 4, 5)), ("invite_branches", [1]),
+     ("invite_branches", (2**64,)), ("branches_done", 16)],
 )  # fmt: skip
 def test_values_a_slot_cannot_hold_move_the_call_to_python_and_back(
     field: str, value: object, monkeypatch: pytest.MonkeyPatch

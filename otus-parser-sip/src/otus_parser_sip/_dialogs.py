@@ -32,6 +32,10 @@ def cseq_number(labels: dict[str, str]) -> int:
     return n if n <= 0xFFFFFFFF else 0  # the parser rejects larger ones (bad_cseq)
 
 
+#: Via branches of one INVITE a call follows (parallel forking seen between proxy and phones).
+MAX_BRANCHES = 4
+
+
 def branch_key(labels: dict[str, str]) -> int:
     """The top Via branch of a message as a 64-bit FNV-1a hash of its UTF-8 (0 without one):
     what a call keeps of its INVITE's transaction (``_native/sip_dialog.c`` hashes the same)."""
@@ -63,7 +67,8 @@ class _DialogMethods:
     call_id: str
     from_tag: str
     to_tag: str
-    invite_branch: int
+    branches_done: int
+    invite_branches: tuple[int, ...]
     invite_cseq: int
     invite_ns: int
     ring_ns: int
@@ -109,6 +114,7 @@ class Dialog(_DialogMethods):
 
     __slots__ = (
         "answer_ns",
+        "branches_done",
         "call_id",
         "callee",
         "caller",
@@ -116,7 +122,7 @@ class Dialog(_DialogMethods):
         "end_ns",
         "final_status",
         "from_tag",
-        "invite_branch",
+        "invite_branches",
         "invite_cseq",
         "invite_ns",
         "last_ns",
@@ -129,10 +135,12 @@ class Dialog(_DialogMethods):
         self.call_id = call_id
         self.state = "trying"
         self.invite_ns = now_ns
-        #: CSeq number and Via branch (``branch_key``) of the call's latest initial INVITE: a
-        #: retransmission repeats both, a forking proxy's next branch has another Via branch.
+        #: CSeq number and Via branches (``branch_key``) of the call's latest initial INVITE: a
+        #: retransmission repeats both; a forking proxy sends one INVITE per branch, and the
+        #: call fails only when every branch has a final response (bit k of ``branches_done``).
         self.invite_cseq = 0
-        self.invite_branch = 0
+        self.invite_branches: tuple[int, ...] = ()
+        self.branches_done = 0
         self.last_ns = now_ns
         self.ring_ns = 0
         self.answer_ns = 0
@@ -195,21 +203,24 @@ class DialogTable:
                 d = self._create(call_id, labels, ts_ns)
             elif method == "INVITE" and not labels.get("sip.to_tag"):
                 cseq = cseq_number(labels)
-                if (
-                    cseq == d.invite_cseq
-                    and labels.get("sip.from_tag", "") == d.from_tag
-                    and branch_key(labels) == d.invite_branch
-                ):
+                key = branch_key(labels)
+                same = cseq == d.invite_cseq and labels.get("sip.from_tag", "") == d.from_tag
+                if same and key in d.invite_branches:
                     pass  # a retransmission of the call's INVITE (its final response lost)
                 elif d.state in ENDED:
                     d = self._create(call_id, labels, ts_ns)  # a new call reusing the Call-ID
-                elif d.final_status and d.state != "confirmed":
+                elif d.state == "confirmed":
+                    pass
+                elif d.final_status:
                     # the caller tries again after a 401/407/422 or a 3xx: the same call, a
                     # new INVITE transaction (RFC 3261 22.2, 8.1.3.4; RFC 4028)
                     d.final_status = 0
                     d.to_tag = ""
                     d.invite_cseq = cseq
-                    d.invite_branch = branch_key(labels)
+                    d.invite_branches = (key,)
+                    d.branches_done = 0
+                elif same and len(d.invite_branches) < MAX_BRANCHES:
+                    d.invite_branches += (key,)  # a forking proxy's next branch
             elif method == "CANCEL":
                 d.cancel_seen = True
             elif method == "BYE" and d.state not in ENDED:
@@ -236,7 +247,7 @@ class DialogTable:
                         d.answer_ns = ts_ns
                         d.final_status = code
                         self._setup(ts_ns - d.invite_ns)
-                    elif code >= 300:
+                    elif code >= 300 and self._last_branch(d, labels):
                         d.final_status = code
                         if code == 487 or d.cancel_seen:
                             self._end(d, "cancelled", ts_ns)
@@ -245,6 +256,21 @@ class DialogTable:
         d.last_ns = ts_ns
         self._touch(call_id)
         return d
+
+    @staticmethod
+    def _last_branch(d: Dialog, labels: dict[str, str]) -> bool:
+        """A final failure on a branch of the call's INVITE: whether every branch has one now
+        (then it is the call's final response). One of another branch or transaction, or
+        repeated, changes nothing."""
+        branches = d.invite_branches
+        key = branch_key(labels)
+        if key not in branches:
+            return False
+        bit = 1 << branches.index(key)
+        if d.branches_done & bit:
+            return False
+        d.branches_done |= bit
+        return d.branches_done == (1 << len(branches)) - 1
 
     def _create(self, call_id: str, labels: dict[str, str], ts_ns: int) -> Dialog:
         d = self._insert(
@@ -256,7 +282,7 @@ class DialogTable:
             labels.get("sip.to_user", labels["sip.to_uri"]),
         )
         d.invite_cseq = cseq_number(labels)
-        d.invite_branch = branch_key(labels)
+        d.invite_branches = (branch_key(labels),)
         self.created += 1
         while len(self) > self.max_dialogs:
             self.evicted += 1

@@ -26,11 +26,11 @@
 
 #include <stdlib.h>
 
-enum { F_ANSWER, F_CALL_ID, F_CALLEE, F_CALLER, F_CANCEL, F_END, F_FINAL, F_FROM_TAG,
-       F_INVITE_BRANCH, F_INVITE_CSEQ, F_INVITE, F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
+enum { F_ANSWER, F_BR_DONE, F_CALL_ID, F_CALLEE, F_CALLER, F_CANCEL, F_END, F_FINAL, F_FROM_TAG,
+       F_BRANCHES, F_INVITE_CSEQ, F_INVITE, F_LAST, F_RING, F_STATE, F_TO_TAG, F_N };
 static const char *const F_NAMES[F_N] = {
-    "answer_ns", "call_id", "callee",  "caller",  "cancel_seen", "end_ns", "final_status",
-    "from_tag",  "invite_branch", "invite_cseq", "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
+    "answer_ns", "branches_done", "call_id", "callee",  "caller",  "cancel_seen", "end_ns",
+    "final_status", "from_tag",  "invite_branches", "invite_cseq", "invite_ns", "last_ns", "ring_ns", "state",      "to_tag"};
 static PyObject *f_name[F_N];
 
 enum { S_TRYING, S_RINGING, S_EARLY, S_CONFIRMED, S_TERMINATED, S_FAILED, S_CANCELLED, S_N };
@@ -48,15 +48,17 @@ static size_t K_LENS[K_N];
 #define KEY_IN 80 /* Call-IDs up to this many bytes inline, longer ones on the heap */
 #define TAG_CAP 40
 #define PARTY_CAP 56
+#define MAX_BRANCHES 4 /* _dialogs.MAX_BRANCHES */
 
 typedef struct {
     long long invite, last, ring, answer, end;
     uint64_t h;
-    uint64_t branch; /* _dialogs.branch_key of the call's INVITE's top Via branch */
+    uint64_t br[MAX_BRANCHES]; /* _dialogs.branch_key of the INVITE's Via branches, nbr */
     int32_t prev, next, final;
     uint32_t cseq; /* the CSeq number of the call's INVITE (a retransmission repeats it) */
     uint16_t key_n;
     uint8_t state, cancel, ftag_n, ttag_n, caller_n, callee_n;
+    uint8_t nbr, brdone; /* branches followed; bit k: branch k had its final response */
     char *key_heap;
     PyObject *box; /* the call as a pure-Python Dialog while a value does not fit, or NULL */
     PyObject *ref; /* its DialogRef (borrowed; cleared by the handle's dealloc), or NULL */
@@ -325,7 +327,18 @@ static PyObject *native_get(const cdlg *d, int k) {
     case F_FROM_TAG: return ustr(d->ftag, d->ftag_n);
     case F_INVITE: return PyLong_FromLongLong(d->invite);
     case F_INVITE_CSEQ: return PyLong_FromUnsignedLong(d->cseq);
-    case F_INVITE_BRANCH: return PyLong_FromUnsignedLongLong(d->branch);
+    case F_BR_DONE: return PyLong_FromLong(d->brdone);
+    case F_BRANCHES: {
+        PyObject *tup = PyTuple_New(d->nbr);
+        for (int i = 0; tup != NULL && i < d->nbr; i++) {
+            PyObject *x = PyLong_FromUnsignedLongLong(d->br[i]);
+            if (x == NULL)
+                Py_CLEAR(tup);
+            else
+                PyTuple_SET_ITEM(tup, i, x);
+        }
+        return tup;
+    }
     case F_LAST: return PyLong_FromLongLong(d->last);
     case F_RING: return PyLong_FromLongLong(d->ring);
     case F_STATE: return Py_NewRef(s_state[d->state]);
@@ -399,16 +412,39 @@ static int native_fits(cdlg *d, int k, PyObject *o, int put) {
             d->final = (int32_t)v;
         return 1;
     }
-    case F_INVITE_BRANCH: {
-        if (!PyLong_CheckExact(o))
+    case F_BRANCHES: {
+        uint64_t br[MAX_BRANCHES];
+        if (o == NULL || !PyTuple_CheckExact(o) || PyTuple_GET_SIZE(o) > MAX_BRANCHES)
             return 0;
-        unsigned long long u = PyLong_AsUnsignedLongLong(o);
-        if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+        Py_ssize_t nb = PyTuple_GET_SIZE(o);
+        for (Py_ssize_t i = 0; i < nb; i++) {
+            PyObject *x = PyTuple_GET_ITEM(o, i);
+            if (!PyLong_CheckExact(x))
+                return 0;
+            unsigned long long u = PyLong_AsUnsignedLongLong(x);
+            if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            br[i] = (uint64_t)u;
+        }
+        if (put) {
+            memcpy(d->br, br, sizeof(br[0]) * (size_t)nb);
+            d->nbr = (uint8_t)nb;
+        }
+        return 1;
+    }
+    case F_BR_DONE: {
+        int over = 0;
+        if (o == NULL || !PyLong_CheckExact(o))
+            return 0;
+        v = PyLong_AsLongLongAndOverflow(o, &over);
+        if (over || v < 0 || v >= (1 << MAX_BRANCHES)) {
             PyErr_Clear();
             return 0;
         }
         if (put)
-            d->branch = (uint64_t)u;
+            d->brdone = (uint8_t)v;
         return 1;
     }
     case F_INVITE_CSEQ: {
@@ -986,7 +1022,8 @@ static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObj
     d->state = S_TRYING;
     d->invite = d->last = t_ns;
     d->cseq = (uint32_t)lv->cseq;
-    d->branch = branch_key(lv);
+    d->br[0] = branch_key(lv);
+    d->nbr = 1;
     if (lv->has_from_tag)
         set_text(d->ftag, &d->ftag_n, lv->from_tag);
     if (lv->has_to_tag)
@@ -1017,6 +1054,24 @@ static int32_t create(sip_dstate *st, const sip_lview *lv, long long t_ns, PyObj
     return s;
 }
 
+/* The index of branch key among the call's INVITE branches, or -1. */
+static int branch_index(const cdlg *d, uint64_t key) {
+    for (int i = 0; i < d->nbr; i++)
+        if (d->br[i] == key)
+            return i;
+    return -1;
+}
+
+/* DialogTable._last_branch: a final failure on branch of the response's top Via; whether
+ * every branch of the call's INVITE has one now. */
+static int last_branch(cdlg *d, const sip_lview *lv) {
+    int i = branch_index(d, branch_key(lv));
+    if (i < 0 || (d->brdone >> i) & 1)
+        return 0;
+    d->brdone |= (uint8_t)(1u << i);
+    return d->brdone == (1u << d->nbr) - 1;
+}
+
 /* The message's From tag (absent: "") is the call's. */
 static int same_ftag(const cdlg *d, const sip_lview *lv) {
     size_t n = lv->has_from_tag ? (size_t)lv->from_tag.n : 0;
@@ -1039,8 +1094,10 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
     if (!status) {
         int invite = eq(lv->method, "INVITE");
         int initial = invite && !(lv->has_to_tag && lv->to_tag.n > 0);
-        if (s >= 0 && initial && lv->cseq == (long long)t->s[s].cseq && same_ftag(&t->s[s], lv) &&
-            branch_key(lv) == t->s[s].branch) {
+        int same = s >= 0 && initial && lv->cseq == (long long)t->s[s].cseq &&
+                   same_ftag(&t->s[s], lv);
+        uint64_t key = initial ? branch_key(lv) : 0;
+        if (same && branch_index(&t->s[s], key) >= 0) {
             /* a retransmission of the call's INVITE (DialogTable.update): nothing changes */
         } else if (s < 0 || (initial && OUTCOME_ENDED(t->s[s].state))) {
             if (!invite)
@@ -1054,13 +1111,19 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
             if ((s = create(st, lv, t_ns, ts, &nevicted, &evicted)) < 0)
                 goto fail;
         } else if (initial) {
-            /* the caller tries again after a 401/407/422 or a 3xx: the same call, a new
-             * INVITE transaction (DialogTable.update) */
-            if (t->s[s].final && t->s[s].state != S_CONFIRMED) {
-                t->s[s].final = 0;
-                t->s[s].ttag_n = 0;
-                t->s[s].cseq = (uint32_t)lv->cseq;
-                t->s[s].branch = branch_key(lv);
+            cdlg *d = &t->s[s];
+            if (d->state == S_CONFIRMED) {
+            } else if (d->final) {
+                /* the caller tries again after a 401/407/422 or a 3xx: the same call, a new
+                 * INVITE transaction (DialogTable.update) */
+                d->final = 0;
+                d->ttag_n = 0;
+                d->cseq = (uint32_t)lv->cseq;
+                d->br[0] = key;
+                d->nbr = 1;
+                d->brdone = 0;
+            } else if (same && d->nbr < MAX_BRANCHES) {
+                d->br[d->nbr++] = key; /* a forking proxy's next branch */
             }
         } else if (eq(lv->method, "CANCEL")) {
             t->s[s].cancel = 1;
@@ -1101,7 +1164,7 @@ int otus_sip_dialog_update(sip_dstate *st, const sip_lview *lv, jb *lab, long st
                             st->setup_buckets[k]++;
                             break;
                         }
-                } else if (code >= 300) {
+                } else if (code >= 300 && last_branch(d, lv)) {
                     d->final = (int32_t)code;
                     int outcome = code == 487 || d->cancel ? S_CANCELLED : S_FAILED;
                     /* after a 3xx, 401, 407 or 422 the call waits for the caller's retry
