@@ -263,6 +263,27 @@ def test_parallel_forking_fails_when_every_branch_failed(mode: str) -> None:
     assert outcomes(p)["failed"] == 1
 
 
+def test_final_response_with_another_via_branch_still_ends_a_one_branch_call(mode: str) -> None:
+    """A UA that does not copy the INVITE's Via into its response (seen with hand-made
+    traffic): the call has one branch, so a final response of its CSeq ends it all the same;
+    one of an older CSeq does not."""
+    p = SipParser(SipOptions())
+    recs = run(
+        p,
+        (0, inv(via_branch="z9hG4bKa")),
+        (100 * MS, resp("486 Busy Here", to_tag="b", via_branch="z9hG4bKother")),
+        (0, inv(call_id="c2", via_branch="z9hG4bKa")),
+        (10 * MS, resp("407 Proxy Authentication Required", call_id="c2", to_tag="x",
+                       via_branch="z9hG4bKa")),
+        (20 * MS, inv(2, call_id="c2", via_branch="z9hG4bKb")),
+        (30 * MS, resp("486 Busy Here", call_id="c2", to_tag="x", via_branch="z9hG4bKc")),
+    )  # fmt: skip
+    assert label(recs, "sip.call_state") == [
+        "trying", "failed", "trying", "trying", "trying", "trying",
+    ]  # fmt: skip
+    assert outcomes(p)["failed"] == 1
+
+
 def test_retransmitted_invite_is_not_the_retry_after_a_challenge(mode: str) -> None:
     """The first INVITE repeated after the 407 (crossing it) does not count as the retry: the
     call still waits for the INVITE with credentials, and fails at the linger without it."""

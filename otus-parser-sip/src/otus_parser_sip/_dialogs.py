@@ -264,9 +264,12 @@ class DialogTable:
         repeated, changes nothing."""
         branches = d.invite_branches
         key = branch_key(labels)
-        if key not in branches:
+        if key in branches:
+            bit = 1 << branches.index(key)
+        elif len(branches) == 1 and cseq_number(labels) == d.invite_cseq:
+            bit = 1  # the call's one INVITE, answered with another top Via (not as RFC 3261 has)
+        else:
             return False
-        bit = 1 << branches.index(key)
         if d.branches_done & bit:
             return False
         d.branches_done |= bit

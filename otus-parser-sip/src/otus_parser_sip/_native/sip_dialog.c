@@ -1066,6 +1066,8 @@ static int branch_index(const cdlg *d, uint64_t key) {
  * every branch of the call's INVITE has one now. */
 static int last_branch(cdlg *d, const sip_lview *lv) {
     int i = branch_index(d, branch_key(lv));
+    if (i < 0 && d->nbr == 1 && lv->cseq == (long long)d->cseq)
+        i = 0; /* the call's one INVITE, answered with another top Via */
     if (i < 0 || (d->brdone >> i) & 1)
         return 0;
     d->brdone |= (uint8_t)(1u << i);
