@@ -2,16 +2,16 @@
  * records sections in C (CPython API), byte-identical to the Python path of
  * otus_reporter_kafka._records / _batch; each piece lives in the file named for it:
  *
- *   kafka_body.c            encode_bodies(), encode_sections(): records into record bodies
- *   kafka_fields.c/.h       reading otus.Record fields (slots, or getattr), set_record_type()
- *   kafka_json.c/.h         JSON strings as orjson escapes them; serialised labels parsed
- *   kafka_base64.c/.h       base64 of the raw payload
- *   kafka_section.c/.h      the Section type (written in place, split, reset) and route()
- *   kafka_records_section.c records_section(), records_section_into(): from Messages
- *   kafka_crc32c.c/.h       CRC-32C (SSE4.2 when the CPU has it)
- *   kafka_batch.c/.h        batch(): the RecordBatch header in front of a section
- *   kafka_wire.h            varints and big-endian integers (static inline)
- *   kafka_common.h          Python.h, OTUS_KAFKA_HIDDEN: the shared object exports only PyInit
+ *   kafka_body.c/.h      encode_bodies(), encode_sections(): records into record bodies
+ *   kafka_fields.c/.h    reading otus.Record fields (slots, or getattr), set_record_type()
+ *   kafka_json.c/.h      JSON strings as orjson escapes them; serialised labels parsed
+ *   kafka_base64.c/.h    base64 of the raw payload
+ *   kafka_section.c/.h   the Section type (written in place, split, reset) and route()
+ *   kafka_records_section.c/.h  records_section(), records_section_into(): from Messages
+ *   kafka_crc32c.c/.h    CRC-32C (SSE4.2 when the CPU has it)
+ *   kafka_batch.c/.h     batch(): the RecordBatch header in front of a section
+ *   kafka_wire.h         varints and big-endian integers (static inline)
+ *   kafka_common.h       Python.h, OTUS_KAFKA_HIDDEN: the shared object exports only PyInit
  */
 #include "kafka_common.h"
 
