@@ -439,4 +439,3 @@ def test_loki_output_counts_are_exported_per_task_and_for_the_daemon() -> None:
     assert _values(fams["otus_log_loki_buffered_lines"]) == {
         (("task", "t1"),): 5, (("task", ""),): 1,
     }  # fmt: skip
-
