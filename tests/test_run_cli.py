@@ -143,7 +143,7 @@ def test_a_broken_pcap_is_processed_up_to_the_damage_then_one_error_line(
 
 
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    proc = run_otus("run", "--pcap", str(tmp_path / "missing.pcap"))
+    proc = run_otus("run", "--pcap", str(tmp_path / "missing.pcap"), "--parser", "sip")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"otus: {tmp_path / 'missing.pcap'}: cannot open capture file: No such file or directory"

@@ -90,3 +90,16 @@ def test_progress_line_with_and_without_a_known_total() -> None:
     assert " 50%  512.0 KiB / 1.0 MiB  20.00k pkts  10.00k pkt/s  ETA 0:02" in line
     assert len(line) < 100
     assert render(2048, None, 5, 1.0, 80) == "2.0 KiB  5 pkts  5 pkt/s"
+
+
+def test_the_json_summary_carries_every_statistic() -> None:
+    """Before: --summary-json had the digest only, so a parser's own counts (SIP methods and
+    statuses, dialogs) could not be compared with tshark's sip,stat from an otus run."""
+    counters = {"capture.packets": 3, "parse.sip.method.INVITE": 2, "parse.sip.dialogs.failed": 0}
+    gauges = {"parse.sip.dialogs.active": 1}
+    data = summary_data(
+        {"counters": counters, "gauges": gauges}, status="completed", error=None, elapsed=1.0
+    )
+    assert data["counters"] == counters
+    assert data["gauges"] == gauges
+    assert "parse.sip.method.INVITE" not in format_summary(data)  # the text stays a digest

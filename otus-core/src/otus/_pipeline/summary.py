@@ -97,6 +97,10 @@ def summary_data(
             for k, v in sorted(snapshot.get("gauges", {}).items())
             if v and k.startswith("report.") and k.endswith(".buffer_records")
         },
+        # every statistic of the run (docs/pipeline.md keys: the parsers' methods, statuses and
+        # dialogs, the decoder's reasons, ...), as `otus task status` shows a daemon task's
+        "counters": dict(sorted(counters.items())),
+        "gauges": dict(sorted(snapshot.get("gauges", {}).items())),
     }
 
 
