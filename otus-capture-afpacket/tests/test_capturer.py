@@ -345,6 +345,28 @@ def test_an_interface_that_disappears_ends_the_capture_with_an_error(veth: VethP
         cap.close()
 
 
+def test_an_interface_deleted_after_its_link_went_down_ends_the_capture(veth: VethPair) -> None:
+    """A deleted interface goes down (the socket's one ENETDOWN) and is unregistered a moment
+    later; read in between, the error looked like a link flap. Before: the capture then idled
+    forever on an interface that no longer existed (seen in CI under load); here the two steps
+    are taken apart on purpose."""
+    cap = open_capturer(veth)
+    try:
+        threading.Timer(0.2, ip, ("link", "set", "dev", veth.if_a, "down"),
+                        {"netns": veth.ns_a}).start()  # fmt: skip
+        threading.Timer(1.0, ip, ("link", "del", veth.if_a), {"netns": veth.ns_a}).start()
+        guard = threading.Timer(10.0, cap.stop)  # without the fix: ends the test, which fails
+        guard.start()
+        try:
+            with pytest.raises(CaptureError, match=rf"interface '{veth.if_a}' disappeared"):
+                for _ in cap.batches():
+                    pass
+        finally:
+            guard.cancel()
+    finally:
+        cap.close()
+
+
 def test_a_fanout_group_taken_on_another_interface_is_named_as_such(veth: VethPair) -> None:
     # Fanout group ids are per network namespace, not per interface: the same group_id on lo
     # and on the veth (two tasks an operator thought independent) cannot both be joined.

@@ -60,6 +60,7 @@ class AfPacketCapturer(Capturer):
         self._stopping = False
         self._cursor = 0
         self._ifindex = 0
+        self._link_down = False  # the link went down (ENETDOWN) and has not been seen gone
         self._promisc = False
         self._ffi: Any = None
         self._lib: Any = None
@@ -236,11 +237,14 @@ class AfPacketCapturer(Capturer):
                 if rc < 0:
                     raise CaptureError(f"waiting for packets failed: {os.strerror(-rc)}")
                 if rc == 0:
+                    if self._link_down:  # the deletion may have come after the error was read
+                        self._check_gone(errno.ENETDOWN)
                     # Idle: an empty batch lets the pipeline tick (timeouts, stats) meanwhile.
                     yield RawBatch(b"", b"", 0)
                 elif not lib.otus_afp_block_ready(block):
                     self._socket_error(sock)  # woken by an error, not by packets
                 continue
+            self._link_down = False
             n = lib.otus_afp_block_num_pkts(block)
             descs = ffi.new("otus_pkt_t[]", max(n, 1))
             count = lib.otus_afp_walk(block, block_size, descs, n, counters)
@@ -262,7 +266,15 @@ class AfPacketCapturer(Capturer):
         and the loop spins. The link went down (ENETDOWN; capture resumes when it comes back
         up), or the interface disappeared: that ends the capture, as with tcpdump."""
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err and self._ifindex and _interface_gone(sock, self._ifindex):
+        if err:
+            # A deleted interface goes down first (the socket's one ENETDOWN) and is
+            # unregistered a moment later: if it still exists now, the idle polls look again.
+            self._link_down = True
+            self._check_gone(err)
+
+    def _check_gone(self, err: int) -> None:
+        sock = self._sock
+        if sock is not None and self._ifindex and _interface_gone(sock, self._ifindex):
             raise CaptureError(
                 f"interface {self.options.interface!r} disappeared ({os.strerror(err)}); "
                 "capture stopped"

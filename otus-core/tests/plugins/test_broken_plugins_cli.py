@@ -55,6 +55,13 @@ MODULES = {
         def raises(options, context):
             raise RuntimeError("boom in the factory")
 
+        class Null(otus.Reporter):
+            def report(self, records):
+                pass
+
+        def null_reporter(options, context):
+            return Null()
+
         @otus.hookimpl
         def otus_parsers():
             return [
@@ -71,7 +78,10 @@ MODULES = {
         @otus.hookimpl
         def otus_reporters():
             return [otus.ReporterSpec(name="intrep", factory=returns_int, options_model=O,
-                                      summary="i")]
+                                      summary="i"),
+                    # a working reporter, so the cases above need no other distribution
+                    otus.ReporterSpec(name="nullrep", factory=null_reporter, options_model=O,
+                                      summary="n")]
     """,
 }
 
@@ -160,6 +170,8 @@ def test_an_unknown_name_points_at_plugins_that_did_not_import(
 def test_a_factory_returning_the_wrong_thing_or_raising_names_its_distribution(
     broken_dist: Path, tmp_path: Path, args: list[str], expected: str
 ) -> None:
+    if "--reporter" not in args:
+        args = [*args, "--reporter", "nullrep"]
     done = _otus(broken_dist, "run", "--pcap", str(_hello_pcap(tmp_path)), *args)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

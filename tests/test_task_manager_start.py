@@ -1,5 +1,6 @@
 """Starting a task: which errors are permanent, and the TaskManager's ``starting`` state with
-real worker processes (a missing file fails the task at once; a good one runs)."""
+real worker processes (a missing file fails the task at once; a good one runs). Here, not in
+otus-core's own tests: the tasks report through the console reporter."""
 
 from __future__ import annotations
 
