@@ -60,10 +60,20 @@ def tshark_sip_messages(path: Path) -> int:
     return sum(len([v for v in line.split(",") if v]) for line in out.stdout.splitlines())
 
 
+def _scapy() -> Any:
+    """scapy builds the fragments and segments; missing, the test fails in CI (skips elsewhere)."""
+    import importlib.util
+
+    need(importlib.util.find_spec("scapy") is not None, "scapy is not installed")
+    import scapy.all
+
+    return scapy.all
+
+
 def fragmented_frames(call: int, *, keep: slice) -> list[bytes]:
     """An INVITE over UDP cut into 4 IPv4 fragments (scapy), as Ethernet frames; ``keep``
     chooses which of them the capture holds."""
-    scapy = pytest.importorskip("scapy.all")
+    scapy = _scapy()
     packet = (
         scapy.IP(src="192.0.2.1", dst="192.0.2.2", id=0x4000 + call)
         / scapy.UDP(sport=5060, dport=5060)
@@ -102,7 +112,7 @@ def tcp_sip_frames(messages: list[bytes], *, segment: int, drop: int | None = No
     """One TCP connection (handshake, then ``messages`` cut into ``segment``-byte segments,
     FIN) from 192.0.2.1:40000 to 192.0.2.2:5060, made with scapy; ``drop`` leaves out the
     segment of that index (a loss the capture never saw)."""
-    scapy = pytest.importorskip("scapy.all")
+    scapy = _scapy()
     ether = scapy.Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     out, back = (
         scapy.IP(src="192.0.2.1", dst="192.0.2.2"),

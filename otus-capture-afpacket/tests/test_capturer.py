@@ -327,13 +327,16 @@ def test_a_link_that_goes_down_and_up_keeps_the_capture(veth: VethPair) -> None:
         cap.close()
 
 
-def test_an_interface_that_disappears_ends_the_capture_with_an_error(veth: VethPair) -> None:
-    """Before, the capture went on with nothing to read, polling a socket error at 100% CPU,
-    and said nothing (a container's veth deleted under a running task)."""
+def _capture_until_the_interface_disappears(
+    veth: VethPair, *steps: tuple[float, tuple[str, ...]]
+) -> None:
+    """Run ``ip`` ``steps`` (delay, args) in the veth's namespace while capturing; the capture
+    must end with "disappeared" (a 10 s guard stops it otherwise, which fails the test)."""
     cap = open_capturer(veth)
     try:
-        threading.Timer(0.3, ip, ("link", "del", veth.if_a), {"netns": veth.ns_a}).start()
-        guard = threading.Timer(10.0, cap.stop)  # without the fix: ends the test, which fails
+        for delay, args in steps:
+            threading.Timer(delay, ip, args, {"netns": veth.ns_a}).start()
+        guard = threading.Timer(10.0, cap.stop)
         guard.start()
         try:
             with pytest.raises(CaptureError, match=rf"interface '{veth.if_a}' disappeared"):
@@ -343,6 +346,12 @@ def test_an_interface_that_disappears_ends_the_capture_with_an_error(veth: VethP
             guard.cancel()
     finally:
         cap.close()
+
+
+def test_an_interface_that_disappears_ends_the_capture_with_an_error(veth: VethPair) -> None:
+    """Before, the capture went on with nothing to read, polling a socket error at 100% CPU,
+    and said nothing (a container's veth deleted under a running task)."""
+    _capture_until_the_interface_disappears(veth, (0.3, ("link", "del", veth.if_a)))
 
 
 def test_an_interface_deleted_after_its_link_went_down_ends_the_capture(veth: VethPair) -> None:
@@ -350,21 +359,11 @@ def test_an_interface_deleted_after_its_link_went_down_ends_the_capture(veth: Ve
     later; read in between, the error looked like a link flap. Before: the capture then idled
     forever on an interface that no longer existed (seen in CI under load); here the two steps
     are taken apart on purpose."""
-    cap = open_capturer(veth)
-    try:
-        threading.Timer(0.2, ip, ("link", "set", "dev", veth.if_a, "down"),
-                        {"netns": veth.ns_a}).start()  # fmt: skip
-        threading.Timer(1.0, ip, ("link", "del", veth.if_a), {"netns": veth.ns_a}).start()
-        guard = threading.Timer(10.0, cap.stop)  # without the fix: ends the test, which fails
-        guard.start()
-        try:
-            with pytest.raises(CaptureError, match=rf"interface '{veth.if_a}' disappeared"):
-                for _ in cap.batches():
-                    pass
-        finally:
-            guard.cancel()
-    finally:
-        cap.close()
+    _capture_until_the_interface_disappears(
+        veth,
+        (0.2, ("link", "set", "dev", veth.if_a, "down")),
+        (1.0, ("link", "del", veth.if_a)),
+    )
 
 
 def test_a_fanout_group_taken_on_another_interface_is_named_as_such(veth: VethPair) -> None:
